@@ -1,0 +1,1 @@
+"""Predictors: MACs/params, latency (LUT), architecture encoders, accuracy."""
