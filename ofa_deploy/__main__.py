@@ -1,0 +1,3 @@
+from ofa_deploy.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The `ofa-deploy` command line: one thin module per command group, imported lazily."""

@@ -1,0 +1,35 @@
+"""Import the reference `ofa` package for parity tests and benchmarks.
+
+`ofa.utils.__init__` imports `my_dataloader`, which needs torchvision, PIL and `torch._six`
+(gone since torch 2.0). Only training code uses it, so an empty module stands in for it.
+Never import `ofa.model_zoo` here: it downloads.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+
+
+def import_ofa() -> types.SimpleNamespace:
+    """Return a namespace with the reference classes and helpers used by tests and benchmarks."""
+    try:
+        import pytest  # noqa: F401
+    except ImportError:  # benchmarks run without pytest
+        pytest = None  # type: ignore[assignment]
+    sys.modules.setdefault("ofa.utils.my_dataloader", types.ModuleType("ofa.utils.my_dataloader"))
+    try:
+        nets = importlib.import_module("ofa.imagenet_classification.elastic_nn.networks")
+        utils = importlib.import_module("ofa.utils")
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        if pytest is not None:
+            pytest.skip(f"reference package 'ofa' not importable ({exc}); run `python3 dev.py setup`")
+        raise
+    return types.SimpleNamespace(
+        OFAMobileNetV3=nets.OFAMobileNetV3,
+        OFAProxylessNASNets=nets.OFAProxylessNASNets,
+        OFAResNets=nets.OFAResNets,
+        count_net_flops=utils.count_net_flops,
+        count_parameters=utils.count_parameters,
+        module=importlib.import_module("ofa"),
+    )
