@@ -1,0 +1,237 @@
+"""Hardware profiles: how and where latency is measured (backend, provider, threads, precision, timing plan).
+
+A profile is a small YAML file, read with `yaml.safe_load` and validated field by field::
+
+    name: ort-cpu-1t
+    description: ONNX Runtime, CPU, one intra-op thread
+    backend: onnxruntime            # onnxruntime | tvm | torch
+    execution_provider: CPUExecutionProvider
+    provider_options: {}
+    intra_op_threads: 1             # int or "all" (= os.cpu_count())
+    inter_op_threads: 1
+    graph_optimization_level: all   # disable | basic | extended | all
+    precision: fp32                 # fp32 | int8
+    batch_size: 1
+    tvm_target: null                # TVM only: "llvm -mcpu=..." or {kind: llvm, mcpu: ...}
+    warmup: 10                      # untimed runs per entry and round
+    repeats: 50                     # timed runs per entry and round
+    rounds: 3                       # rounds spread over time, interleaved across entries
+    device_kind: host               # host | mobile | gpu
+
+`HardwareProfile.load(name_or_path)` resolves a bare name against the user directory
+(``$OFA_DEPLOY_PROFILES`` or ``~/.config/ofa-deploy/hardware_profiles``) and then the repository's
+``hardware_profiles/``. `sha256` hashes the canonical content (threads as written, so "all" hashes the
+same on every machine) and is stored in the provenance of every table measured with the profile.
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ofa_deploy.errors import ConfigError, unknown_name
+
+BACKENDS = ("onnxruntime", "tvm", "torch")
+EXECUTION_PROVIDERS = (
+    "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider", "XNNPACKExecutionProvider",
+    "NnapiExecutionProvider", "CoreMLExecutionProvider", "OpenVINOExecutionProvider", "DnnlExecutionProvider",
+    "ROCMExecutionProvider", "QNNExecutionProvider", "DmlExecutionProvider", "WebGpuExecutionProvider",
+)
+GRAPH_OPT_LEVELS = ("disable", "basic", "extended", "all")
+PRECISIONS = ("fp32", "int8")
+DEVICE_KINDS = ("host", "mobile", "gpu")
+REPO_PROFILE_DIR = Path(__file__).resolve().parents[2] / "hardware_profiles"
+USER_PROFILE_ENV = "OFA_DEPLOY_PROFILES"
+
+_DEFAULTS: dict[str, Any] = {
+    "description": "",
+    "backend": "onnxruntime",
+    "execution_provider": None,
+    "provider_options": {},
+    "intra_op_threads": 1,
+    "inter_op_threads": 1,
+    "graph_optimization_level": "all",
+    "precision": "fp32",
+    "batch_size": 1,
+    "tvm_target": None,
+    "tvm_opt_level": 3,
+    "warmup": 10,
+    "repeats": 50,
+    "rounds": 3,
+    "device_kind": "host",
+}
+_FIELDS = ("name", *_DEFAULTS)
+
+
+def _fail(source: str, field_name: str, value: Any, expected: str) -> ConfigError:
+    return ConfigError(f"hardware profile {source}: field {field_name!r} = {value!r} is invalid; expected {expected}")
+
+
+def _choice(source: str, name: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        close = difflib.get_close_matches(str(value), allowed, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise _fail(source, name, value, f"one of {', '.join(allowed)}{hint}")
+    return value
+
+
+def _int(source: str, name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise _fail(source, name, value, f"an integer >= {minimum}")
+    return value
+
+
+def _threads(source: str, name: str, value: Any) -> int:
+    if value == "all":
+        return os.cpu_count() or 1
+    return _int(source, name, value, 1)
+
+
+@dataclass(frozen=True)
+class HardwareProfile:
+    """A validated hardware profile. Thread counts are resolved ("all" -> os.cpu_count())."""
+
+    name: str
+    description: str
+    backend: str
+    execution_provider: str | None
+    provider_options: Mapping[str, Any]
+    intra_op_threads: int
+    inter_op_threads: int
+    graph_optimization_level: str
+    precision: str
+    batch_size: int
+    tvm_target: str | Mapping[str, Any] | None
+    tvm_opt_level: int
+    warmup: int
+    repeats: int
+    rounds: int
+    device_kind: str
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
+    path: Path | None = field(default=None, compare=False)
+
+    # ---- construction --------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "<dict>", path: Path | None = None) -> HardwareProfile:
+        """Validate a profile mapping; every error names the field and the allowed values."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"hardware profile {source}: expected a YAML mapping of fields, got {type(data).__name__}")
+        unknown = [k for k in data if k not in _FIELDS]
+        if unknown:
+            key = str(unknown[0])
+            close = difflib.get_close_matches(key, _FIELDS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"hardware profile {source}: unknown field {key!r}{hint}; known fields: {', '.join(_FIELDS)}")
+        name = data.get("name")
+        if not isinstance(name, str) or not name.strip() or any(c in name for c in "/\\ "):
+            raise _fail(source, "name", name, "a non-empty string without spaces or slashes")
+        raw = {"name": name, **{k: data.get(k, v) for k, v in _DEFAULTS.items()}}
+
+        backend = _choice(source, "backend", raw["backend"], BACKENDS)
+        provider = raw["execution_provider"]
+        if backend == "onnxruntime":
+            provider = _choice(source, "execution_provider", provider or "CPUExecutionProvider", EXECUTION_PROVIDERS)
+            raw["execution_provider"] = provider
+        elif provider is not None:
+            raise _fail(source, "execution_provider", provider, "null (execution providers are an onnxruntime setting)")
+        options = raw["provider_options"]
+        if not isinstance(options, Mapping):
+            raise _fail(source, "provider_options", options, "a mapping of provider option names to values")
+        target = raw["tvm_target"]
+        if backend == "tvm":
+            target = "llvm" if target is None else target
+            raw["tvm_target"] = target
+            if not (isinstance(target, str) and target.strip()) and not (isinstance(target, Mapping) and "kind" in target):
+                raise _fail(source, "tvm_target", target, "a target string (e.g. 'llvm -mcpu=skylake') or a mapping with 'kind'")
+        elif target is not None:
+            raise _fail(source, "tvm_target", target, "null (tvm_target is a TVM setting)")
+        if not isinstance(raw["description"], str):
+            raise _fail(source, "description", raw["description"], "a string")
+        return cls(
+            name=name,
+            description=raw["description"],
+            backend=backend,
+            execution_provider=provider,
+            provider_options=dict(options),
+            intra_op_threads=_threads(source, "intra_op_threads", raw["intra_op_threads"]),
+            inter_op_threads=_threads(source, "inter_op_threads", raw["inter_op_threads"]),
+            graph_optimization_level=_choice(source, "graph_optimization_level", raw["graph_optimization_level"],
+                                             GRAPH_OPT_LEVELS),
+            precision=_choice(source, "precision", raw["precision"], PRECISIONS),
+            batch_size=_int(source, "batch_size", raw["batch_size"], 1),
+            tvm_target=dict(target) if isinstance(target, Mapping) else target,
+            tvm_opt_level=_int(source, "tvm_opt_level", raw["tvm_opt_level"], 0),
+            warmup=_int(source, "warmup", raw["warmup"], 0),
+            repeats=_int(source, "repeats", raw["repeats"], 1),
+            rounds=_int(source, "rounds", raw["rounds"], 1),
+            device_kind=_choice(source, "device_kind", raw["device_kind"], DEVICE_KINDS),
+            raw=raw,
+            path=path,
+        )
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str]) -> HardwareProfile:
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"hardware profile file not found: {path}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"hardware profile {path}: not valid YAML ({exc})") from None
+        return cls.from_dict(data or {}, source=str(path), path=path)
+
+    @classmethod
+    def load(cls, name_or_path: str | os.PathLike[str]) -> HardwareProfile:
+        """A profile by file path, or by name from the user dir then the repository's hardware_profiles/."""
+        text = str(name_or_path)
+        candidate = Path(text).expanduser()
+        if candidate.suffix in (".yaml", ".yml") or os.sep in text or candidate.is_file():
+            return cls.from_yaml(candidate)
+        for directory in profile_dirs():
+            for suffix in (".yaml", ".yml"):
+                path = directory / f"{text}{suffix}"
+                if path.is_file():
+                    return cls.from_yaml(path)
+        raise unknown_name("hardware profile", text, list_profiles())
+
+    # ---- views ---------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The canonical content (defaults filled in, threads as written)."""
+        return json.loads(json.dumps(dict(self.raw), sort_keys=True))
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of the canonical JSON of `to_dict()` (independent of file formatting and key order)."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def describe(self) -> str:
+        where = self.execution_provider or (self.tvm_target if self.backend == "tvm" else "cpu")
+        return (f"{self.name}: {self.backend} ({where}), {self.intra_op_threads} thread(s), {self.precision}, "
+                f"batch {self.batch_size}, {self.rounds}x{self.repeats} runs after {self.warmup} warm-up")
+
+
+def profile_dirs() -> list[Path]:
+    """Directories searched for profiles by name: the user dir first, then the repository's."""
+    user = Path(os.environ.get(USER_PROFILE_ENV, "~/.config/ofa-deploy/hardware_profiles")).expanduser()
+    return [user, REPO_PROFILE_DIR]
+
+
+def list_profiles() -> list[str]:
+    """Names of the profiles found in `profile_dirs()`."""
+    names: set[str] = set()
+    for directory in profile_dirs():
+        if directory.is_dir():
+            names.update(p.stem for p in directory.iterdir() if p.suffix in (".yaml", ".yml"))
+    return sorted(names)
+
+
+__all__ = ["BACKENDS", "DEVICE_KINDS", "EXECUTION_PROVIDERS", "GRAPH_OPT_LEVELS", "PRECISIONS", "HardwareProfile",
+           "list_profiles", "profile_dirs"]

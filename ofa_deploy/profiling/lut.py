@@ -1,0 +1,343 @@
+"""Latency lookup tables (LUTs): per-layer latency statistics keyed by `LayerSpec`, with provenance.
+
+A `LatencyTable` maps each distinct layer of a space (as yielded by `SearchSpace.walk_layers`) to
+the `LatencyStats` measured for it on one hardware profile. The latency predictor sums one
+statistic (`LatencyTable.stat`, the median by default) over a subnet's layers.
+
+On disk a table is one versioned JSON document (written atomically)::
+
+    {"format": "ofa-deploy-latency-table", "schema_version": 1, "stat": "median",
+     "provenance": {...},
+     "entries": [{"layer": {LayerSpec fields}, "label": "mbconv 24->32 @112 k3 s2 ...",
+                  "stats": {"median": .., "mean": .., "std": .., "p90": .., "n": ..}}, ...]}
+
+OFA's YAML tables are read and written by `ofa_deploy.compat.ofa_lut`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ofa_deploy.errors import ConfigError, LatencyTableMissError
+from ofa_deploy.spaces.layer_spec import LayerSpec
+
+logger = logging.getLogger(__name__)
+
+FORMAT_NAME = "ofa-deploy-latency-table"
+SCHEMA_VERSION = 1
+STATS = ("median", "mean", "std", "p90", "n")
+SELECTABLE_STATS = ("median", "mean", "p90")
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Summary of the timings of one layer, in milliseconds.
+
+    `median` and `p90` are None when the source recorded only mean/std (OFA's YAML tables).
+    """
+
+    median: float | None
+    mean: float
+    std: float
+    p90: float | None
+    n: int
+
+    def __post_init__(self) -> None:
+        for name in ("median", "mean", "std", "p90"):
+            value = getattr(self, name)
+            if value is None and name in ("median", "p90"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ConfigError(f"LatencyStats.{name} must be a finite number >= 0 (ms), got {value!r}")
+        if isinstance(self.n, bool) or not isinstance(self.n, (int, np.integer)) or self.n < 0:
+            raise ConfigError(f"LatencyStats.n must be an integer >= 0 (number of timing samples), got {self.n!r}")
+
+    @classmethod
+    def from_samples(cls, samples_ms: Iterable[float] | np.ndarray) -> LatencyStats:
+        """Statistics of raw timings (ms); std is the sample std (ddof=1, 0 for one sample)."""
+        arr = np.asarray(list(samples_ms) if not isinstance(samples_ms, np.ndarray) else samples_ms, dtype=np.float64)
+        arr = arr.ravel()
+        if arr.size == 0:
+            raise ConfigError("LatencyStats.from_samples needs at least one timing sample, got none")
+        if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+            raise ConfigError("LatencyStats.from_samples: timings must be finite and >= 0 ms")
+        return cls(
+            median=float(np.median(arr)),
+            mean=float(arr.mean()),
+            std=float(arr.std(ddof=1)) if arr.size > 1 else 0.0,
+            p90=float(np.percentile(arr, 90)),
+            n=int(arr.size),
+        )
+
+    def value(self, stat: str) -> float:
+        """The statistic `stat` ("median", "mean" or "p90"); ConfigError if this entry lacks it."""
+        if stat not in SELECTABLE_STATS:
+            raise ConfigError(f"unknown latency statistic {stat!r}; expected one of {SELECTABLE_STATS}")
+        value = getattr(self, stat)
+        if value is None:
+            raise ConfigError(
+                f"this latency entry has no {stat!r} (it was imported from a table that records only mean/std); "
+                "use stat='mean'"
+            )
+        return float(value)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LatencyStats:
+        unknown = sorted(set(data) - set(STATS))
+        missing = sorted({"mean", "std", "n"} - set(data))
+        if unknown or missing:
+            raise ConfigError(f"latency stats: unknown keys {unknown}, missing keys {missing}; expected {list(STATS)}")
+        return cls(median=data.get("median"), mean=data["mean"], std=data["std"], p90=data.get("p90"), n=int(data["n"]))
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a table's numbers come from; stored with every table."""
+
+    device: str = ""
+    cpu_model: str = ""
+    backend: str = ""
+    backend_version: str = ""
+    execution_provider: str = ""
+    threads: int | None = None
+    precision: str = ""
+    batch_size: int = 1
+    profile_name: str = ""
+    profile_sha256: str = ""
+    supernet: str = ""
+    date: str = ""
+    tool_version: str = ""
+    notes: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Provenance:
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"latency table provenance: unknown keys {unknown}; expected a subset of {sorted(names)}")
+        return cls(**dict(data))
+
+    @staticmethod
+    def now() -> str:
+        """Current UTC time in ISO 8601 (for `date`)."""
+        return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def tool_version() -> str:
+    """The installed ofa-deploy version (or 'unknown')."""
+    try:
+        from importlib.metadata import version
+
+        return version("ofa-deploy")
+    except Exception:  # pragma: no cover - not installed as a distribution
+        return "unknown"
+
+
+class LatencyTable:
+    """A mapping `LayerSpec -> LatencyStats` plus provenance and the statistic predictions use.
+
+    Args:
+        entries: initial entries.
+        provenance: where the numbers come from.
+        stat: which statistic predictions use ("median", "mean" or "p90").
+    """
+
+    def __init__(
+        self,
+        entries: Mapping[LayerSpec, LatencyStats] | None = None,
+        *,
+        provenance: Provenance | None = None,
+        stat: str = "median",
+    ) -> None:
+        if stat not in SELECTABLE_STATS:
+            raise ConfigError(f"LatencyTable stat must be one of {SELECTABLE_STATS}, got {stat!r}")
+        self.provenance = provenance or Provenance()
+        self.stat = stat
+        self._entries: dict[LayerSpec, LatencyStats] = {}
+        for spec, stats in (entries or {}).items():
+            self[spec] = stats
+
+    # ---- mapping -------------------------------------------------------------------------------
+    def __setitem__(self, spec: LayerSpec, stats: LatencyStats) -> None:
+        if not isinstance(spec, LayerSpec):
+            raise ConfigError(f"latency table keys must be LayerSpec, got {type(spec).__name__}")
+        if not isinstance(stats, LatencyStats):
+            raise ConfigError(f"latency table values must be LatencyStats, got {type(stats).__name__}")
+        self._entries[spec] = stats
+
+    def __getitem__(self, spec: LayerSpec) -> LatencyStats:
+        try:
+            return self._entries[spec]
+        except KeyError:
+            raise self.miss_error(spec) from None
+
+    def __contains__(self, spec: object) -> bool:
+        return spec in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[LayerSpec]:
+        return iter(self._entries)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LatencyTable):
+            return NotImplemented
+        return self._entries == other._entries and self.provenance == other.provenance and self.stat == other.stat
+
+    def __repr__(self) -> str:
+        name = self.provenance.profile_name or self.provenance.device or "unnamed"
+        return f"LatencyTable({name!r}, {len(self)} entries, stat={self.stat!r})"
+
+    def items(self) -> Iterator[tuple[LayerSpec, LatencyStats]]:
+        return iter(self._entries.items())
+
+    def get(self, spec: LayerSpec, default: LatencyStats | None = None) -> LatencyStats | None:
+        return self._entries.get(spec, default)
+
+    def latency(self, spec: LayerSpec, *, supernet: str | None = None) -> float:
+        """The selected statistic (`self.stat`, ms) of `spec`; LatencyTableMissError if absent."""
+        stats = self._entries.get(spec)
+        if stats is None:
+            raise self.miss_error(spec, supernet=supernet)
+        return stats.value(self.stat)
+
+    def missing(self, specs: Iterable[LayerSpec]) -> list[LayerSpec]:
+        """The distinct specs of `specs` with no entry, in first-seen order."""
+        seen: dict[LayerSpec, None] = {}
+        for spec in specs:
+            if spec not in self._entries:
+                seen.setdefault(spec, None)
+        return list(seen)
+
+    def with_stat(self, stat: str) -> LatencyTable:
+        """A copy that predicts with `stat` instead (every entry must have it)."""
+        table = LatencyTable(self._entries, provenance=self.provenance, stat=stat)
+        for stats in self._entries.values():
+            stats.value(stat)
+        return table
+
+    def merge(self, other: LatencyTable, *, on_conflict: str = "other") -> LatencyTable:
+        """A new table with the entries of both; `on_conflict` is "other", "self" or "error"."""
+        if on_conflict not in ("other", "self", "error"):
+            raise ConfigError(f"merge on_conflict must be 'other', 'self' or 'error', got {on_conflict!r}")
+        merged = dict(self._entries)
+        for spec, stats in other.items():
+            if spec in merged and merged[spec] != stats:
+                if on_conflict == "error":
+                    raise ConfigError(f"merge conflict: both tables time {spec.short()} differently")
+                if on_conflict == "self":
+                    continue
+            merged[spec] = stats
+        notes = "; ".join(n for n in (self.provenance.notes, other.provenance.notes) if n)
+        return LatencyTable(merged, provenance=replace(self.provenance, notes=notes), stat=self.stat)
+
+    # ---- errors --------------------------------------------------------------------------------
+    def measure_command(self, supernet: str | None = None) -> str:
+        profile = self.provenance.profile_name or "<profile>"
+        space = supernet or self.provenance.supernet or "<supernet>"
+        return f"ofa-deploy profile build --profile {profile} --supernet {space}"
+
+    def miss_error(self, spec: LayerSpec, *, supernet: str | None = None) -> LatencyTableMissError:
+        """The error for a missing layer: names it (short form and OFA key) and the measuring command."""
+        try:
+            from ofa_deploy.compat.ofa_lut import ofa_key  # local: compat depends on this module
+
+            key = ofa_key(spec)
+        except ImportError:  # pragma: no cover - compat codec absent
+            key = None
+        key_text = f" (OFA key {key!r})" if key else ""
+        source = self.provenance.profile_name or self.provenance.device or "this table"
+        return LatencyTableMissError(
+            f"latency table {source!r} ({len(self)} entries) has no entry for layer {spec.short()}{key_text}. "
+            f"Measure it with `{self.measure_command(supernet)}`, or predict only subnets and resolutions the "
+            "table covers."
+        )
+
+    # ---- files ---------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT_NAME,
+            "schema_version": SCHEMA_VERSION,
+            "stat": self.stat,
+            "provenance": self.provenance.to_dict(),
+            "entries": [
+                {"layer": spec.to_dict(), "label": spec.short(), "stats": stats.to_dict()}
+                for spec, stats in self._entries.items()
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "<dict>") -> LatencyTable:
+        if not isinstance(data, Mapping) or data.get("format") != FORMAT_NAME:
+            raise ConfigError(f"{source}: not an ofa-deploy latency table (expected \"format\": \"{FORMAT_NAME}\"); "
+                              "for OFA YAML tables use `ofa_deploy.compat.ofa_lut.load_ofa_lut`")
+        version = data.get("schema_version")
+        if not isinstance(version, int) or version < 1:
+            raise ConfigError(f"{source}: invalid schema_version {version!r}; expected an integer >= 1")
+        if version > SCHEMA_VERSION:
+            raise ConfigError(
+                f"{source}: latency table schema_version {version} is newer than this ofa-deploy understands "
+                f"({SCHEMA_VERSION}); upgrade ofa-deploy to read it"
+            )
+        table = cls(provenance=Provenance.from_dict(data.get("provenance", {})), stat=data.get("stat", "median"))
+        for i, entry in enumerate(data.get("entries", [])):
+            try:
+                spec = LayerSpec.from_dict(entry["layer"])
+                stats = LatencyStats.from_dict(entry["stats"])
+            except (KeyError, TypeError) as exc:
+                raise ConfigError(f"{source}: entry {i} is malformed ({exc}); expected {{'layer': .., 'stats': ..}}") from None
+            table[spec] = stats
+        return table
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the table as JSON, atomically (temp file in the same directory, then rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")
+        logger.info("saved latency table (%d entries) to %s", len(self), path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> LatencyTable:
+        """Read a table written by `save`."""
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"latency table file not found: {path}")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: not valid JSON ({exc}); expected a latency table written by ofa-deploy") from None
+        return cls.from_dict(data, source=str(path))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` via a temp file in the same directory and `os.replace`."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+__all__ = ["FORMAT_NAME", "SCHEMA_VERSION", "LatencyStats", "LatencyTable", "Provenance", "atomic_write_text",
+           "tool_version"]
