@@ -4,6 +4,12 @@ A `LatencyTable` maps each distinct layer of a space (as yielded by `SearchSpace
 the `LatencyStats` measured for it on one hardware profile. The latency predictor sums one
 statistic (`LatencyTable.stat`, the median by default) over a subnet's layers.
 
+Entries are normally resolution-independent: a layer's latency depends on its own shapes only, and the
+profiler times each distinct `LayerSpec` once. A table may also hold *scoped* entries that apply only
+when predicting a subnet at one input resolution: OFA's tables were measured per resolution file and time
+some identical layers differently in different files, so `load_ofa_lut` keeps those per resolution to
+reproduce OFA's predictions exactly. `lookup(spec, resolution)` prefers the scoped entry.
+
 On disk a table is one versioned JSON document (written atomically)::
 
     {"format": "ofa-deploy-latency-table", "schema_version": 1, "stat": "median",
@@ -170,16 +176,24 @@ class LatencyTable:
         self.provenance = provenance or Provenance()
         self.stat = stat
         self._entries: dict[LayerSpec, LatencyStats] = {}
+        self._scoped: dict[int, dict[LayerSpec, LatencyStats]] = {}
         for spec, stats in (entries or {}).items():
             self[spec] = stats
 
     # ---- mapping -------------------------------------------------------------------------------
     def __setitem__(self, spec: LayerSpec, stats: LatencyStats) -> None:
+        self.set(spec, stats)
+
+    def set(self, spec: LayerSpec, stats: LatencyStats, *, resolution: int | None = None) -> None:
+        """Add or replace an entry; with `resolution`, one that applies only to subnets at that resolution."""
         if not isinstance(spec, LayerSpec):
             raise ConfigError(f"latency table keys must be LayerSpec, got {type(spec).__name__}")
         if not isinstance(stats, LatencyStats):
             raise ConfigError(f"latency table values must be LatencyStats, got {type(stats).__name__}")
-        self._entries[spec] = stats
+        if resolution is None:
+            self._entries[spec] = stats
+        else:
+            self._scoped.setdefault(int(resolution), {})[spec] = stats
 
     def __getitem__(self, spec: LayerSpec) -> LatencyStats:
         try:
@@ -191,7 +205,7 @@ class LatencyTable:
         return spec in self._entries
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._entries) + sum(len(d) for d in self._scoped.values())
 
     def __iter__(self) -> Iterator[LayerSpec]:
         return iter(self._entries)
@@ -199,54 +213,85 @@ class LatencyTable:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, LatencyTable):
             return NotImplemented
-        return self._entries == other._entries and self.provenance == other.provenance and self.stat == other.stat
+        return (self._entries == other._entries and self._scoped == other._scoped
+                and self.provenance == other.provenance and self.stat == other.stat)
 
     def __repr__(self) -> str:
         name = self.provenance.profile_name or self.provenance.device or "unnamed"
         return f"LatencyTable({name!r}, {len(self)} entries, stat={self.stat!r})"
 
     def items(self) -> Iterator[tuple[LayerSpec, LatencyStats]]:
+        """The resolution-independent entries."""
         return iter(self._entries.items())
+
+    def scoped_items(self) -> Iterator[tuple[int, LayerSpec, LatencyStats]]:
+        """The resolution-scoped entries as (resolution, spec, stats)."""
+        for resolution in sorted(self._scoped):
+            for spec, stats in self._scoped[resolution].items():
+                yield resolution, spec, stats
+
+    def all_items(self) -> Iterator[tuple[int | None, LayerSpec, LatencyStats]]:
+        """Every entry as (resolution or None, spec, stats)."""
+        for spec, stats in self._entries.items():
+            yield None, spec, stats
+        yield from self.scoped_items()
+
+    @property
+    def scoped_resolutions(self) -> tuple[int, ...]:
+        return tuple(sorted(self._scoped))
+
+    def lookup(self, spec: LayerSpec, resolution: int | None = None) -> LatencyStats | None:
+        """The entry for `spec` in a subnet at `resolution` (a scoped entry first), or None."""
+        if resolution is not None:
+            scoped = self._scoped.get(int(resolution))
+            if scoped is not None and spec in scoped:
+                return scoped[spec]
+        return self._entries.get(spec)
 
     def get(self, spec: LayerSpec, default: LatencyStats | None = None) -> LatencyStats | None:
         return self._entries.get(spec, default)
 
-    def latency(self, spec: LayerSpec, *, supernet: str | None = None) -> float:
+    def latency(self, spec: LayerSpec, resolution: int | None = None, *, supernet: str | None = None) -> float:
         """The selected statistic (`self.stat`, ms) of `spec`; LatencyTableMissError if absent."""
-        stats = self._entries.get(spec)
+        stats = self.lookup(spec, resolution)
         if stats is None:
-            raise self.miss_error(spec, supernet=supernet)
+            raise self.miss_error(spec, resolution=resolution, supernet=supernet)
         return stats.value(self.stat)
 
-    def missing(self, specs: Iterable[LayerSpec]) -> list[LayerSpec]:
-        """The distinct specs of `specs` with no entry, in first-seen order."""
+    def missing(self, specs: Iterable[LayerSpec], resolution: int | None = None) -> list[LayerSpec]:
+        """The distinct specs of `specs` with no entry (at `resolution`), in first-seen order."""
         seen: dict[LayerSpec, None] = {}
         for spec in specs:
-            if spec not in self._entries:
+            if self.lookup(spec, resolution) is None:
                 seen.setdefault(spec, None)
         return list(seen)
 
-    def with_stat(self, stat: str) -> LatencyTable:
-        """A copy that predicts with `stat` instead (every entry must have it)."""
-        table = LatencyTable(self._entries, provenance=self.provenance, stat=stat)
-        for stats in self._entries.values():
-            stats.value(stat)
+    def copy(self, *, stat: str | None = None, provenance: Provenance | None = None) -> LatencyTable:
+        """A shallow copy, optionally predicting with another `stat` (every entry must have it)."""
+        table = LatencyTable(provenance=provenance or self.provenance, stat=stat or self.stat)
+        for resolution, spec, stats in self.all_items():
+            if stat is not None:
+                stats.value(stat)
+            table.set(spec, stats, resolution=resolution)
         return table
 
     def merge(self, other: LatencyTable, *, on_conflict: str = "other") -> LatencyTable:
         """A new table with the entries of both; `on_conflict` is "other", "self" or "error"."""
         if on_conflict not in ("other", "self", "error"):
             raise ConfigError(f"merge on_conflict must be 'other', 'self' or 'error', got {on_conflict!r}")
-        merged = dict(self._entries)
-        for spec, stats in other.items():
-            if spec in merged and merged[spec] != stats:
+        notes = "; ".join(n for n in (self.provenance.notes, other.provenance.notes) if n)
+        merged = self.copy(provenance=replace(self.provenance, notes=notes))
+        for resolution, spec, stats in other.all_items():
+            current = merged._scoped.get(resolution, {}) if resolution is not None else merged._entries
+            if spec in current and current[spec] != stats:
                 if on_conflict == "error":
-                    raise ConfigError(f"merge conflict: both tables time {spec.short()} differently")
+                    where = f" at resolution {resolution}" if resolution is not None else ""
+                    raise ConfigError(f"merge conflict: both tables time {spec.short()}{where} differently; "
+                                      "pass on_conflict='self' or 'other' to choose")
                 if on_conflict == "self":
                     continue
-            merged[spec] = stats
-        notes = "; ".join(n for n in (self.provenance.notes, other.provenance.notes) if n)
-        return LatencyTable(merged, provenance=replace(self.provenance, notes=notes), stat=self.stat)
+            merged.set(spec, stats, resolution=resolution)
+        return merged
 
     # ---- errors --------------------------------------------------------------------------------
     def measure_command(self, supernet: str | None = None) -> str:
@@ -254,7 +299,9 @@ class LatencyTable:
         space = supernet or self.provenance.supernet or "<supernet>"
         return f"ofa-deploy profile build --profile {profile} --supernet {space}"
 
-    def miss_error(self, spec: LayerSpec, *, supernet: str | None = None) -> LatencyTableMissError:
+    def miss_error(
+        self, spec: LayerSpec, *, resolution: int | None = None, supernet: str | None = None
+    ) -> LatencyTableMissError:
         """The error for a missing layer: names it (short form and OFA key) and the measuring command."""
         try:
             from ofa_deploy.compat.ofa_lut import ofa_key  # local: compat depends on this module
@@ -264,8 +311,10 @@ class LatencyTable:
             key = None
         key_text = f" (OFA key {key!r})" if key else ""
         source = self.provenance.profile_name or self.provenance.device or "this table"
+        where = f" (in a subnet at resolution {resolution})" if resolution is not None else ""
         return LatencyTableMissError(
-            f"latency table {source!r} ({len(self)} entries) has no entry for layer {spec.short()}{key_text}. "
+            f"latency table {source!r} ({len(self)} entries) has no entry for layer {spec.short()}{key_text}"
+            f"{where}. "
             f"Measure it with `{self.measure_command(supernet)}`, or predict only subnets and resolutions the "
             "table covers."
         )
@@ -278,8 +327,9 @@ class LatencyTable:
             "stat": self.stat,
             "provenance": self.provenance.to_dict(),
             "entries": [
-                {"layer": spec.to_dict(), "label": spec.short(), "stats": stats.to_dict()}
-                for spec, stats in self._entries.items()
+                {"layer": spec.to_dict(), "label": spec.short(), "stats": stats.to_dict(),
+                 **({"resolution": resolution} if resolution is not None else {})}
+                for resolution, spec, stats in self.all_items()
             ],
         }
 
@@ -301,9 +351,10 @@ class LatencyTable:
             try:
                 spec = LayerSpec.from_dict(entry["layer"])
                 stats = LatencyStats.from_dict(entry["stats"])
-            except (KeyError, TypeError) as exc:
+                resolution = entry.get("resolution")
+            except (KeyError, TypeError, AttributeError) as exc:
                 raise ConfigError(f"{source}: entry {i} is malformed ({exc}); expected {{'layer': .., 'stats': ..}}") from None
-            table[spec] = stats
+            table.set(spec, stats, resolution=resolution)
         return table
 
     def save(self, path: str | os.PathLike[str]) -> Path:

@@ -1,0 +1,388 @@
+"""OFA's YAML latency tables <-> `LatencyTable`.
+
+OFA keys a table by TF-slim style strings, one YAML file per input resolution, each entry
+``{count, mean, std}`` (``var`` instead of ``std`` in ProxylessNAS's ``mobile_trim.yaml``). Two schemas:
+
+* MobileNetV3 (``family="mbv3"``, the Note10 tables)::
+
+    Conv-input:224x224x3-output:112x112x24                                   stem
+    expanded_conv-input:112x112x24-output:56x56x32-expand:144-kernel:7-stride:2-idskip:0-se:0-hs:0
+                                                                             block, expand = mid channels
+    Conv_1-input:7x7x192-output:7x7x1152                                     final expand 1x1
+    AvgPool2D-input:7x7x1152-output:1x1x1152                                 global pool
+    Conv_2-input:1x1x1152-output:1x1x1536                                    feature mix 1x1 (no BN)
+    Logits-input:1x1x1536-output:1000                                        classifier
+
+* ProxylessNAS (``family="proxyless"``, the Pixel1 table): ``expanded_conv`` has ``expand:<ratio>``
+  (1 for the first block) and no ``se``/``hs``; ``Conv_1`` is the feature mix layer; ``Logits`` starts at
+  the last feature map (``input:7x7x1280``), i.e. it times global pooling and the classifier together.
+
+Merged roles. Our walk has separate pool and classifier layers where Proxyless has one ``Logits`` row.
+On load the whole ``Logits`` statistics go to the *pool* spec (whose input carries the feature-map size)
+and the classifier spec (whose output carries the class count) gets a zero entry, so both layers of a
+walk are found exactly when OFA's key matches, and the predicted sum equals OFA's. On save the two are
+added back into one ``Logits`` row (means add, variances add), so a table measured by ofa-deploy can be
+written for OFA's predictor too.
+
+Resolution. OFA times some identical layers separately in different resolution files (e.g. the
+``6x6`` blocks at 176 and 192). Entries whose statistics agree across files are stored once;
+entries that differ are stored per resolution (`LatencyTable.set(..., resolution=r)`), which reproduces
+OFA's per-resolution predictions exactly.
+
+OFA tables record mean and std only: imported entries have ``median = p90 = None`` and the table
+predicts with ``stat="mean"`` (what OFA sums).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ofa_deploy.errors import ConfigError
+from ofa_deploy.profiling.lut import LatencyStats, LatencyTable, Provenance, atomic_write_text, tool_version
+from ofa_deploy.spaces import LayerSpec, SearchSpace, conv_out_size
+
+logger = logging.getLogger(__name__)
+
+SCHEMAS = ("mbv3", "proxyless")
+_KEY_PART = re.compile(r"^(input|output|expand|kernel|stride|idskip|se|hs):(.+)$")
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_FILE_RES = re.compile(r"(\d+)_lookup_table\.ya?ml$")
+
+
+# ---- key strings ---------------------------------------------------------------------------------
+def _shape(size: int, channels: int) -> str:
+    return f"{size}x{size}x{channels}"
+
+
+def _schema_of(space: SearchSpace) -> str:
+    if space.family not in SCHEMAS:
+        raise ConfigError(f"OFA latency tables exist for MobileNetV3 and ProxylessNAS spaces only; "
+                          f"{space.name!r} is a {space.family!r} space")
+    return space.family
+
+
+def ofa_key(spec: LayerSpec, schema: str | None = None) -> str | None:
+    """The OFA key string of `spec` (None if OFA's schema has no row for it).
+
+    `schema` is "mbv3" or "proxyless"; None guesses from the activation (ProxylessNAS uses relu6).
+    A Proxyless pool spec has no key of its own (its ``Logits`` row needs the classifier): use
+    `proxyless_logits_key`.
+    """
+    if schema is None:
+        schema = "proxyless" if spec.act == "relu6" else "mbv3"
+    if schema not in SCHEMAS:
+        raise ConfigError(f"unknown OFA LUT schema {schema!r}; expected one of {SCHEMAS}")
+    io = f"input:{_shape(spec.in_size, spec.in_channels)}-output:{_shape(spec.out_size, spec.out_channels)}"
+    if spec.kind == "conv" and spec.role == "stem":
+        return f"Conv-{io}"
+    if spec.kind == "mbconv":
+        head = f"expanded_conv-{io}"
+        tail = f"kernel:{spec.kernel_size}-stride:{spec.stride}-idskip:{int(spec.residual)}"
+        if schema == "mbv3":
+            return f"{head}-expand:{spec.mid_channels}-{tail}-se:{int(spec.se)}-hs:{int(spec.act == 'h_swish')}"
+        ratio = _proxyless_ratio(spec)
+        return None if ratio is None else f"{head}-expand:{ratio}-{tail}"
+    if spec.kind == "conv" and spec.role == "final_expand" and schema == "mbv3":
+        return f"Conv_1-{io}"
+    if spec.kind == "conv" and spec.role == "feature_mix":
+        return f"Conv_2-{io}" if schema == "mbv3" else f"Conv_1-{io}"
+    if spec.kind == "avgpool" and schema == "mbv3":
+        return f"AvgPool2D-{io}"
+    if spec.kind == "linear" and schema == "mbv3":
+        return f"Logits-input:{_shape(1, spec.in_channels)}-output:{spec.out_channels}"
+    return None
+
+
+def proxyless_logits_key(pool: LayerSpec, classifier: LayerSpec) -> str:
+    """The Proxyless ``Logits`` key of a pool + classifier pair."""
+    return f"Logits-input:{_shape(pool.in_size, pool.in_channels)}-output:{classifier.out_channels}"
+
+
+def _proxyless_ratio(spec: LayerSpec) -> int | None:
+    if not spec.expand:
+        return 1 if spec.mid_channels == spec.in_channels else None
+    ratio = round(spec.mid_channels / spec.in_channels)
+    return ratio if ratio * spec.in_channels == spec.mid_channels else None
+
+
+def _parse_shape(text: str, key: str) -> tuple[int, int]:
+    parts = text.split("x")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) == 1:
+        return 1, values[0]
+    if len(values) != 3 or values[0] != values[1]:
+        raise ConfigError(f"OFA LUT key {key!r}: cannot read shape {text!r}; expected HxWxC with H == W, or N")
+    return values[0], values[2]
+
+
+def parse_ofa_key(key: str) -> tuple[str, dict[str, Any]]:
+    """Split a key into its layer type and fields (sizes as (side, channels) tuples, others as ints)."""
+    # the layer type may contain '-'? no: it is one of Conv, Conv_1, Conv_2, AvgPool2D, Logits, expanded_conv
+    parts = key.split("-")
+    ltype, fields_ = parts[0], {}
+    for part in parts[1:]:
+        match = _KEY_PART.match(part)
+        if not match:
+            raise ConfigError(f"OFA LUT key {key!r}: unexpected part {part!r}")
+        name, value = match.groups()
+        fields_[name] = _parse_shape(value, key) if name in ("input", "output") else int(value)
+    if "input" not in fields_ or "output" not in fields_:
+        raise ConfigError(f"OFA LUT key {key!r}: missing input: or output: shape")
+    return ltype, fields_
+
+
+def specs_from_key(key: str, space: SearchSpace) -> list[LayerSpec]:
+    """The `LayerSpec`s an OFA key stands for in `space` (two for a Proxyless ``Logits``: pool, classifier)."""
+    schema = _schema_of(space)
+    ltype, f = parse_ofa_key(key)
+    (in_size, cin), (out_size, cout) = f["input"], f["output"]
+    stem_act = getattr(space, "stem_act", "h_swish" if schema == "mbv3" else "relu6")
+    if ltype == "Conv":
+        stride = next((s for s in (1, 2) if conv_out_size(in_size, s) == out_size), None)
+        if stride is None:
+            raise ConfigError(f"OFA LUT key {key!r}: output side {out_size} is not input side {in_size} / 1 or 2")
+        return [LayerSpec(kind="conv", role="stem", in_channels=cin, out_channels=cout, in_size=in_size,
+                          out_size=out_size, kernel_size=3, stride=stride, act=stem_act)]
+    if ltype == "expanded_conv":
+        needed = ("expand", "kernel", "stride", "idskip") + (("se", "hs") if schema == "mbv3" else ())
+        missing = [n for n in needed if n not in f]
+        if missing:
+            raise ConfigError(f"OFA LUT key {key!r}: missing {missing} for the {schema} schema")
+        if schema == "mbv3":
+            mid, se = f["expand"], bool(f["se"])
+            act = "h_swish" if f["hs"] else "relu"
+        else:
+            ratio = f["expand"]
+            mid = cin if ratio == 1 else space.mid_channels(cin, ratio)  # type: ignore[attr-defined]
+            se, act = False, "relu6"
+        return [LayerSpec(kind="mbconv", role="block", in_channels=cin, out_channels=cout, in_size=in_size,
+                          out_size=out_size, kernel_size=f["kernel"], stride=f["stride"], mid_channels=mid,
+                          expand=mid != cin, se=se, act=act, residual=bool(f["idskip"]))]
+    if schema == "mbv3":
+        if ltype == "Conv_1":
+            return [LayerSpec(kind="conv", role="final_expand", in_channels=cin, out_channels=cout, in_size=in_size,
+                              out_size=out_size, act="h_swish")]
+        if ltype == "AvgPool2D":
+            return [LayerSpec(kind="avgpool", role="pool", in_channels=cin, out_channels=cout, in_size=in_size,
+                              out_size=out_size)]
+        if ltype == "Conv_2":
+            return [LayerSpec(kind="conv", role="feature_mix", in_channels=cin, out_channels=cout, in_size=in_size,
+                              out_size=out_size, act="h_swish", use_bn=False)]
+        if ltype == "Logits":
+            return [LayerSpec(kind="linear", role="classifier", in_channels=cin, out_channels=cout, in_size=1,
+                              out_size=1, bias=True)]
+    else:
+        if ltype == "Conv_1":
+            return [LayerSpec(kind="conv", role="feature_mix", in_channels=cin, out_channels=cout, in_size=in_size,
+                              out_size=out_size, act="relu6")]
+        if ltype == "Logits":
+            return [LayerSpec(kind="avgpool", role="pool", in_channels=cin, out_channels=cin, in_size=in_size,
+                              out_size=1),
+                    LayerSpec(kind="linear", role="classifier", in_channels=cin, out_channels=cout, in_size=1,
+                              out_size=1, bias=True)]
+    known = "Conv, expanded_conv, Conv_1, AvgPool2D, Conv_2, Logits" if schema == "mbv3" else \
+        "Conv, expanded_conv, Conv_1, Logits"
+    raise ConfigError(f"OFA LUT key {key!r}: unknown layer type {ltype!r} for the {schema} schema; expected {known}")
+
+
+# ---- entries -------------------------------------------------------------------------------------
+def _stats_from_ofa(entry: Any, key: str, source: str) -> LatencyStats:
+    if not isinstance(entry, Mapping) or "mean" not in entry:
+        raise ConfigError(f"{source}: entry {key!r} must be a mapping with 'mean' (and count, std|var), got {entry!r}")
+    if "std" in entry:
+        std = float(entry["std"])
+    elif "var" in entry:
+        std = math.sqrt(float(entry["var"]))
+    else:
+        std = 0.0
+    return LatencyStats(median=None, mean=float(entry["mean"]), std=std, p90=None, n=int(entry.get("count", 0)))
+
+
+def _ofa_entry(stats: LatencyStats, schema: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"count": int(stats.n), "mean": float(stats.mean)}
+    if schema == "mbv3":
+        out["std"] = float(stats.std)
+    else:
+        out["var"] = float(stats.std) ** 2
+    return out
+
+
+def _zero_like(stats: LatencyStats) -> LatencyStats:
+    return LatencyStats(median=None if stats.median is None else 0.0, mean=0.0, std=0.0,
+                        p90=None if stats.p90 is None else 0.0, n=stats.n)
+
+
+def _add(a: LatencyStats, b: LatencyStats) -> LatencyStats:
+    def opt(x: float | None, y: float | None) -> float | None:
+        return None if x is None or y is None else x + y
+
+    return LatencyStats(median=opt(a.median, b.median), mean=a.mean + b.mean,
+                        std=math.sqrt(a.std**2 + b.std**2) if b.std else a.std, p90=opt(a.p90, b.p90),
+                        n=min(a.n, b.n) if b.n else a.n)
+
+
+# ---- files ---------------------------------------------------------------------------------------
+def _resolve_files(source: str | os.PathLike[str] | Mapping[int, str | os.PathLike[str]]) -> dict[Path, int | None]:
+    if isinstance(source, Mapping):
+        out: dict[Path, int | None] = {}
+        for res, path in source.items():
+            path = Path(path)
+            if path.is_dir():  # OFA's Mbv3LatencyModel passes {r: dir} and reads dir/<r>_lookup_table.yaml
+                path = path / f"{int(res)}_lookup_table.yaml"
+            out[path] = int(res)
+        return out
+    path = Path(source)
+    if path.is_file():
+        match = _FILE_RES.search(path.name)
+        return {path: int(match.group(1)) if match else None}
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if _FILE_RES.search(p.name))
+        if not files:
+            raise ConfigError(f"{path}: no OFA latency tables found; expected files named <r>_lookup_table.yaml "
+                              "(OFA) or <device>_<r>_lookup_table.yaml")
+        return {p: int(_FILE_RES.search(p.name).group(1)) for p in files}  # type: ignore[union-attr]
+    raise ConfigError(f"OFA latency table path not found: {path}")
+
+
+def load_ofa_lut(
+    source: str | os.PathLike[str] | Mapping[int, str | os.PathLike[str]],
+    space: SearchSpace,
+    *,
+    device: str | None = None,
+) -> LatencyTable:
+    """Read OFA YAML latency tables into a `LatencyTable` for `space` (which gives the key schema).
+
+    `source` is a directory (``<r>_lookup_table.yaml`` or ``<device>_<r>_lookup_table.yaml`` files), a
+    single YAML file (its resolution read from the name or from the ``Conv`` row), or ``{r: path or dir}``.
+    """
+    schema = _schema_of(space)
+    files = _resolve_files(source)
+    per_file: list[tuple[int, dict[LayerSpec, LatencyStats]]] = []
+    for path, res in files.items():
+        try:
+            data = yaml.load(path.read_text(), Loader=_SAFE_LOADER)  # safe loader (C version when available)
+        except FileNotFoundError:
+            raise ConfigError(f"OFA latency table not found: {path}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        if not isinstance(data, Mapping) or not data:
+            raise ConfigError(f"{path}: expected a YAML mapping of OFA layer keys to {{count, mean, std}}")
+        entries: dict[LayerSpec, LatencyStats] = {}
+        for key, entry in data.items():
+            stats = _stats_from_ofa(entry, str(key), str(path))
+            specs = specs_from_key(str(key), space)
+            entries[specs[0]] = stats
+            if len(specs) == 2:  # Proxyless Logits = pool + classifier: the pool carries the time
+                entries[specs[1]] = _zero_like(stats)
+        if res is None:
+            stems = [s.in_size for s in entries if s.role == "stem"]
+            if len(set(stems)) != 1:
+                raise ConfigError(f"{path}: cannot tell the resolution of this table (stem rows: {sorted(set(stems))}); "
+                                  "pass {resolution: path}")
+            res = stems[0]
+        per_file.append((res, entries))
+
+    resolutions = sorted({r for r, _ in per_file})
+    device = device or _guess_device(files)
+    table = LatencyTable(stat="mean", provenance=Provenance(
+        device=device, backend="ofa-lut", supernet=space.name,
+        date=Provenance.now(), tool_version=tool_version(),
+        notes=(f"imported from OFA YAML ({schema} schema, resolutions {resolutions}): "
+               + ", ".join(str(p) for p in files) + "; OFA records count/mean/std only"
+               + ("; Logits (pool + classifier) timed as one row, attached to the pool" if schema == "proxyless" else "")),
+    ))
+    seen: dict[LayerSpec, list[tuple[int, LatencyStats]]] = {}
+    for res, entries in per_file:
+        for spec, stats in entries.items():
+            seen.setdefault(spec, []).append((res, stats))
+    n_scoped = 0
+    for spec, found in seen.items():
+        if all(stats == found[0][1] for _, stats in found):
+            table.set(spec, found[0][1])
+        else:
+            n_scoped += len(found)
+            for res, stats in found:
+                table.set(spec, stats, resolution=res)
+    logger.info("loaded OFA LUT %s: %d layers (%d kept per resolution)", device, len(seen), n_scoped)
+    return table
+
+
+def _guess_device(files: Mapping[Path, int | None]) -> str:
+    names = {re.sub(r"_?\d*_?lookup_table$", "", p.stem) or p.parent.name for p in files}
+    return names.pop() if len(names) == 1 else "ofa"
+
+
+def save_ofa_lut(
+    table: LatencyTable,
+    out_dir: str | os.PathLike[str],
+    space: SearchSpace,
+    *,
+    resolutions: tuple[int, ...] | list[int] | None = None,
+    prefix: str = "",
+) -> dict[int, Path]:
+    """Write `table` as OFA YAML, one ``<prefix><r>_lookup_table.yaml`` per resolution; returns {r: path}.
+
+    Each file holds every layer a subnet of `space` can have at that resolution that the table covers
+    (the layers are enumerated with the space's walk). `resolutions` defaults to those of the space at
+    which the table covers the stem.
+    """
+    from ofa_deploy.predictors.gather import SlotTables  # local: predictors depend on profiling
+
+    schema = _schema_of(space)
+    slots = SlotTables(space)
+    if resolutions is None:
+        resolutions = [r for r in space.resolutions
+                       if any(s.role == "stem" and table.lookup(s, r) is not None for s in slots.specs_at(r))]
+    if not resolutions:
+        raise ConfigError(f"the table covers no resolution of {space.name!r}; nothing to write")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: dict[int, Path] = {}
+    for r in resolutions:
+        specs = slots.specs_at(r)
+        rows: dict[str, dict[str, Any]] = {}
+        pools = [s for s in specs if s.kind == "avgpool"]
+        classifiers = [s for s in specs if s.kind == "linear"]
+        for spec in specs:
+            stats = table.lookup(spec, r)
+            if stats is None:
+                continue
+            if schema == "proxyless" and spec.kind in ("avgpool", "linear"):
+                continue
+            key = ofa_key(spec, schema)
+            if key is None:
+                raise ConfigError(f"layer {spec.short()} has no OFA {schema} key; cannot write it as OFA YAML")
+            rows[key] = _ofa_entry(stats, schema)
+        if schema == "proxyless":
+            for pool in pools:
+                for cls in classifiers:
+                    p_stats, c_stats = table.lookup(pool, r), table.lookup(cls, r)
+                    if p_stats is not None and c_stats is not None and cls.in_channels == pool.out_channels:
+                        rows[proxyless_logits_key(pool, cls)] = _ofa_entry(_add(p_stats, c_stats), schema)
+        if not rows:
+            continue
+        path = out_dir / f"{prefix}{r}_lookup_table.yaml"
+        atomic_write_text(path, yaml.safe_dump(dict(sorted(rows.items())), default_flow_style=False))
+        written[r] = path
+    logger.info("wrote OFA LUT files for resolutions %s to %s", sorted(written), out_dir)
+    return written
+
+
+def with_provenance(table: LatencyTable, **changes: Any) -> LatencyTable:
+    """A copy of `table` with provenance fields replaced (e.g. device=...)."""
+    return table.copy(provenance=replace(table.provenance, **changes))
+
+
+__all__ = ["SCHEMAS", "load_ofa_lut", "ofa_key", "parse_ofa_key", "proxyless_logits_key", "save_ofa_lut",
+           "specs_from_key", "with_provenance"]

@@ -1,0 +1,148 @@
+"""Gather tables: a subnet's layers as fixed slots indexed by its genes, for batched predictors.
+
+Every layer a MobileNet-style subnet can have sits in one *slot* (the stem, each block position, the
+head layers). The `LayerSpec` in a slot depends on a few genes only: the resolution, and for a block
+its kernel and expand genes plus its stage's depth gene (which switches the slot off). `SlotTables`
+enumerates, for each slot, the spec of every combination of those genes, using the space's own walk
+(`SearchSpace.walk`) so it can never disagree with it. A predictor maps each spec to a number once
+(`values(fn)`), and scoring a population is then one numpy gather and add per slot, in walk order.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ofa_deploy.errors import ConfigError
+from ofa_deploy.spaces import LayerSpec, MobileSpace, SearchSpace
+
+ValueFn = Callable[[LayerSpec, int], "float | None"]
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One layer position: the gene columns its spec depends on and the spec for each combination.
+
+    `specs` has one axis per entry of `genes` (choice indices); an entry is None when the slot is
+    inactive for that combination (a block beyond its stage's depth).
+    """
+
+    name: str
+    genes: tuple[int, ...]
+    specs: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.specs.shape)
+
+
+class SlotTables:
+    """The slots of a `MobileSpace` (see module docstring), in walk order."""
+
+    def __init__(self, space: SearchSpace) -> None:
+        if not isinstance(space, MobileSpace):
+            raise ConfigError(
+                f"gather tables are implemented for MobileNet-style spaces (mbv3, proxyless), not {space.name!r} "
+                f"({space.family}); use the per-config path (predict) instead"
+            )
+        self.space = space
+        self.slots: tuple[Slot, ...] = self._build(space)
+
+    @staticmethod
+    def _build(space: MobileSpace) -> tuple[Slot, ...]:
+        res_choices = space.resolutions
+        n_s, n_b = len(space.stages), space.n_blocks
+        ks, es = space.kernel_sizes, space.expand_ratios
+        # one walk per (resolution, kernel, expand) with every block at that choice and full depth
+        walks: dict[tuple[int, int, int], dict[str, LayerSpec]] = {}
+        order: list[str] = []
+        for ri, r in enumerate(res_choices):
+            for ki, ei in itertools.product(range(len(ks)), range(len(es))):
+                cfg = space.config_from_values(
+                    [r, *(max(s.depth_choices) for s in space.stages), *[ks[ki]] * n_b, *[es[ei]] * n_b]
+                )
+                placed = space.walk(cfg)
+                named = {_slot_name(p.source, p.spec): p.spec for p in placed}
+                if not order:
+                    order = list(named)
+                walks[(ri, ki, ei)] = named
+        block_pos: dict[str, tuple[int, int, int]] = {
+            f"blocks.{b + 1}": (s, pos, b) for s, pos, b in space.active_blocks(space.max_config())
+        }
+        slots = []
+        for name in order:
+            if name in block_pos:
+                stage, pos, b = block_pos[name]
+                depths = space.stages[stage].depth_choices
+                specs = np.empty((len(res_choices), len(depths), len(ks), len(es)), dtype=object)
+                for (ri, ki, ei), named in walks.items():
+                    for di, d in enumerate(depths):
+                        specs[ri, di, ki, ei] = named[name] if pos < d else None
+                genes = (0, 1 + stage, 1 + n_s + b, 1 + n_s + n_b + b)
+            else:
+                specs = np.empty((len(res_choices),), dtype=object)
+                for ri in range(len(res_choices)):
+                    specs[ri] = walks[(ri, 0, 0)][name]
+                genes = (0,)
+            slots.append(Slot(name, genes, specs))
+        return tuple(slots)
+
+    def specs_at(self, resolution: int) -> list[LayerSpec]:
+        """Every distinct spec a subnet of the space can have at `resolution`, in slot order."""
+        ri = self.space.resolutions.index(self.space.check_resolution(resolution))
+        seen: dict[LayerSpec, None] = {}
+        for slot in self.slots:
+            for spec in slot.specs[ri].ravel() if slot.specs.ndim > 1 else [slot.specs[ri]]:
+                if spec is not None:
+                    seen.setdefault(spec, None)
+        return list(seen)
+
+    def values(self, fn: ValueFn) -> list[np.ndarray]:
+        """Per slot, a float64 array of `fn(spec, resolution)`: 0 where inactive, NaN where `fn` gives None."""
+        res = self.space.resolutions
+        out = []
+        for slot in self.slots:
+            arr = np.zeros(slot.shape, dtype=np.float64)
+            cache: dict[tuple[int, LayerSpec], float] = {}
+            for idx in np.ndindex(*slot.shape):
+                spec = slot.specs[idx]
+                if spec is None:
+                    continue
+                key = (idx[0], spec)
+                if key not in cache:
+                    value = fn(spec, res[idx[0]])
+                    cache[key] = math.nan if value is None else float(value)
+                arr[idx] = cache[key]
+            out.append(arr)
+        return out
+
+    def flat_indices(self, genes: np.ndarray) -> list[np.ndarray]:
+        """Per slot, the flat index of each gene row into that slot's value array."""
+        genes = np.asarray(genes)
+        if genes.ndim != 2 or genes.shape[1] != len(self.space.genes()):
+            raise ConfigError(
+                f"{self.space.name}: gene arrays must have shape (N, {len(self.space.genes())}), got {genes.shape}"
+            )
+        sizes = self.space.gene_sizes()
+        if genes.size and (genes.min() < 0 or np.any(genes.max(axis=0) >= sizes)):
+            bad = int(np.argmax(np.any((genes < 0) | (genes >= sizes), axis=0)))
+            raise ConfigError(f"{self.space.name}: gene column {bad} ({self.space.genes()[bad].name}) has an index "
+                              f"outside 0..{sizes[bad] - 1}")
+        return [np.ravel_multi_index(tuple(genes[:, g].T), slot.shape) if len(slot.genes) > 1
+                else genes[:, slot.genes[0]] for slot, g in ((s, list(s.genes)) for s in self.slots)]
+
+    @staticmethod
+    def gather_sum(values: list[np.ndarray], indices: list[np.ndarray]) -> np.ndarray:
+        """Sum of per-slot values in slot (walk) order; bitwise equal to summing the walk left to right."""
+        n = len(indices[0]) if indices else 0
+        total = np.zeros(n, dtype=np.float64)
+        for arr, idx in zip(values, indices):
+            total += arr.ravel()[idx]
+        return total
+
+
+def _slot_name(source: str | None, spec: LayerSpec) -> str:
+    return source if source is not None else f"<{spec.role}>"
