@@ -378,6 +378,31 @@ class LatencyTable:
         return cls.from_dict(data, source=str(path))
 
 
+def table_path(profile: str, supernet: str, *, root: str | os.PathLike[str] | None = None) -> Path:
+    """Where the table measured with hardware profile `profile` for `supernet` is kept.
+
+    ``<root>/luts/<profile>/<supernet>.json``; `root` defaults to the repository's ``hardware_profiles/``.
+    """
+    from ofa_deploy.profiling.hardware import REPO_PROFILE_DIR
+
+    return Path(root or REPO_PROFILE_DIR) / "luts" / profile / f"{supernet}.json"
+
+
+def find_table(profile: str, supernet: str) -> Path:
+    """The stored table for (`profile`, `supernet`), searched in the profile dirs (user dir first)."""
+    from ofa_deploy.profiling.hardware import profile_dirs
+
+    candidates = [table_path(profile, supernet, root=d) for d in profile_dirs()]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise ConfigError(
+        f"no latency table for hardware profile {profile!r} and supernet {supernet!r} (looked for "
+        f"{', '.join(str(p) for p in candidates)}). Build it with "
+        f"`ofa-deploy profile build --profile {profile} --supernet {supernet}`, or pass a table file with --lut"
+    )
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write `text` to `path` via a temp file in the same directory and `os.replace`."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -391,4 +416,4 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 __all__ = ["FORMAT_NAME", "SCHEMA_VERSION", "LatencyStats", "LatencyTable", "Provenance", "atomic_write_text",
-           "tool_version"]
+           "find_table", "table_path", "tool_version"]
