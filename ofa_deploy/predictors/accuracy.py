@@ -1,0 +1,241 @@
+"""Accuracy predictor: an architecture encoder + OFA's MLP, batched on gene arrays.
+
+The model is OFA's: ``n_layers`` × (Linear(·, hidden) + ReLU), a bias-free Linear(hidden, 1), plus a
+constant ``base_acc``; accuracy is a fraction in [0, 1]. State-dict keys match OFA's
+(``layers.0.0.weight`` … ``layers.3.weight``, ``base_acc``), so OFA's released ResNet50 predictor
+loads as is. The OFA tutorial's plain ``Sequential`` (with an output bias) loads too.
+
+On disk a predictor is a directory: ``predictor.json`` (header: space, encoder and its parameters,
+training figures, base_acc) and ``weights.pt`` (a plain state dict, read with ``weights_only=True``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ofa_deploy.errors import CheckpointError, ConfigError
+from ofa_deploy.predictors.encoding import ArchEncoder, get_encoder
+from ofa_deploy.spaces import MobileSpace, ResNetSpace, SearchSpace, SubnetConfig, get_space
+
+log = logging.getLogger(__name__)
+
+HEADER_NAME = "predictor.json"
+WEIGHTS_NAME = "weights.pt"
+SCHEMA_VERSION = 1
+RESNET50_RESOLUTIONS = (128, 144, 160, 176, 192, 224, 240, 256)
+TUTORIAL_SPACE_RESOLUTIONS = (160, 176, 192, 208, 224)
+
+
+class AccuracyMLP(nn.Module):
+    """OFA's predictor network: ``layers(x).squeeze(-1) + base_acc``."""
+
+    def __init__(self, n_dim: int, *, hidden_size: int = 400, n_layers: int = 3, output_bias: bool = False) -> None:
+        super().__init__()
+        blocks: list[nn.Module] = [
+            nn.Sequential(nn.Linear(n_dim if i == 0 else hidden_size, hidden_size), nn.ReLU(inplace=True))
+            for i in range(n_layers)
+        ]
+        blocks.append(nn.Linear(hidden_size, 1, bias=output_bias))
+        self.layers = nn.Sequential(*blocks)
+        self.register_buffer("base_acc", torch.zeros(1))
+        self.n_dim, self.hidden_size, self.n_layers, self.output_bias = n_dim, hidden_size, n_layers, output_bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x).squeeze(-1) + self.base_acc
+
+
+class AccuracyPredictor:
+    """Predicts top-1 accuracy (fraction in [0, 1]) of subnets of `encoder.space`.
+
+    Args:
+        encoder: the architecture encoder (fixes the space and the input width).
+        model: the MLP; a fresh OFA-shaped one (hidden 400 × 3) when omitted.
+        meta: JSON-able provenance and training figures (stored in the header).
+    """
+
+    def __init__(self, encoder: ArchEncoder, model: AccuracyMLP | None = None, *,
+                 meta: Mapping[str, Any] | None = None) -> None:
+        self.encoder = encoder
+        self.model = model if model is not None else AccuracyMLP(encoder.n_dim)
+        if self.model.n_dim != encoder.n_dim:
+            raise ConfigError(f"predictor MLP takes {self.model.n_dim} features but the {encoder.name} encoder makes "
+                              f"{encoder.n_dim}")
+        self.model.eval()
+        self.meta: dict[str, Any] = dict(meta or {})
+
+    @property
+    def space(self) -> SearchSpace:
+        return self.encoder.space
+
+    @property
+    def base_acc(self) -> float:
+        return float(self.model.base_acc.item())
+
+    # ---- prediction --------------------------------------------------------------------------------
+    def predict_features(self, features: np.ndarray) -> np.ndarray:
+        """Encoded features (N, n_dim) → predicted accuracies (N,) as float64 fractions."""
+        with torch.no_grad():
+            out = self.model(torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)))
+        return out.numpy().astype(np.float64).reshape(-1)
+
+    def predict_genes(self, genes: np.ndarray) -> np.ndarray:
+        """Gene array (N, n_genes) → accuracies (N,), one batched forward pass."""
+        return self.predict_features(self.encoder.encode_genes(genes))
+
+    def predict(self, cfgs: Sequence[SubnetConfig] | SubnetConfig) -> np.ndarray:
+        """Configs → accuracies (N,)."""
+        if isinstance(cfgs, SubnetConfig):
+            cfgs = [cfgs]
+        return self.predict_features(self.encoder.encode(cfgs))
+
+    # ---- persistence -------------------------------------------------------------------------------
+    def header(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "kind": "ofa_deploy.accuracy_predictor",
+            "space": space_to_dict(self.space),
+            "encoder": {"name": self.encoder.name, "params": self.encoder.params()},
+            "n_dim": self.encoder.n_dim,
+            "model": {"hidden_size": self.model.hidden_size, "n_layers": self.model.n_layers,
+                      "output_bias": self.model.output_bias},
+            "base_acc": self.base_acc,
+            "meta": self.meta,
+        }
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``predictor.json`` and ``weights.pt`` into `directory` (atomically each)."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        _atomic_write(out / WEIGHTS_NAME, lambda f: torch.save(state, f))
+        text = json.dumps(self.header(), indent=2, sort_keys=False)
+        _atomic_write(out / HEADER_NAME, lambda f: f.write(text.encode()))
+        return out
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str], *, space: SearchSpace | None = None) -> AccuracyPredictor:
+        """Inverse of `save`. `space` overrides the space rebuilt from the header (gene layout must match)."""
+        path = Path(directory)
+        header_path, weights_path = path / HEADER_NAME, path / WEIGHTS_NAME
+        if not header_path.is_file() or not weights_path.is_file():
+            raise CheckpointError(f"{path} is not a saved accuracy predictor: expected {HEADER_NAME} and "
+                                  f"{WEIGHTS_NAME} inside (write one with `ofa-deploy accuracy train-predictor`)")
+        try:
+            header = json.loads(header_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(f"{header_path} is not valid JSON: {exc}") from exc
+        if header.get("kind") != "ofa_deploy.accuracy_predictor":
+            raise CheckpointError(f"{header_path} is not an accuracy predictor header (kind={header.get('kind')!r})")
+        built = space_from_dict(header["space"])
+        if space is not None and list(space.gene_sizes()) != list(built.gene_sizes()):
+            raise ConfigError(f"space {space.name} has a different gene layout from the predictor's space "
+                              f"{built.name}; pass a matching space or none")
+        encoder = get_encoder(header["encoder"]["name"], space or built, **header["encoder"]["params"])
+        spec = header["model"]
+        model = AccuracyMLP(encoder.n_dim, hidden_size=spec["hidden_size"], n_layers=spec["n_layers"],
+                            output_bias=spec["output_bias"])
+        _load_state(model, torch.load(weights_path, map_location="cpu", weights_only=True), weights_path)
+        return cls(encoder, model, meta=header.get("meta"))
+
+    def __repr__(self) -> str:
+        return f"AccuracyPredictor(encoder={self.encoder!r}, base_acc={self.base_acc:.4f})"
+
+
+def load_ofa_predictor(path: str | os.PathLike[str], *, kind: str = "resnet50",
+                       space: SearchSpace | None = None) -> AccuracyPredictor:
+    """Load OFA's released predictor weights.
+
+    kind ``"resnet50"``: ``ofa_resnet50_acc_predictor.pth`` (keys ``layers.*``, ``base_acc``; 82 features,
+    resolutions 128..256). kind ``"mbv3_tutorial"``: the tutorial's ``acc_predictor.pth`` (plain
+    ``Sequential`` ``0.weight`` … ``6.bias``; 128 features; OFA-MBv3 w1.2). The default space is the
+    matching registry space restricted to the resolutions the predictor encodes.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"OFA predictor weights not found at {path}")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, Mapping) and "state_dict" in state:
+        state = state["state_dict"]
+    if kind == "resnet50":
+        space = space or get_space("ofa_resnet50", resolutions=RESNET50_RESOLUTIONS)
+        encoder = get_encoder("resnet", space, resolutions=RESNET50_RESOLUTIONS)
+        model = AccuracyMLP(encoder.n_dim)
+    elif kind == "mbv3_tutorial":
+        space = space or get_space("ofa_mbv3_w12", resolutions=TUTORIAL_SPACE_RESOLUTIONS)
+        encoder = get_encoder("mbv3_tutorial", space)
+        model = AccuracyMLP(encoder.n_dim, output_bias=True)
+        state = _tutorial_to_layers(state, path)
+    else:
+        raise ConfigError(f"unknown OFA predictor kind {kind!r}; expected 'resnet50' or 'mbv3_tutorial'")
+    _load_state(model, state, path)
+    return AccuracyPredictor(encoder, model, meta={"source": str(path), "ofa_kind": kind})
+
+
+def _tutorial_to_layers(state: Mapping[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
+    """Plain Sequential keys (0, 2, 4, 6) → AccuracyMLP keys (layers.0.0 … layers.3)."""
+    names = {"0": "layers.0.0", "2": "layers.1.0", "4": "layers.2.0", "6": "layers.3"}
+    out: dict[str, torch.Tensor] = {"base_acc": torch.zeros(1)}
+    for key, value in state.items():
+        idx, _, leaf = key.partition(".")
+        if idx not in names:
+            raise CheckpointError(f"{path}: unexpected key {key!r} for the tutorial predictor "
+                                  f"(expected 0.weight … 6.bias)")
+        out[f"{names[idx]}.{leaf}"] = value
+    return out
+
+
+def _load_state(model: nn.Module, state: Any, path: Path) -> None:
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"{path}: expected a state dict, got {type(state).__name__}")
+    state = dict(state)
+    if "base_acc" not in state:
+        state["base_acc"] = torch.zeros(1)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit the predictor network: {exc}") from exc
+
+
+def space_to_dict(space: SearchSpace) -> dict[str, Any]:
+    """Constructor arguments that rebuild `space`'s gene layout (JSON-able)."""
+    if isinstance(space, MobileSpace):
+        return {"class": "MobileSpace", "name": space.name, "family": space.family, "width_mult": space.width_mult,
+                "kernel_sizes": list(space.kernel_sizes), "expand_ratios": list(space.expand_ratios),
+                "depths": list(space.depths), "resolutions": list(space.resolutions), "n_classes": space.n_classes}
+    if isinstance(space, ResNetSpace):
+        return {"class": "ResNetSpace", "name": space.name, "depths": list(space.depths),
+                "expand_ratios": list(space.expand_ratios), "width_mults": list(space.width_mults),
+                "resolutions": list(space.resolutions), "n_classes": space.n_classes}
+    raise ConfigError(f"cannot serialise space {space!r}")
+
+
+def space_from_dict(data: Mapping[str, Any]) -> SearchSpace:
+    kwargs = {k: v for k, v in data.items() if k != "class"}
+    if data.get("class") == "MobileSpace":
+        return MobileSpace(**kwargs)
+    if data.get("class") == "ResNetSpace":
+        return ResNetSpace(**kwargs)
+    raise ConfigError(f"unknown space class {data.get('class')!r} in predictor header")
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
