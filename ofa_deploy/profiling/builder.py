@@ -1,0 +1,303 @@
+"""Build a latency lookup table: time every distinct layer of a space once per hardware profile.
+
+Work items are (layer, round) pairs. Round r visits all layers in a seeded random order, so every layer gets
+one sample from each phase of a drifting machine; the per-round value is the minimum of `repeats` runs after
+`warmup` runs (`TimerSettings`). Every finished item is appended to a JSON-lines store next to the output
+(``<out>.measurements.jsonl``), so an interrupted build resumes without re-measuring anything. A constant
+per-run overhead (an Identity model with the same input binding) is timed every round too and subtracted:
+a subnet pays it once, not once per layer. A few anchor layers are re-timed through each round to record drift.
+The table is written atomically at the end, with provenance.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import statistics
+import sys
+import time
+from collections import OrderedDict, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ofa_deploy.errors import ConfigError
+from ofa_deploy.profiling.executor import Executor, LocalExecutor
+from ofa_deploy.profiling.plan import Plan, WorkItem, choose_anchors, export_layer, make_plan
+from ofa_deploy.profiling.store import JsonlStore
+from ofa_deploy.profiling.timer import TimerSettings, measure_round
+from ofa_deploy.spaces import SearchSpace
+
+log = logging.getLogger(__name__)
+
+OVERHEAD_ID = "__overhead__"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work: time `item_id` for round `round` (`anchor`: an extra drift visit)."""
+
+    item_id: str
+    round: int
+    seq: int
+    anchor: bool = False
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def write_identity_model(path: Path) -> Path:
+    """A 1-element Identity ONNX model: its run time is the backend's fixed per-call overhead."""
+    if path.is_file():
+        return path
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["input"], ["output"])], "overhead",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 1, 1, 1])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 1, 1, 1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    onnx.save(model, str(tmp))
+    os.replace(tmp, path)
+    return path
+
+
+class LayerTimingJob:
+    """Times one task: prepares (and caches) a runner per layer, then runs one round of the timer.
+
+    Runners are kept in an LRU cache of `max_runners` (session reuse across rounds); models are exported on
+    first use into `model_dir` and reused by later builds and rounds.
+    """
+
+    def __init__(self, plan: Plan, backend: Any, settings: TimerSettings, model_dir: Path, *,
+                 max_runners: int = 512) -> None:
+        self.items = {i.id: i for i in plan.items}
+        self.backend = backend
+        self.settings = settings
+        self.model_dir = model_dir
+        self.max_runners = max_runners
+        self._runners: OrderedDict[str, Any] = OrderedDict()
+        self.measurements = 0
+
+    def _model(self, item_id: str) -> tuple[Any, tuple[int, ...]]:
+        if item_id == OVERHEAD_ID:
+            return write_identity_model(self.model_dir / "overhead.onnx"), (1, 1, 1, 1)
+        item = self.items[item_id]
+        if self.backend.model_format == "module":
+            from ofa_deploy.profiling.plan import layer_model
+
+            return layer_model(item.spec), item.input_shape
+        return export_layer(item, self.model_dir / f"{item.id}.onnx"), item.input_shape
+
+    def runner(self, item_id: str) -> Any:
+        if item_id in self._runners:
+            self._runners.move_to_end(item_id)
+            return self._runners[item_id]
+        model, shape = self._model(item_id)
+        runner = self.backend.prepare(model, shape)
+        self._runners[item_id] = runner
+        while len(self._runners) > self.max_runners:
+            self._runners.popitem(last=False)[1].close()
+        return runner
+
+    def __call__(self, task: Task) -> dict[str, Any]:
+        runner = self.runner(task.item_id)
+        value, raw = measure_round(runner, self.settings)
+        self.measurements += 1
+        return {"id": task.item_id, "round": task.round, "seq": task.seq, "anchor": task.anchor,
+                "ms": value, "raw_min": min(raw), "raw_median": float(np.median(raw)), "t": time.time()}
+
+    def close(self) -> None:
+        for runner in self._runners.values():
+            runner.close()
+        self._runners.clear()
+
+
+def schedule(plan: Plan, settings: TimerSettings, anchors: Sequence[str]) -> list[Task]:
+    """All tasks in execution order: per round, overhead + anchors, then the layers in a seeded random order
+    with the anchors re-timed every `settings.anchor_every` layers."""
+    rng = np.random.default_rng(settings.seed)
+    ids = [i.id for i in plan.items]
+    tasks: list[Task] = []
+    for r in range(settings.rounds):
+        seq = 0
+        tasks.append(Task(OVERHEAD_ID, r, seq))
+        seq += 1
+        for a in anchors:
+            tasks.append(Task(a, r, seq, anchor=True))
+            seq += 1
+        for n, j in enumerate(rng.permutation(len(ids)), 1):
+            tasks.append(Task(ids[j], r, seq))
+            seq += 1
+            if anchors and settings.anchor_every and n % settings.anchor_every == 0 and n < len(ids):
+                for a in anchors:
+                    tasks.append(Task(a, r, seq, anchor=True))
+                    seq += 1
+    return tasks
+
+
+def _key(task_or_record: Any) -> tuple[str, int, int]:
+    if isinstance(task_or_record, dict):
+        return task_or_record["id"], task_or_record["round"], task_or_record["seq"]
+    return task_or_record.item_id, task_or_record.round, task_or_record.seq
+
+
+@dataclass
+class BuildResult:
+    """What `build_lut` did: the table, its path, how many items were measured now vs reused from the store."""
+
+    table: Any
+    path: Path
+    store_path: Path
+    measured: int
+    reused: int
+    seconds: float
+    overhead_ms: float
+    drift: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return {"path": str(self.path), "store": str(self.store_path), "entries": len(self.table),
+                "measured": self.measured, "reused": self.reused, "seconds": round(self.seconds, 2),
+                "overhead_ms": self.overhead_ms, "drift": self.drift}
+
+
+def store_path_for(out_path: Path) -> Path:
+    return out_path.with_name(out_path.name + ".measurements.jsonl")
+
+
+def table_from_records(plan: Plan, records: Sequence[dict[str, Any]], *, provenance: Any,
+                       subtract_overhead: bool = True) -> tuple[Any, float, dict[str, float]]:
+    """Per-layer LatencyStats from store records: per-round values minus the round's overhead.
+
+    Returns (table, overhead estimate ms, drift summary). Anchor visits give the drift series only.
+    """
+    from ofa_deploy.profiling.lut import LatencyStats, LatencyTable
+
+    overhead: dict[int, float] = {r["round"]: r["ms"] for r in records if r["id"] == OVERHEAD_ID}
+    per_item: dict[str, list[float]] = defaultdict(list)
+    anchors: dict[str, list[float]] = defaultdict(list)
+    for rec in records:
+        if rec["id"] == OVERHEAD_ID:
+            continue
+        if rec.get("anchor"):
+            anchors[rec["id"]].append(rec["ms"])
+            continue
+        cut = overhead.get(rec["round"], 0.0) if subtract_overhead else 0.0
+        per_item[rec["id"]].append(max(rec["ms"] - cut, 0.0))
+    missing = [i.id for i in plan.items if i.id not in per_item]
+    if missing:
+        raise ConfigError(f"{len(missing)} layers have no measurement yet (e.g. {missing[0]}); resume the build")
+    table = LatencyTable(provenance=provenance, stat="median")
+    for item in plan.items:
+        table[item.spec] = LatencyStats.from_samples(per_item[item.id])
+    ratios = [v / statistics.median(vs) for vs in anchors.values() for v in vs if statistics.median(vs) > 0]
+    drift = ({"visits": len(ratios), "min": float(min(ratios)), "max": float(max(ratios)),
+              "std": float(np.std(ratios))} if ratios else {})
+    over = float(statistics.median(overhead.values())) if overhead else 0.0
+    return table, over, drift
+
+
+def make_provenance(profile: Any, backend: Any, space_name: str, settings: TimerSettings, *, notes: str = "") -> Any:
+    from ofa_deploy.profiling.lut import Provenance, tool_version
+
+    desc = backend.describe() if backend is not None else {}
+    return Provenance(
+        device=platform.node() or "host", cpu_model=cpu_model(), backend=str(desc.get("backend", getattr(profile, "backend", ""))),
+        backend_version=str(desc.get("version", "")),
+        execution_provider=str(desc.get("provider", getattr(profile, "execution_provider", "") or "")),
+        threads=getattr(profile, "intra_op_threads", desc.get("threads")),
+        precision=getattr(profile, "precision", "fp32"), batch_size=getattr(profile, "batch_size", 1),
+        profile_name=getattr(profile, "name", ""), profile_sha256=getattr(profile, "sha256", ""),
+        supernet=space_name, date=Provenance.now(), tool_version=tool_version(),
+        notes=notes or json.dumps({"timer": settings.to_dict(),
+                                   "estimate": "median over rounds of per-round minima, minus per-call overhead",
+                                   "python": sys.version.split()[0]}),
+    )
+
+
+def build_lut(
+    space: SearchSpace,
+    resolutions: Sequence[int] | None,
+    profile: Any,
+    out_path: str | os.PathLike[str],
+    *,
+    executor: Executor | None = None,
+    progress: bool = True,
+    resume: bool = True,
+    timer: TimerSettings | None = None,
+    limit: int | None = None,
+    n_anchors: int = 3,
+    model_dir: str | os.PathLike[str] | None = None,
+    backend: Any = None,
+) -> BuildResult:
+    """Measure every distinct layer of `space` at `resolutions` on `profile`'s backend; write the LUT.
+
+    Args:
+        space: the search space (its `walk_layers` defines the layers).
+        resolutions: input sides (None: all of the space's).
+        profile: a `HardwareProfile` (backend, threads, warm-up/repeats/rounds).
+        out_path: the LUT JSON to write (atomically, at the end).
+        executor: runs the work items (default `LocalExecutor`: sequential, in this process).
+        progress: a tqdm bar on stderr.
+        resume: continue from ``<out>.measurements.jsonl`` if present (False: start over).
+        timer: timing settings (default: from the profile).
+        limit: only the first `limit` layers of the plan (quick runs and tests).
+        n_anchors: layers re-timed through every round to record drift.
+        model_dir: where layer models are exported (default: ``<out>.models/``; reused across builds).
+        backend: a prepared backend (default: `create_backend(profile)`).
+    """
+    from ofa_deploy.profiling.backends import create_backend
+
+    start = time.perf_counter()
+    out = Path(out_path)
+    settings = timer or TimerSettings.from_profile(profile)
+    plan = make_plan(space, resolutions, batch_size=int(getattr(profile, "batch_size", 1)), limit=limit)
+    backend = backend or create_backend(profile)
+    anchors = [i.id for i in choose_anchors(plan, n_anchors)]
+    header = {"job": "lut-build", "space": space.name, "resolutions": list(plan.resolutions), "limit": limit,
+              "profile": getattr(profile, "name", str(profile)), "profile_sha256": getattr(profile, "sha256", ""),
+              "timer": settings.to_dict(), "anchors": anchors}
+    store = JsonlStore(store_path_for(out), header, resume=resume)
+    done = {_key(r) for r in store}
+    tasks = [t for t in schedule(plan, settings, anchors) if _key(t) not in done]
+    reused = len(done)
+    job = LayerTimingJob(plan, backend, settings, Path(model_dir) if model_dir else out.with_name(out.name + ".models"))
+    executor = executor or LocalExecutor()
+    bar = None
+    if progress and tasks:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(tasks), desc=f"profiling {space.name}", unit="item", file=sys.stderr, leave=False)
+    measured = 0
+    try:
+        for record in executor.map(job, tasks):
+            store.append(record)
+            measured += 1
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+        job.close()
+    provenance = make_provenance(profile, backend, space.name, settings)
+    table, overhead, drift = table_from_records(plan, store.records, provenance=provenance)
+    table.save(out)
+    seconds = time.perf_counter() - start
+    log.info("wrote %s: %d layers, %d measured now, %d reused, %.1f s", out, len(table), measured, reused, seconds)
+    return BuildResult(table, out, store.path, measured, reused, seconds, overhead, drift)
