@@ -334,7 +334,8 @@ def save_ofa_lut(
     """Write `table` as OFA YAML, one ``<prefix><r>_lookup_table.yaml`` per resolution; returns {r: path}.
 
     Each file holds every layer a subnet of `space` can have at that resolution that the table covers
-    (the layers are enumerated with the space's walk). `resolutions` defaults to those of the space at
+    (the layers are enumerated with the space's walk), plus the table's entries the space cannot produce
+    whose input size occurs at that resolution (so OFA rows outside the space survive a round trip). `resolutions` defaults to those of the space at
     which the table covers the stem.
     """
     from ofa_deploy.predictors.gather import SlotTables  # local: predictors depend on profiling
@@ -349,8 +350,15 @@ def save_ofa_lut(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written: dict[int, Path] = {}
+    reachable = {r: slots.specs_at(r) for r in space.resolutions}
+    known = {s for specs in reachable.values() for s in specs}
+    # entries the space cannot produce (e.g. OFA rows for choices the space lacks) are kept: written to
+    # every file whose feature-map sizes they fit
+    extra = [(res, spec) for res, spec, _ in table.all_items() if spec not in known]
     for r in resolutions:
-        specs = slots.specs_at(r)
+        specs = reachable[r] if r in reachable else slots.specs_at(r)
+        sizes = {s.in_size for s in specs}
+        specs = specs + [spec for res, spec in extra if (res is None or res == r) and spec.in_size in sizes]
         rows: dict[str, dict[str, Any]] = {}
         pools = [s for s in specs if s.kind == "avgpool"]
         classifiers = [s for s in specs if s.kind == "linear"]
