@@ -185,11 +185,15 @@ def write_plan(plan: Plan, out_dir: str | os.PathLike[str], *, profile: Any = No
         if ort_format:
             entry["ort_file"] = f"models/{item.id}.ort"
         entries.append(entry)
+    from ofa_deploy.profiling.builder import write_identity_model
+
+    write_identity_model(models / "overhead.onnx")
     if ort_format:
         convert_to_ort(models)
     data = plan.to_dict()
+    data["overhead_file"] = "models/overhead.ort" if ort_format else "models/overhead.onnx"
     data["items"] = entries
-    data["anchors"] = [e["id"] for e in choose_anchors(plan, anchors)]
+    data["anchors"] = [e.id for e in choose_anchors(plan, anchors)]
     if profile is not None:
         data["profile"] = profile.to_dict() if hasattr(profile, "to_dict") else dict(profile)
     if timer is not None:
