@@ -9,14 +9,19 @@ import copy
 import logging
 import os
 import tempfile
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from ofa_deploy.errors import ExportError
+
+if TYPE_CHECKING:
+    from ofa_deploy.export.artifacts import ExportReport
 
 log = logging.getLogger(__name__)
 
@@ -102,3 +107,98 @@ def torch_to_onnx(
         tmp.unlink(missing_ok=True)
     log.info("exported ONNX opset %d to %s (%.1f KB)", opset, path, path.stat().st_size / 1024)
     return path
+
+
+def slim_onnx(path: Path) -> bool:
+    """Simplify the graph in place with onnxslim; False (and a log line) when onnxslim is not installed."""
+    try:
+        import onnxslim
+    except ImportError:
+        log.warning("onnxslim is not installed; skipping graph slimming (pip install onnxslim)")
+        return False
+    import onnx
+
+    slimmed = onnxslim.slim(str(path))
+    tmp = path.with_name(f".{path.name}.slim.tmp")
+    onnx.save(slimmed, str(tmp))
+    os.replace(tmp, path)
+    return True
+
+
+def export_onnx(
+    model: nn.Module,
+    out_dir: str | os.PathLike[str],
+    *,
+    input_shape: Sequence[int],
+    opset: int = 17,
+    dynamic_batch: bool = True,
+    slim: bool = False,
+    validate: bool = True,
+    atol: float = 1e-4,
+    rtol: float = 1e-3,
+    n_inputs: int = 3,
+    seed: int = 0,
+    overwrite: bool = False,
+    subnet_info: dict[str, Any] | None = None,
+    notes: Sequence[str] = (),
+    model_name: str = "model.onnx",
+) -> "ExportReport":
+    """Export `model` to an artifact directory with ``model.onnx`` and validate it in ONNX Runtime.
+
+    Validation runs `n_inputs` seeded inputs (batch 1 and batch 3 alternating when `dynamic_batch`) through the
+    PyTorch model and ORT and compares every output with ``|diff| <= atol + rtol * |ref|``.
+
+    Returns:
+        The `ExportReport` (also written to ``export_report.json``).
+
+    Raises:
+        ExportError: bad opset/shape, non-empty output dir without `overwrite`, export failure.
+        ValidationFailedError: ORT disagrees with PyTorch; the artifacts and the report are kept on disk and the
+            report is attached as ``err.report``.
+    """
+    from ofa_deploy.errors import ValidationFailedError
+    from ofa_deploy.export.artifacts import ExportReport, KeepArtifacts, check_out_dir, finish, staging_dir, \
+        subnet_info_from_model
+    from ofa_deploy.export.runners import ort_runner
+    from ofa_deploy.export.validate import make_inputs, validate_runner
+
+    check_opset(opset)
+    shape = check_input_shape(input_shape)
+    out = check_out_dir(out_dir, overwrite=overwrite)
+    report = ExportReport(backend="onnx", out_dir=str(out), files={"model": model_name}, passed=None,
+                          input_shape=shape, opset=opset, dynamic_batch=dynamic_batch,
+                          subnet=subnet_info if subnet_info is not None else subnet_info_from_model(model),
+                          notes=list(notes))
+    with staging_dir(out, overwrite=overwrite) as staged:
+        t0 = time.perf_counter()
+        onnx_path = torch_to_onnx(model, staged / model_name, input_shape=shape, opset=opset,
+                                  dynamic_batch=dynamic_batch)
+        report.timings["export"] = time.perf_counter() - t0
+        if slim:
+            t0 = time.perf_counter()
+            if slim_onnx(onnx_path):
+                report.timings["slim"] = time.perf_counter() - t0
+            else:
+                report.notes.append("slim requested but onnxslim is not installed; graph left as exported")
+        report.extra["onnx_nodes"] = _count_nodes(onnx_path)
+        report.extra["model_bytes"] = onnx_path.stat().st_size
+        if validate:
+            t0 = time.perf_counter()
+            inputs = make_inputs(shape, n_inputs=n_inputs, seed=seed, dynamic_batch=dynamic_batch)
+            result = validate_runner(model, ort_runner(onnx_path), inputs=inputs, atol=atol, rtol=rtol,
+                                     backend="onnxruntime", seed=seed)
+            report.timings["validate"] = time.perf_counter() - t0
+            report.validation = result
+            report.passed = result.passed
+        finish(report, staged, out)
+        if report.passed is False:
+            raise KeepArtifacts(ValidationFailedError(
+                f"{report.validation.message if report.validation else ''}. Artifacts and report kept in {out}",
+                report=report))
+    return report
+
+
+def _count_nodes(path: Path) -> int:
+    import onnx
+
+    return len(onnx.load(str(path), load_external_data=False).graph.node)

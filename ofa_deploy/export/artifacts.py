@@ -1,0 +1,187 @@
+"""Artifact directories and export reports.
+
+One directory per export. It is assembled in a hidden temp dir next to the target and renamed into place at the
+end, so a directory named like the target is always complete: model file(s), ``subnet.json`` (config + source)
+and ``export_report.json`` (versions, opset/target, per-output errors, timings, pass/fail).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from ofa_deploy.errors import ExportError
+from ofa_deploy.export.validate import ValidationResult
+
+log = logging.getLogger(__name__)
+
+REPORT_NAME = "export_report.json"
+SUBNET_NAME = "subnet.json"
+SCHEMA_VERSION = 1
+
+
+def library_versions() -> dict[str, str | None]:
+    """Installed versions of the packages an artifact depends on (None when missing); no heavy imports."""
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for dist in ("ofa-deploy", "torch", "onnx", "onnxruntime", "onnxslim", "apache-tvm", "apache-tvm-ffi", "numpy"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+@dataclass
+class ExportReport:
+    """What one export produced and how well it matched the reference."""
+
+    backend: str
+    out_dir: str
+    files: dict[str, str]
+    passed: bool | None
+    input_shape: tuple[int, ...]
+    opset: int | None = None
+    target: dict[str, Any] | None = None
+    dynamic_batch: bool = True
+    validation: ValidationResult | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    versions: dict[str, str | None] = field(default_factory=library_versions)
+    subnet: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+
+    def path(self, role: str = "model") -> Path:
+        """Absolute path of one produced file (roles: ``model``, ``onnx``, ``report``, ``subnet``, ...)."""
+        return Path(self.out_dir) / self.files[role]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION, "backend": self.backend, "passed": self.passed,
+            "out_dir": self.out_dir, "files": dict(self.files), "input_shape": list(self.input_shape),
+            "dynamic_batch": self.dynamic_batch, "opset": self.opset, "target": self.target,
+            "validation": self.validation.to_dict() if self.validation else None,
+            "timings_s": {k: round(v, 4) for k, v in self.timings.items()}, "versions": self.versions,
+            "subnet": self.subnet, "notes": list(self.notes), "extra": self.extra, "created": self.created,
+        }
+
+
+def check_out_dir(out_dir: str | os.PathLike[str], *, overwrite: bool) -> Path:
+    """Refuse a non-empty or unwritable output directory unless `overwrite`; return it as an absolute Path."""
+    out = Path(out_dir).expanduser().absolute()
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"output path {out} exists and is not a directory; choose another --out")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ExportError(f"output directory {out} is not empty; pass overwrite=True (--overwrite) to replace it "
+                          "or choose an empty/new directory")
+    parent = out.parent
+    probe = parent
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK | os.X_OK) or (out.exists() and not os.access(out, os.W_OK | os.X_OK)):
+        raise ExportError(f"output directory {out} is not writable (no write permission on {probe}); "
+                          "choose a writable --out")
+    return out
+
+
+@contextmanager
+def staging_dir(out_dir: str | os.PathLike[str], *, overwrite: bool) -> Iterator[Path]:
+    """Yield a temp dir next to `out_dir`; on normal exit it replaces `out_dir`, on error it is removed.
+
+    Raise `KeepArtifacts` inside the block to publish the directory and then re-raise the wrapped error
+    (used for validation failures, whose artifacts and report must stay on disk).
+    """
+    out = check_out_dir(out_dir, overwrite=overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; published dirs get the usual permissions
+    try:
+        yield tmp
+    except KeepArtifacts as keep:
+        publish(tmp, out)
+        raise keep.error from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    publish(tmp, out)
+
+
+class KeepArtifacts(Exception):
+    """Control flow: publish the staged directory, then raise `error`."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def publish(tmp: Path, out: Path) -> None:
+    """Move a complete staged directory into place, replacing an existing `out` (old one removed after)."""
+    trash = None
+    if out.exists():
+        trash = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(out, trash)
+    os.replace(tmp, out)
+    if trash is not None:
+        shutil.rmtree(trash, ignore_errors=True)
+    log.info("artifacts written to %s", out)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Atomic JSON write (temp file in the same dir, then rename)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+    os.replace(tmp, path)
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    if isinstance(obj, (Path,)):
+        return str(obj)
+    if isinstance(obj, tuple):
+        return list(obj)
+    try:
+        import numpy as np
+
+        if isinstance(obj, np.generic):
+            return obj.item()
+    except ImportError:  # pragma: no cover
+        pass
+    return str(obj)
+
+
+def finish(report: ExportReport, staged: Path, out: Path) -> None:
+    """Write ``subnet.json`` (if any) and ``export_report.json`` into the staged dir; report paths point at `out`."""
+    report.out_dir = str(out)
+    if report.subnet is not None:
+        write_json(staged / SUBNET_NAME, report.subnet)
+        report.files["subnet"] = SUBNET_NAME
+    report.files["report"] = REPORT_NAME
+    write_json(staged / REPORT_NAME, report.to_dict())
+
+
+def load_report(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read the ``export_report.json`` of an artifact directory."""
+    path = Path(out_dir) / REPORT_NAME
+    if not path.is_file():
+        raise ExportError(f"{path} not found; {out_dir} is not an export artifact directory")
+    return json.loads(path.read_text())
+
+
+def subnet_info_from_model(model: Any) -> dict[str, Any] | None:
+    """The JSON-able provenance a `SubnetModel` carries in ``.meta`` (None when it has none)."""
+    meta = getattr(model, "meta", None)
+    return dict(meta) if isinstance(meta, dict) and meta else None

@@ -1,0 +1,50 @@
+"""Runners: callables numpy array in → list of numpy arrays out, one per backend, for validation and timing."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ofa_deploy.errors import BackendUnavailableError, ExportError
+
+
+def ort_session(model: str | os.PathLike[str] | bytes, *, threads: int = 1, optimization: str = "all") -> object:
+    """An ONNX Runtime CPU session (``.onnx`` or ``.ort`` file, or serialized bytes) with fixed thread counts.
+
+    Raises:
+        BackendUnavailableError: onnxruntime is not installed.
+        ExportError: the file cannot be loaded (missing, corrupt, not ONNX/ORT format).
+    """
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:  # pragma: no cover - onnxruntime is a base dependency
+        raise BackendUnavailableError("onnxruntime is not installed; install it with `pip install onnxruntime`") from exc
+    levels = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL, "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+              "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = levels[optimization]
+    so.log_severity_level = 3
+    src = model if isinstance(model, bytes) else str(model)
+    if not isinstance(model, bytes) and not Path(src).is_file():
+        raise ExportError(f"model file {src} does not exist; pass the path of an exported .onnx/.ort file")
+    try:
+        return ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise ExportError(f"ONNX Runtime cannot load {src if isinstance(src, str) else 'model bytes'}: "
+                          f"{str(exc).strip().splitlines()[0][:300]}. Is it a valid ONNX/ORT model?") from exc
+
+
+def ort_runner(model: str | os.PathLike[str] | bytes, *, threads: int = 1, optimization: str = "all"):
+    """A runner over one ORT session (single input)."""
+    sess = ort_session(model, threads=threads, optimization=optimization)
+    name = sess.get_inputs()[0].name  # type: ignore[attr-defined]
+
+    def run(x: np.ndarray) -> list[np.ndarray]:
+        return sess.run(None, {name: np.ascontiguousarray(x, dtype=np.float32)})  # type: ignore[attr-defined]
+
+    run.session = sess  # type: ignore[attr-defined]
+    return run

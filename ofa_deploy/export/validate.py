@@ -1,0 +1,222 @@
+"""One validator for every backend: compare a runner (numpy in → numpy out) against a reference.
+
+The reference is a PyTorch module (run in eval mode on a deep copy, so the caller's model is untouched) or another
+runner (e.g. the fp32 ONNX model in ORT, when checking an int8 model). Two pass criteria:
+
+* ``mode="allclose"`` (fp32 backends): every element satisfies ``|y - ref| <= atol + rtol * |ref|``.
+* ``mode="top1"`` (int8): the argmax over the last axis agrees on at least ``min_top1`` of the samples.
+
+Both modes always report per-output max abs / max rel error and top-1 agreement.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Union
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+Arrays = Union[np.ndarray, Sequence[np.ndarray]]
+Runner = Callable[[np.ndarray], Arrays]
+
+
+@dataclass(frozen=True)
+class OutputError:
+    """Error of one output over all validation inputs."""
+
+    index: int
+    shape: tuple[int, ...]
+    max_abs: float
+    max_rel: float
+    ref_abs_max: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "shape": list(self.shape)}
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """Outcome of comparing one backend with its reference."""
+
+    backend: str
+    passed: bool
+    mode: str
+    atol: float
+    rtol: float
+    min_top1: float | None
+    outputs: tuple[OutputError, ...]
+    top1_agreement: float
+    n_samples: int
+    input_shapes: tuple[tuple[int, ...], ...]
+    seed: int | None
+    message: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def max_abs(self) -> float:
+        return max((o.max_abs for o in self.outputs), default=0.0)
+
+    @property
+    def max_rel(self) -> float:
+        return max((o.max_rel for o in self.outputs), default=0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend, "passed": self.passed, "mode": self.mode, "atol": self.atol, "rtol": self.rtol,
+            "min_top1": self.min_top1, "max_abs": self.max_abs, "max_rel": self.max_rel,
+            "outputs": [o.to_dict() for o in self.outputs], "top1_agreement": self.top1_agreement,
+            "n_samples": self.n_samples, "input_shapes": [list(s) for s in self.input_shapes], "seed": self.seed,
+            "message": self.message, **({"extra": self.extra} if self.extra else {}),
+        }
+
+
+def make_inputs(
+    input_shape: Sequence[int], *, n_inputs: int = 3, seed: int = 0, dynamic_batch: bool = True,
+    dynamic_batch_size: int = 3,
+) -> list[np.ndarray]:
+    """Seeded standard-normal float32 inputs; with `dynamic_batch`, batch sizes alternate 1, k, 1, k, ...
+
+    The first input always has the batch size of `input_shape` when `dynamic_batch` is False.
+    """
+    if n_inputs < 1:
+        raise ValueError(f"n_inputs must be >= 1, got {n_inputs}")
+    rng = np.random.default_rng(seed)
+    tail = tuple(int(s) for s in input_shape[1:])
+    batches = [1 if i % 2 == 0 else dynamic_batch_size for i in range(n_inputs)] if dynamic_batch \
+        else [int(input_shape[0])] * n_inputs
+    return [rng.standard_normal((b, *tail), dtype=np.float32) for b in batches]
+
+
+def _as_list(out: Arrays) -> list[np.ndarray]:
+    if isinstance(out, np.ndarray):
+        return [out]
+    return [np.asarray(o) for o in out]
+
+
+def torch_runner(model: Any) -> Runner:
+    """Wrap a torch module as a runner (eval-mode deep copy, ``inference_mode``)."""
+    import torch
+
+    clone = copy.deepcopy(model).eval().float()
+
+    def run(x: np.ndarray) -> list[np.ndarray]:
+        with torch.inference_mode():
+            out = clone(torch.from_numpy(np.ascontiguousarray(x)))
+        outs = out if isinstance(out, (tuple, list)) else [out]
+        return [o.detach().cpu().numpy() for o in outs]
+
+    return run
+
+
+def _reference_runner(reference: Any) -> Runner:
+    try:
+        import torch
+
+        if isinstance(reference, torch.nn.Module):
+            return torch_runner(reference)
+    except ImportError:  # pragma: no cover - torch is a hard dependency in practice
+        pass
+    if not callable(reference):
+        raise TypeError(f"reference must be a torch.nn.Module or a callable runner, got {type(reference).__name__}")
+    return reference
+
+
+def validate_runner(
+    reference: Any,
+    runner: Runner,
+    *,
+    inputs: Sequence[np.ndarray],
+    atol: float = 1e-4,
+    rtol: float = 1e-3,
+    mode: Literal["allclose", "top1"] = "allclose",
+    min_top1: float | None = None,
+    backend: str = "unknown",
+    seed: int | None = None,
+    reference_outputs: Sequence[Arrays] | None = None,
+) -> ValidationResult:
+    """Run `runner` and `reference` on every input and compare them.
+
+    Args:
+        reference: a torch module or a runner producing the expected outputs.
+        runner: the backend under test, numpy array in → array or list of arrays out.
+        inputs: the validation inputs (see `make_inputs`).
+        atol, rtol: elementwise tolerance ``atol + rtol * |ref|`` (``mode="allclose"``).
+        mode: ``"allclose"`` or ``"top1"`` (pass iff top-1 agreement >= `min_top1`).
+        min_top1: required top-1 agreement in ``mode="top1"`` (default 0.9); optional extra check otherwise.
+        backend: label stored in the result.
+        seed: the seed the inputs were made from (recorded only).
+        reference_outputs: precomputed reference outputs per input (skips running the reference).
+    """
+    if not inputs:
+        raise ValueError("validate_runner needs at least one input")
+    if mode not in ("allclose", "top1"):
+        raise ValueError(f"mode must be 'allclose' or 'top1', got {mode!r}")
+    if mode == "top1" and min_top1 is None:
+        min_top1 = 0.9
+    ref_run = None if reference_outputs is not None else _reference_runner(reference)
+    n_out: int | None = None
+    max_abs: list[float] = []
+    max_rel: list[float] = []
+    ref_max: list[float] = []
+    shapes: list[tuple[int, ...]] = []
+    close = True
+    agree = 0
+    n_samples = 0
+    problems: list[str] = []
+    for i, x in enumerate(inputs):
+        ref = _as_list(reference_outputs[i]) if reference_outputs is not None else _as_list(ref_run(x))  # type: ignore[misc]
+        got = _as_list(runner(x))
+        if n_out is None:
+            n_out = len(ref)
+            max_abs, max_rel, ref_max = [0.0] * n_out, [0.0] * n_out, [0.0] * n_out
+            shapes = [tuple(r.shape[1:]) for r in ref]
+        if len(got) != len(ref):
+            problems.append(f"input {i}: backend returned {len(got)} outputs, reference {len(ref)}")
+            close = False
+            continue
+        for k, (r, g) in enumerate(zip(ref, got)):
+            r = np.asarray(r, dtype=np.float64)
+            g = np.asarray(g, dtype=np.float64)
+            if r.shape != g.shape:
+                problems.append(f"input {i} output {k}: shape {g.shape} != reference {r.shape}")
+                close = False
+                max_abs[k] = float("inf")
+                continue
+            diff = np.abs(g - r)
+            if not np.all(np.isfinite(g)):
+                problems.append(f"input {i} output {k}: non-finite values")
+                close = False
+            max_abs[k] = max(max_abs[k], float(np.nanmax(diff, initial=0.0)))
+            denom = np.maximum(np.abs(r), np.finfo(np.float32).tiny)
+            max_rel[k] = max(max_rel[k], float(np.nanmax(diff / denom, initial=0.0)))
+            ref_max[k] = max(ref_max[k], float(np.max(np.abs(r), initial=0.0)))
+            close &= bool(np.all(diff <= atol + rtol * np.abs(r)))
+            if k == 0 and r.ndim >= 2:
+                agree += int(np.sum(np.argmax(r, axis=-1) == np.argmax(g, axis=-1)))
+                n_samples += int(np.prod(r.shape[:-1]))
+    top1 = agree / n_samples if n_samples else float("nan")
+    outputs = tuple(OutputError(k, shapes[k], max_abs[k], max_rel[k], ref_max[k]) for k in range(n_out or 0))
+    top1_ok = min_top1 is None or (n_samples > 0 and top1 >= min_top1)
+    if mode == "allclose":
+        passed = close and top1_ok and not problems
+        crit = f"|diff| <= {atol:g} + {rtol:g}*|ref|" + (f" and top-1 >= {min_top1:.2f}" if min_top1 is not None else "")
+    else:
+        passed = top1_ok and not problems
+        crit = f"top-1 agreement >= {min_top1:.2f}"
+    worst_abs = max(max_abs, default=0.0)
+    worst_rel = max(max_rel, default=0.0)
+    verdict = "passed" if passed else "FAILED"
+    message = (f"{backend} validation {verdict} ({crit}): max abs {worst_abs:.3g}, max rel {worst_rel:.3g}, "
+               f"top-1 agreement {top1:.3f} over {n_samples} samples")
+    if problems:
+        message += "; " + "; ".join(problems[:3])
+    (log.info if passed else log.warning)(message)
+    return ValidationResult(
+        backend=backend, passed=passed, mode=mode, atol=float(atol), rtol=float(rtol), min_top1=min_top1,
+        outputs=outputs, top1_agreement=top1, n_samples=n_samples,
+        input_shapes=tuple(tuple(int(s) for s in x.shape) for x in inputs), seed=seed, message=message,
+    )
