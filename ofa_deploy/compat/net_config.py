@@ -52,7 +52,9 @@ _BOTTLENECK_DEFAULTS: dict[str, Any] = {
 _LINEAR_DEFAULTS: dict[str, Any] = {
     "bias": True, "use_bn": False, "act_func": None, "dropout_rate": 0, "ops_order": "weight_bn_act",
 }
-_IDENTITY_DEFAULTS: dict[str, Any] = {"use_bn": False, "act_func": None, "dropout_rate": 0, "ops_order": "weight_bn_act"}
+_IDENTITY_DEFAULTS: dict[str, Any] = {
+    "use_bn": False, "act_func": None, "dropout_rate": 0, "ops_order": "weight_bn_act",
+}
 
 
 @dataclass(frozen=True)
@@ -266,7 +268,8 @@ class _Parser:
                     raise ConfigError(f"{where}.{key} = {list(value)!r}; expected one channel count")
                 value = value[0]
             if _positive_int(value, f"{where}.{key}") != channels:
-                raise ConfigError(f"{where}.{key} = {value}, but the block has {channels} channels; expected {channels}")
+                raise ConfigError(
+                    f"{where}.{key} = {value}, but the block has {channels} channels; expected {channels}")
         return True
 
     def residual_block(self, cfg: Any, where: str, *, inner: str) -> None:
@@ -656,28 +659,30 @@ def load_static_weights(model: Any, source: Any, *, strict: bool = True) -> Any:
 
     state = _read_state_dict(source)
     ours = model.state_dict()
+    ofa_names = _key_map(model)  # ours -> OFA
     if state and all(k.startswith("layers.") for k in state):
-        remapped = dict(state)
+        remapped, origin = dict(state), {k: k for k in state}
     else:
-        to_ours = {ofa: our for our, ofa in _key_map(model).items()}
-        remapped, unexpected = {}, []
+        to_ours = {ofa: our for our, ofa in ofa_names.items()}
+        remapped, origin, unexpected = {}, {}, []
         for key, value in state.items():
             target = to_ours.get(_normalise_ofa_key(key))
             if target is None:
                 unexpected.append(key)
             else:
-                remapped[target] = value
+                remapped[target], origin[target] = value, key
         if unexpected:
             _fail_or_log(strict, f"{len(unexpected)} checkpoint keys have no place in the model", unexpected)
     not_in_model = [k for k in remapped if k not in ours]
     if not_in_model:
         _fail_or_log(strict, f"{len(not_in_model)} checkpoint keys are not in the model", not_in_model)
         remapped = {k: v for k, v in remapped.items() if k in ours}
-    missing = [k for k in ours if k not in remapped and not k.endswith("num_batches_tracked")]
+    missing = [f"{k} (OFA name {ofa_names[k]})" for k in ours
+               if k not in remapped and not k.endswith("num_batches_tracked")]
     if missing:
-        _fail_or_log(strict, f"{len(missing)} model keys are missing from the checkpoint", missing, ours)
+        _fail_or_log(strict, f"{len(missing)} model keys are missing from the checkpoint", missing)
     bad_shapes = [
-        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(ours[k].shape)}"
+        f"{origin[k]} (model key {k}): checkpoint {tuple(getattr(v, 'shape', ()))} vs model {tuple(ours[k].shape)}"
         for k, v in remapped.items() if not isinstance(v, torch.Tensor) or tuple(v.shape) != tuple(ours[k].shape)
     ]
     if bad_shapes:
@@ -694,7 +699,7 @@ def _fail_or_log(strict: bool, what: str, keys: list[str]) -> None:
     hint = ""
     if any(".conv.conv." in k or "_matrix" in k or ".bn.bn." in k for k in keys):
         hint = " These look like supernet (dynamic) keys: load a supernet checkpoint with load_supernet_weights."
-    message = f"{what}, first: {', '.join(repr(k) for k in keys[:5])}.{hint}"
+    message = f"{what}, first: {', '.join(keys[:5])}.{hint}"
     if strict:
         raise CheckpointError(message + " Pass strict=False to load the matching tensors only.")
     logger.warning(message)

@@ -1,0 +1,269 @@
+"""OFA net.config interop: the released specialized nets, the reference package both ways, errors."""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from ofa_deploy.compat.net_config import (
+    load_net_config,
+    load_static_weights,
+    net_config_to_specs,
+    parse_net_config,
+    save_net_config,
+    subnet_to_net_config,
+    to_ofa_state_dict,
+)
+from ofa_deploy.errors import CheckpointError, ConfigError
+from ofa_deploy.nn.layers import SubnetModel
+from ofa_deploy.predictors.macs import count_layers, count_module
+from ofa_deploy.spaces import get_space
+
+SPECIALIZED = {
+    # file stem: (network class, run.config resolution)
+    "flops-595M_top1-80.0_finetune-75": ("MobileNetV3", 236),
+    "pixel1_lat-58ms_top1-76.9_finetune-75": ("MobileNetV3", 220),
+    "cpu_lat-17ms_top1-75.7_finetune-25": ("ProxylessNASNets", 208),
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """One intra-op thread: on a shared 2-core machine this is several times faster; restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def specialized(ofa_reference_dir: Path) -> dict[str, Path]:
+    return {stem: ofa_reference_dir / "specialized" / f"{stem}.net.config" for stem in SPECIALIZED}
+
+
+@pytest.fixture(scope="module")
+def get_net_by_name(ofa_ref):
+    from ofa.imagenet_classification.networks import get_net_by_name
+
+    return get_net_by_name
+
+
+def _randomise_bn(net: torch.nn.Module, seed: int = 0) -> None:
+    """Non-trivial BN statistics so that a wrong eps or a swapped tensor shows in the outputs.
+
+    Variances are small (so eps 1e-3 vs 1e-5 matters) and gamma is scaled to keep activations O(1).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm1d)):
+                var = torch.rand(m.num_features, generator=gen) * 0.09 + 0.01
+                m.running_mean.copy_(torch.rand(m.num_features, generator=gen) * 0.2 - 0.1)
+                m.running_var.copy_(var)
+                m.weight.copy_(var.sqrt() * (torch.rand(m.num_features, generator=gen) + 0.5))
+
+
+def _ofa_build(get_net_by_name, cfg: dict) -> torch.nn.Module:
+    return get_net_by_name(cfg["name"]).build_from_config(copy.deepcopy(cfg)).eval()
+
+
+# ---- the released specialized nets ------------------------------------------------------------
+@pytest.mark.parametrize("stem", sorted(SPECIALIZED))
+def test_specialized_net_builds_runs_and_counts(specialized, stem):
+    path = specialized[stem]
+    network, resolution = SPECIALIZED[stem]
+    model = load_net_config(path)  # resolution from the run.config next to it
+    assert model.input_resolution == resolution
+    assert model.meta["net_config"] == network and model.meta["source"] == str(path)
+    explicit = load_net_config(path, run_config=path.with_name(f"{stem}.run.config"))
+    assert explicit.specs == model.specs
+    assert model.bn_eps == (1e-3 if network == "ProxylessNASNets" else 1e-5)
+    with torch.no_grad():
+        out = model.eval()(torch.randn(1, 3, resolution, resolution))
+    assert out.shape == (1, 1000) and torch.isfinite(out).all()
+    analytic = count_layers(model.specs)
+    hooked = count_module(model, (1, 3, resolution, resolution))
+    assert (analytic.macs, analytic.params) == (hooked.macs, hooked.params)
+    if stem.startswith("flops-595M"):
+        assert abs(analytic.macs / 1e6 - 595) <= 0.5
+    if stem.startswith("pixel1_lat-58ms"):
+        assert abs(analytic.macs / 1e6 - 230) <= 0.5  # OFA paper, Table 1: 76.9% top-1 at 230M MACs, 58 ms
+
+
+@pytest.mark.parametrize("stem", sorted(SPECIALIZED))
+def test_specialized_matches_reference_net(specialized, get_net_by_name, ofa_ref, stem, tmp_path):
+    """Legacy-named config and checkpoint → same logits and MACs as the reference static net."""
+    raw = json.loads(specialized[stem].read_text())
+    snapshot = copy.deepcopy(raw)
+    r = 128
+    model = load_net_config(raw, resolution=r)
+    assert raw == snapshot  # never mutates its input
+    ref = _ofa_build(get_net_by_name, raw)
+    _randomise_bn(ref)
+    legacy = {k.replace(".conv.", ".mobile_inverted_conv.", 1) if k.startswith("blocks.") else k: v
+              for k, v in ref.state_dict().items()}
+    assert any(".mobile_inverted_conv." in k for k in legacy)
+    ckpt = tmp_path / "init"
+    torch.save({"state_dict": legacy}, ckpt)
+    load_static_weights(model, ckpt)
+    x = torch.randn(2, 3, r, r)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(x), ref(x), rtol=1e-4, atol=1e-5)
+    ref_macs = ofa_ref.count_net_flops(ref, (1, 3, r, r))
+    assert count_layers(model.specs).macs == pytest.approx(float(ref_macs), rel=1e-6)
+
+
+# ---- writing net.configs the reference package consumes ----------------------------------------
+CASES = [("ofa_mbv3_w10", 0, 128), ("ofa_mbv3_w12", 1, 160), ("ofa_proxyless_w13", 2, 128), ("ofa_resnet50", 3, 64),
+         ("ofa_resnet50", 5, 64)]
+
+
+@pytest.mark.parametrize(("name", "seed", "res"), CASES)
+def test_subnet_to_net_config_round_trip_with_reference(get_net_by_name, name, seed, res):
+    space = get_space(name)
+    cfg = space.sample(seed)
+    specs = space.walk_layers(cfg, res)
+    torch.manual_seed(seed)
+    model = SubnetModel(specs, bn_eps=1e-3 if space.family == "proxyless" else 1e-5).eval()
+    _randomise_bn(model, seed)
+    net_config = json.loads(json.dumps(subnet_to_net_config(model)))  # JSON-able
+    assert net_config["name"] == {"mbv3": "MobileNetV3", "proxyless": "ProxylessNASNets", "resnet": "ResNets"}[
+        space.family]
+    assert tuple(net_config_to_specs(net_config, resolution=res)) == tuple(specs)
+    ref = _ofa_build(get_net_by_name, net_config)
+    ref.load_state_dict(to_ofa_state_dict(model))
+    x = torch.randn(1, 3, res, res)
+    with torch.no_grad():
+        torch.testing.assert_close(ref(x), model(x), rtol=1e-4, atol=1e-5)
+    back = load_static_weights(SubnetModel(specs, bn_eps=model.bn_eps), ref.state_dict()).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(back(x), model(x), rtol=0, atol=0)
+
+
+def test_resnet_active_net_config_from_reference_supernet(ofa_ref):
+    """OFA's ResNet get_active_net_config() holds an IdentityLayer object for the kept stem conv."""
+    space = get_space("ofa_resnet50")
+    sup = ofa_ref.OFAResNets(n_classes=1000, dropout_rate=0, depth_list=[0, 1, 2],
+                             expand_ratio_list=[0.2, 0.25, 0.35], width_mult_list=[0.65, 0.8, 1.0]).eval()
+    cfg = space.sample(7).replace(depths=(2, 0, 1, 2, 0))  # stem conv kept
+    arch = cfg.to_ofa()
+    arch.pop("image_size")
+    sup.set_active_subnet(**arch)
+    sub = sup.get_active_subnet(preserve_weight=True).eval()
+    _randomise_bn(sub)
+    net_config = sup.get_active_net_config()
+    assert type(net_config["input_stem"][1]["shortcut"]).__name__ == "IdentityLayer"
+    r = 64
+    model = load_net_config(net_config, resolution=r)
+    assert model.specs == tuple(space.walk_layers(cfg, r))
+    load_static_weights(model, sub.state_dict())  # input_stem.1.conv.* → residual stem conv
+    x = torch.randn(1, 3, r, r)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(x), sub(x), rtol=1e-4, atol=1e-5)
+    assert count_module(model, (1, 3, r, r)).macs == int(ofa_ref.count_net_flops(sub, (1, 3, r, r)))
+
+
+def test_save_net_config_writes_loadable_pair(specialized, tmp_path):
+    model = load_net_config(specialized["pixel1_lat-58ms_top1-76.9_finetune-75"])
+    out = save_net_config(model, tmp_path / "mine.net.config", resolution=model.input_resolution)
+    assert json.loads((tmp_path / "mine.run.config").read_text()) == {"image_size": 220}
+    again = load_net_config(out)
+    assert again.specs == model.specs and again.bn_eps == model.bn_eps
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.net.config", "mine.run.config"]  # no temp files
+
+
+# ---- malformed configs ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def flops_cfg(specialized) -> dict:
+    return json.loads(specialized["flops-595M_top1-80.0_finetune-75"].read_text())
+
+
+def _edited(cfg: dict, edit) -> dict:
+    cfg = copy.deepcopy(cfg)
+    edit(cfg)
+    return cfg
+
+
+@pytest.mark.parametrize(("edit", "needles"), [
+    (lambda c: c.pop("classifier"), ["missing", "classifier"]),
+    (lambda c: c.update(name="EfficientNet"), ["EfficientNet", "MobileNetV3"]),
+    (lambda c: c["blocks"][3]["mobile_inverted_conv"].update(name="FooLayer"),
+     ["blocks[3]", "FooLayer", "MBConvLayer"]),
+    (lambda c: c["blocks"][5]["mobile_inverted_conv"].update(in_channels=40),
+     ["blocks[5].mobile_inverted_conv.in_channels = 40", "blocks[4]", "expected 48"]),
+    (lambda c: c["blocks"][2]["mobile_inverted_conv"].pop("out_channels"), ["blocks[2]", "out_channels"]),
+    (lambda c: c["blocks"][2]["mobile_inverted_conv"].update(stride=2), ["blocks[2]", "identity shortcut"]),
+    (lambda c: c["blocks"][2].update(mobile_inverted_conv=None), ["blocks[2]", "mobile_inverted_conv"]),
+    (lambda c: c["blocks"][1]["mobile_inverted_conv"].update(kernal_size=3), ["kernal_size"]),
+    (lambda c: c["first_conv"].update(act_func="gelu"), ["first_conv.act_func", "gelu"]),
+    (lambda c: c["classifier"].update(in_features=1280), ["classifier.in_features = 1280", "expected 1536"]),
+    (lambda c: c["bn"].update(ws_eps=1e-5), ["ws_eps"]),
+    (lambda c: c.update(blocks=[]), ["blocks"]),
+])
+def test_malformed_config_names_the_bad_entry(flops_cfg, edit, needles):
+    with pytest.raises(ConfigError) as info:
+        parse_net_config(_edited(flops_cfg, edit), 224)
+    for needle in needles:
+        assert needle in str(info.value)
+
+
+def test_bad_files_and_run_configs(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read net.config"):
+        load_net_config(tmp_path / "missing.net.config")
+    (tmp_path / "bad.net.config").write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        load_net_config(tmp_path / "bad.net.config")
+    with pytest.raises(ConfigError, match="image_size"):
+        net_config_to_specs({"name": "ResNets"}, run_config={"resolution": 224})
+    with pytest.raises(ConfigError, match="several resolutions"):
+        net_config_to_specs({"name": "ResNets"}, run_config={"image_size": [128, 160]})
+
+
+# ---- checkpoint errors ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_model() -> SubnetModel:
+    space = get_space("ofa_mbv3_w10")
+    return SubnetModel(space.walk_layers(space.min_config(), 128))
+
+
+def test_checkpoint_mismatches_name_the_keys(small_model):
+    good = to_ofa_state_dict(small_model)
+    wrong_shape = dict(good)
+    wrong_shape["classifier.linear.weight"] = torch.zeros(10, 1280)
+    shape_msg = r"classifier\.linear\.weight \(model key layers\.15\.linear\.weight\): checkpoint \(10, 1280\)"
+    with pytest.raises(CheckpointError, match=shape_msg):
+        load_static_weights(copy.deepcopy(small_model), wrong_shape)
+    missing = {k: v for k, v in good.items() if not k.startswith("blocks.3.")}
+    with pytest.raises(CheckpointError, match=r"missing.*layers\.4\..* \(OFA name blocks\.3\.conv\."):
+        load_static_weights(copy.deepcopy(small_model), missing)
+    extra = {**good, "blocks.99.conv.point_linear.conv.weight": torch.zeros(1)}
+    with pytest.raises(CheckpointError, match=r"blocks\.99\.conv\.point_linear\.conv\.weight"):
+        load_static_weights(copy.deepcopy(small_model), extra)
+    supernet_like = {**good, "blocks.1.conv.depth_conv.conv.7to5_matrix": torch.eye(25)}
+    with pytest.raises(CheckpointError, match="supernet"):
+        load_static_weights(copy.deepcopy(small_model), supernet_like)
+    lenient = load_static_weights(copy.deepcopy(small_model), extra, strict=False)
+    assert isinstance(lenient, SubnetModel)
+
+
+def test_checkpoint_formats(small_model, tmp_path):
+    target = copy.deepcopy(small_model)
+    state = {k: torch.randn_like(v) if v.is_floating_point() else v for k, v in to_ofa_state_dict(small_model).items()}
+    torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}}, tmp_path / "dp.pth")
+    load_static_weights(target, tmp_path / "dp.pth")
+    torch.testing.assert_close(target.layers[-1].linear.weight, state["classifier.linear.weight"])
+    ours = copy.deepcopy(small_model)
+    load_static_weights(ours, target.state_dict())  # our own layers.<i>.* naming
+    torch.testing.assert_close(ours.state_dict(), target.state_dict())
+    torch.save({"model": object.__new__(_NotAllowed)}, tmp_path / "pickle.pth")
+    with pytest.raises(CheckpointError, match="weights_only"):
+        load_static_weights(copy.deepcopy(small_model), tmp_path / "pickle.pth")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_static_weights(copy.deepcopy(small_model), tmp_path / "nope.pth")
+
+
+class _NotAllowed:
+    """A pickled class that torch.load(weights_only=True) must refuse."""
