@@ -1,8 +1,9 @@
 """Gather tables: a subnet's layers as fixed slots indexed by its genes, for batched predictors.
 
-Every layer a MobileNet-style subnet can have sits in one *slot* (the stem, each block position, the
-head layers). The `LayerSpec` in a slot depends on a few genes only: the resolution, and for a block
-its kernel and expand genes plus its stage's depth gene (which switches the slot off). `SlotTables`
+Every layer a subnet can have sits in one *slot* (the stem, each block position, the head layers).
+The `LayerSpec` in a slot depends on a few genes only: the resolution, and for a MobileNet block its
+kernel and expand genes plus its stage's depth gene (which switches the slot off); for a ResNet block
+its expand gene, its width gene(s) and its stage's depth gene. `SlotTables`
 enumerates, for each slot, the spec of every combination of those genes, using the space's own walk
 (`SearchSpace.walk`) so it can never disagree with it. A predictor maps each spec to a number once
 (`values(fn)`), and scoring a population is then one numpy gather and add per slot, in walk order.
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ofa_deploy.errors import ConfigError
-from ofa_deploy.spaces import LayerSpec, MobileSpace, SearchSpace
+from ofa_deploy.spaces import LayerSpec, MobileSpace, ResNetSpace, SearchSpace
 
 ValueFn = Callable[[LayerSpec, int], "float | None"]
 
@@ -40,16 +41,20 @@ class Slot:
 
 
 class SlotTables:
-    """The slots of a `MobileSpace` (see module docstring), in walk order."""
+    """The slots of a `MobileSpace` or `ResNetSpace` (see module docstring), in walk order.
+
+    Gene 0 (the resolution) is always a slot's first gene column.
+    """
 
     def __init__(self, space: SearchSpace) -> None:
-        if not isinstance(space, MobileSpace):
-            raise ConfigError(
-                f"gather tables are implemented for MobileNet-style spaces (mbv3, proxyless), not {space.name!r} "
-                f"({space.family}); use the per-config path (predict) instead"
-            )
         self.space = space
-        self.slots: tuple[Slot, ...] = self._build(space)
+        if isinstance(space, MobileSpace):
+            self.slots: tuple[Slot, ...] = self._build(space)
+        elif isinstance(space, ResNetSpace):
+            self.slots = _build_resnet(space)
+        else:
+            raise ConfigError(f"gather tables are implemented for MobileSpace and ResNetSpace, not "
+                              f"{type(space).__name__} ({space.name!r}); use the per-config path (predict) instead")
 
     @staticmethod
     def _build(space: MobileSpace) -> tuple[Slot, ...]:
@@ -146,3 +151,82 @@ class SlotTables:
 
 def _slot_name(source: str | None, spec: LayerSpec) -> str:
     return source if source is not None else f"<{spec.role}>"
+
+
+def _build_resnet(space: ResNetSpace) -> tuple[Slot, ...]:
+    """ResNet slots. A block's spec depends on the resolution, its expand gene, its stage's width gene
+    and (first block of a stage) the previous width gene; its stage's depth gene switches it on.
+
+    Width genes are covered by walks with ``w_i = (a + i * b) mod W`` for all a, b: every pair of
+    consecutive width genes takes all W^2 values, so W^2 walks per (resolution, expand) suffice.
+    """
+    res_choices, exps, n_w = space.resolutions, space.expand_ratios, len(space.width_mults)
+    n_b = space.n_blocks
+    flag_gene, depth_gene = 1, (lambda s: 2 + s)
+    e_gene, w_gene = (lambda b: 6 + b), (lambda i: 6 + n_b + i)
+    top_depths = [max(space.depths)] * 4
+    top_flag = max(space.stem_depth_choices)
+
+    def config(r: int, e: float, widths: list[int], depths: list[int], flag: int):
+        return space.config_from_values([r, flag, *depths, *[e] * n_b, *widths])
+
+    def named(cfg) -> dict[str, LayerSpec]:
+        return {_slot_name(p.source, p.spec): p.spec for p in space.walk(cfg)}
+
+    r0, e0 = res_choices[0], exps[0]
+    active_depth = [set(named(config(r0, e0, [0] * 6, [d] * 4, top_flag))) for d in space.depths]
+    active_flag = [set(named(config(r0, e0, [0] * 6, top_depths, f))) for f in space.stem_depth_choices]
+    walks = {}
+    for ri, r in enumerate(res_choices):
+        for ei, e in enumerate(exps):
+            for a, b in itertools.product(range(n_w), repeat=2):
+                widths = [(a + i * b) % n_w for i in range(6)]
+                walks[(ri, ei, a, b)] = named(config(r, e, widths, top_depths, top_flag))
+    order = list(walks[(0, 0, 0, 0)])
+
+    def pair(i: int, x: int, y: int) -> tuple[int, int]:
+        """(a, b) with w_i = x and w_{i+1} = y."""
+        b = (y - x) % n_w
+        return (x - i * b) % n_w, b
+
+    block_pos = {f"blocks.{blk}": (s, pos, blk) for s, pos, blk in space.active_blocks(space.max_config())}
+    slots = []
+    for name in order:
+        if name in block_pos:
+            stage, pos, blk = block_pos[name]
+            first = pos == 0
+            in_w = 1 + stage  # width slot of the block's input when it is a stage's first block
+            shape = (len(res_choices), len(space.depths), len(exps), *((n_w, n_w) if first else (n_w,)))
+            specs = np.empty(shape, dtype=object)
+            for idx in np.ndindex(*shape):
+                ri, di, ei, *ws = idx
+                if name not in active_depth[di]:
+                    continue
+                a, b = pair(in_w, ws[0], ws[1]) if first else (ws[0], 0)
+                specs[idx] = walks[(ri, ei, a, b)][name]
+            genes = (0, depth_gene(stage), e_gene(blk), *((w_gene(in_w), w_gene(2 + stage)) if first
+                                                           else (w_gene(2 + stage),)))
+        else:
+            if name == "input_stem.0":
+                parents, lookup = (w_gene(0),), (lambda ws: (ws[0], 0))
+            elif name == "input_stem.1":
+                parents, lookup = (flag_gene, w_gene(0)), (lambda ws: (ws[1], 0))
+            elif name == "input_stem.2":
+                parents, lookup = (w_gene(0), w_gene(1)), (lambda ws: pair(0, ws[0], ws[1]))
+            elif name == "<stem>":  # max pool after the stem
+                parents, lookup = (w_gene(1),), (lambda ws: (ws[0], 0))
+            elif name in ("<pool>", "classifier"):
+                parents, lookup = (w_gene(5),), (lambda ws: (ws[0], 0))
+            else:  # pragma: no cover - a new layer in the ResNet walk
+                raise ConfigError(f"ResNet gather tables do not know the layer slot {name!r}")
+            sizes = [len(space.stem_depth_choices) if g == flag_gene else n_w for g in parents]
+            specs = np.empty((len(res_choices), *sizes), dtype=object)
+            for idx in np.ndindex(*specs.shape):
+                ri, *ws = idx
+                if name == "input_stem.1" and name not in active_flag[ws[0]]:
+                    continue
+                a, b = lookup(ws)
+                specs[idx] = walks[(ri, 0, a, b)][name]
+            genes = (0, *parents)
+        slots.append(Slot(name, genes, specs))
+    return tuple(slots)

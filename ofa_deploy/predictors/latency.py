@@ -19,7 +19,7 @@ from ofa_deploy.errors import ConfigError
 from ofa_deploy.predictors.gather import SlotTables
 from ofa_deploy.predictors.macs import layer_macs, layer_params
 from ofa_deploy.profiling.lut import LatencyTable
-from ofa_deploy.spaces import LayerSpec, MobileSpace, SearchSpace, SubnetConfig
+from ofa_deploy.spaces import LayerSpec, MobileSpace, ResNetSpace, SearchSpace, SubnetConfig
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class _SlotPredictor:
         return total
 
     def _raw_genes(self, genes: np.ndarray) -> np.ndarray:
-        if not isinstance(self.space, MobileSpace):  # no gather tables: exact per-config path
+        if not isinstance(self.space, (MobileSpace, ResNetSpace)):  # no gather tables: exact per-config path
             return np.array([self.walk_sum(c) for c in self.space.from_genes(genes)], dtype=np.float64)
         slots = self._slot_tables()
         values = self._gather_values()

@@ -110,10 +110,13 @@ def test_macs_and_params_match_the_walk_counter(w12):
     for cfg, m, p in zip(cfgs, macs.predict_genes(genes), params.predict_genes(genes)):
         cost = count_subnet(w12, cfg)
         assert m == pytest.approx(cost.macs / 1e6, rel=1e-12) and p == pytest.approx(cost.params / 1e6, rel=1e-12)
-    resnet = get_space("ofa_resnet50")  # no gather tables: exact per-config fallback
-    rg = resnet.sample_genes(3, 0)
-    np.testing.assert_allclose(MacsPredictor(resnet).predict_genes(rg),
-                               [count_subnet(resnet, c).macs / 1e6 for c in resnet.from_genes(rg)], rtol=1e-12)
+    resnet = get_space("ofa_resnet50")  # ResNet gather tables: width genes couple neighbouring slots
+    rg = resnet.sample_genes(200, 0)
+    rcfgs = resnet.from_genes(rg)
+    rmacs = MacsPredictor(resnet)
+    np.testing.assert_array_equal(rmacs.predict_genes(rg), rmacs.predict(rcfgs))
+    np.testing.assert_allclose(rmacs.predict_genes(rg[:5]), [count_subnet(resnet, c).macs / 1e6 for c in rcfgs[:5]],
+                               rtol=1e-12)
 
 
 def test_misses_raise_named_errors(predictor, note10, w12):
@@ -154,3 +157,16 @@ def test_stat_selector_and_protocol(w12):
     assert LatencyPredictor(w12, table.copy(stat="p90")).predict([w12.min_config(128)])[0] == 3 * n
     assert isinstance(pred, EfficiencyPredictor) and isinstance(MacsPredictor(w12), EfficiencyPredictor)
     assert pred.unit == "ms" and MacsPredictor(w12).unit == "MMACs"
+
+
+def test_resnet_latency_gene_path_with_a_measured_style_table():
+    from ofa_deploy.predictors.gather import SlotTables
+
+    space = get_space("ofa_resnet50", resolutions=(160, 192))
+    rng = np.random.default_rng(1)
+    specs = {s for r in space.resolutions for s in SlotTables(space).specs_at(r)}
+    table = LatencyTable({s: LatencyStats.from_samples(rng.uniform(0.1, 3.0, 7)) for s in specs})
+    pred = LatencyPredictor(space, table)
+    assert pred.check_coverage() == {160: [], 192: []}
+    genes = space.sample_genes(300, 2)
+    np.testing.assert_array_equal(pred.predict_genes(genes), pred.predict(space.from_genes(genes)))
