@@ -1,0 +1,121 @@
+"""Profiler units: layer enumeration, ids, timer statistics, the measurement store, backends."""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+from ofa_deploy.errors import BackendUnavailableError, ConfigError
+from ofa_deploy.profiling.plan import distinct_specs, make_plan, spec_id
+from ofa_deploy.profiling.store import JsonlStore
+from ofa_deploy.profiling.timer import TimerSettings, round_statistic, time_interleaved, time_runs
+from ofa_deploy.profiling.validate import agreement
+from ofa_deploy.spaces import get_space
+
+RESOLUTIONS = (160, 176, 192, 208, 224)
+
+
+def test_mbv3_w12_plan_has_one_entry_per_note10_key(ofa_reference_dir):
+    space = get_space("ofa_mbv3_w12")
+    for res in RESOLUTIONS:
+        specs = [s for s, _ in distinct_specs(space, [res])]
+        keys = yaml.safe_load((ofa_reference_dir / f"note10_{res}_lookup_table.yaml").read_text())
+        assert len(specs) == len(keys) == 96
+
+
+@pytest.mark.parametrize("name", ["ofa_mbv3_w10", "ofa_proxyless_w13", "ofa_resnet50"])
+def test_plan_covers_every_layer_of_random_subnets(name):
+    space = get_space(name)
+    plan = make_plan(space, [160, 224])
+    specs = {item.spec for item in plan}
+    assert len(specs) == len(plan)  # distinct
+    for res in (160, 224):
+        for cfg in space.sample_batch(300, 1, resolution=res):
+            assert all(s in specs for s in space.walk_layers(cfg))
+    assert {r for item in plan for r in item.resolutions} == {160, 224}
+
+
+def test_spec_ids_are_stable_and_distinct():
+    plan = make_plan(get_space("ofa_mbv3_w10"), [160])
+    ids = [item.id for item in plan]
+    assert len(set(ids)) == len(ids)
+    again = make_plan(get_space("ofa_mbv3_w10"), [160])
+    assert [i.id for i in again] == ids
+    spec = plan.items[3].spec
+    assert spec_id(spec) == spec_id(type(spec).from_dict(json.loads(json.dumps(spec.to_dict()))))
+
+
+def test_round_statistics_and_settings_errors():
+    assert round_statistic([3.0, 1.0, 2.0], "min") == 1.0
+    assert round_statistic([3.0, 1.0, 2.0], "median") == 2.0
+    assert round_statistic(list(range(101)), "p10") == pytest.approx(10.0)
+    with pytest.raises(ConfigError, match="statistic"):
+        TimerSettings(statistic="fastest")
+    with pytest.raises(ConfigError, match="clock"):
+        TimerSettings(clock="sundial")
+    with pytest.raises(ConfigError, match="repeats"):
+        TimerSettings(repeats=0)
+
+
+class _Spin:
+    """A runner that burns a fixed amount of CPU on the calling thread."""
+
+    natural_clock = "thread"
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.calls = 0
+
+    def run(self) -> None:
+        self.calls += 1
+        end = time.thread_time() + self.seconds
+        while time.thread_time() < end:
+            pass
+
+
+def test_interleaved_timer_ranks_work_and_records_drift():
+    runners = {"short": _Spin(0.0005), "mid": _Spin(0.002), "long": _Spin(0.004)}
+    settings = TimerSettings(warmup=1, repeats=3, rounds=3, anchor_every=1, seed=0)
+    result = time_interleaved(runners, settings, anchors=["mid"])
+    est = result.estimates()
+    assert est["short"] < est["mid"] < est["long"]
+    assert est["long"] == pytest.approx(4.0, rel=0.5)
+    assert all(len(s.per_round) == 3 for s in result.samples.values())
+    assert len(result.drift) >= 3 and min(result.drift) > 0
+    # warm-up + repeats per visit; anchors visited on top of their own round visits
+    assert runners["short"].calls == 3 * (1 + 3)
+    assert runners["mid"].calls > 3 * (1 + 3)
+
+
+def test_time_runs_thread_clock_ignores_sleeping():
+    samples = time_runs(lambda: time.sleep(0.01), warmup=0, repeats=3, clock="thread")
+    assert max(samples) < 5.0  # sleeping costs no CPU time
+    wall = time_runs(lambda: time.sleep(0.01), warmup=0, repeats=2, clock="wall")
+    assert min(wall) >= 9.0
+
+
+def test_store_resumes_and_rejects_other_jobs(tmp_path):
+    path = tmp_path / "m.jsonl"
+    store = JsonlStore(path, {"job": "x", "v": 1})
+    store.append({"id": "a", "ms": 1.0})
+    with path.open("a") as fh:
+        fh.write('{"id": "b", "m')  # killed mid-write
+    again = JsonlStore(path, {"job": "x", "v": 1})
+    assert [r["id"] for r in again] == ["a"]
+    with pytest.raises(ConfigError, match="different job"):
+        JsonlStore(path, {"job": "x", "v": 2})
+    fresh = JsonlStore(path, {"job": "x", "v": 2}, resume=False)
+    assert len(fresh) == 0
+
+
+def test_agreement_metrics():
+    m = agreement([1.0, 2.0, 3.3, 4.0], [1.0, 2.1, 3.0, 4.5])
+    assert m["n"] == 4
+    assert m["within_10pct"] == 0.75
+    assert m["spearman"] == pytest.approx(1.0)
+    assert m["kendall"] == pytest.approx(1.0)
+    assert m["max_abs_pct_error"] == pytest.approx(11.111, rel=1e-3)
+    assert agreement([2.0, 1.0], [1.0, 2.0])["spearman"] == pytest.approx(-1.0)
