@@ -67,6 +67,11 @@ class LatencyStats:
                 raise ConfigError(f"LatencyStats.{name} must be a finite number >= 0 (ms), got {value!r}")
         if isinstance(self.n, bool) or not isinstance(self.n, (int, np.integer)) or self.n < 0:
             raise ConfigError(f"LatencyStats.n must be an integer >= 0 (number of timing samples), got {self.n!r}")
+        for name in ("median", "mean", "std", "p90"):  # plain Python numbers (JSON-able, hash-stable)
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, float(value))
+        object.__setattr__(self, "n", int(self.n))
 
     @classmethod
     def from_samples(cls, samples_ms: Iterable[float] | np.ndarray) -> LatencyStats:
@@ -192,6 +197,8 @@ class LatencyTable:
             raise ConfigError(f"latency table values must be LatencyStats, got {type(stats).__name__}")
         if resolution is None:
             self._entries[spec] = stats
+        elif isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or resolution < 1:
+            raise ConfigError(f"latency table entry resolution must be a positive integer or None, got {resolution!r}")
         else:
             self._scoped.setdefault(int(resolution), {})[spec] = stats
 
@@ -312,6 +319,9 @@ class LatencyTable:
         key_text = f" (OFA key {key!r})" if key else ""
         source = self.provenance.profile_name or self.provenance.device or "this table"
         where = f" (in a subnet at resolution {resolution})" if resolution is not None else ""
+        scoped = [r for r, entries in sorted(self._scoped.items()) if spec in entries]
+        if scoped:
+            where += f"; it has entries for subnets at resolutions {scoped} only (use lookup(spec, resolution))"
         return LatencyTableMissError(
             f"latency table {source!r} ({len(self)} entries) has no entry for layer {spec.short()}{key_text}"
             f"{where}. "
@@ -366,11 +376,21 @@ class LatencyTable:
         return path
 
     @classmethod
+    def from_ofa_yaml(cls, source: Any, space: Any, **kwargs: Any) -> LatencyTable:
+        """Read OFA YAML tables (see `ofa_deploy.compat.ofa_lut.load_ofa_lut`; the space gives the key schema)."""
+        from ofa_deploy.compat.ofa_lut import load_ofa_lut
+
+        return load_ofa_lut(source, space, **kwargs)
+
+    @classmethod
     def load(cls, path: str | os.PathLike[str]) -> LatencyTable:
-        """Read a table written by `save`."""
+        """Read a table written by `save` (OFA's YAML tables: `from_ofa_yaml`)."""
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"latency table file not found: {path}")
+        if path.suffix in (".yaml", ".yml"):
+            raise ConfigError(f"{path} looks like an OFA YAML table; read it with LatencyTable.from_ofa_yaml(path, space) "
+                              "(CLI: --ofa-lut)")
         try:
             data = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
