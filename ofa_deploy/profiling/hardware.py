@@ -17,6 +17,8 @@ A profile is a small YAML file, read with `yaml.safe_load` and validated field b
     repeats: 50                     # timed runs per entry and round
     rounds: 3                       # rounds spread over time, interleaved across entries
     device_kind: host               # host | mobile | gpu
+    # optional: session_config (ORT session config entries), and the timer's statistic / clock /
+    # anchor_every / seed (null: the profiler's defaults; validated by the profiler's TimerSettings)
 
 `HardwareProfile.load(name_or_path)` resolves a bare name against the user directory
 (``$OFA_DEPLOY_PROFILES`` or ``~/.config/ofa-deploy/hardware_profiles``) and then the repository's
@@ -55,6 +57,7 @@ _DEFAULTS: dict[str, Any] = {
     "backend": "onnxruntime",
     "execution_provider": None,
     "provider_options": {},
+    "session_config": {},
     "intra_op_threads": 1,
     "inter_op_threads": 1,
     "graph_optimization_level": "all",
@@ -65,6 +68,10 @@ _DEFAULTS: dict[str, Any] = {
     "warmup": 10,
     "repeats": 50,
     "rounds": 3,
+    "statistic": None,
+    "clock": None,
+    "anchor_every": None,
+    "seed": None,
     "device_kind": "host",
 }
 _FIELDS = ("name", *_DEFAULTS)
@@ -103,6 +110,7 @@ class HardwareProfile:
     backend: str
     execution_provider: str | None
     provider_options: Mapping[str, Any]
+    session_config: Mapping[str, str]
     intra_op_threads: int
     inter_op_threads: int
     graph_optimization_level: str
@@ -113,6 +121,10 @@ class HardwareProfile:
     warmup: int
     repeats: int
     rounds: int
+    statistic: str | None
+    clock: str | None
+    anchor_every: int | None
+    seed: int | None
     device_kind: str
     raw: Mapping[str, Any] = field(repr=False, compare=False)
     path: Path | None = field(default=None, compare=False)
@@ -144,6 +156,13 @@ class HardwareProfile:
         options = raw["provider_options"]
         if not isinstance(options, Mapping):
             raise _fail(source, "provider_options", options, "a mapping of provider option names to values")
+        session_config = raw["session_config"]
+        if not isinstance(session_config, Mapping) or (session_config and backend != "onnxruntime"):
+            raise _fail(source, "session_config", session_config,
+                        "a mapping of ONNX Runtime session config keys to string values (onnxruntime only)")
+        for opt in ("statistic", "clock"):
+            if raw[opt] is not None and not isinstance(raw[opt], str):
+                raise _fail(source, opt, raw[opt], "a string or null (the profiler's default)")
         target = raw["tvm_target"]
         if backend == "tvm":
             target = "llvm" if target is None else target
@@ -160,6 +179,7 @@ class HardwareProfile:
             backend=backend,
             execution_provider=provider,
             provider_options=dict(options),
+            session_config={str(k): str(v) for k, v in session_config.items()},
             intra_op_threads=_threads(source, "intra_op_threads", raw["intra_op_threads"]),
             inter_op_threads=_threads(source, "inter_op_threads", raw["inter_op_threads"]),
             graph_optimization_level=_choice(source, "graph_optimization_level", raw["graph_optimization_level"],
@@ -171,6 +191,10 @@ class HardwareProfile:
             warmup=_int(source, "warmup", raw["warmup"], 0),
             repeats=_int(source, "repeats", raw["repeats"], 1),
             rounds=_int(source, "rounds", raw["rounds"], 1),
+            statistic=raw["statistic"],
+            clock=raw["clock"],
+            anchor_every=None if raw["anchor_every"] is None else _int(source, "anchor_every", raw["anchor_every"], 0),
+            seed=None if raw["seed"] is None else _int(source, "seed", raw["seed"], 0),
             device_kind=_choice(source, "device_kind", raw["device_kind"], DEVICE_KINDS),
             raw=raw,
             path=path,

@@ -76,3 +76,13 @@ def test_unknown_profile_name_suggests(tmp_path, monkeypatch):
     (tmp_path / "mine.yaml").write_text("name: mine\nbackend: torch\n")
     monkeypatch.setenv("OFA_DEPLOY_PROFILES", str(tmp_path))
     assert HardwareProfile.load("mine").backend == "torch" and "mine" in list_profiles()
+
+
+def test_optional_timer_and_session_fields():
+    p = HardwareProfile.from_dict({"name": "p", "statistic": "p10", "anchor_every": 5, "session_config": {"a": 1}})
+    assert (p.statistic, p.anchor_every, p.session_config) == ("p10", 5, {"a": "1"})
+    assert HardwareProfile.load("ort-cpu-1t").statistic is None  # profiler default
+    with pytest.raises(ConfigError, match="'session_config'"):
+        HardwareProfile.from_dict({"name": "p", "backend": "torch", "session_config": {"a": "1"}})
+    with pytest.raises(ConfigError, match="'anchor_every'"):
+        HardwareProfile.from_dict({"name": "p", "anchor_every": -1})
