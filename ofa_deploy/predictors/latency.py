@@ -175,6 +175,15 @@ class LatencyPredictor(_SlotPredictor):
             out[r] = self.table.missing(slots.specs_at(r), r)
         return out
 
+    def covered_resolutions(self) -> tuple[int, ...]:
+        """Resolutions of the space at which the table covers every layer any subnet can have.
+
+        Use it to restrict a search to what the table can score (OFA's Note10 tables: 160..224 step 16).
+        """
+        values = self._gather_values()
+        res = self.space.resolutions
+        return tuple(r for i, r in enumerate(res) if not any(np.isnan(v[i]).any() for v in values))
+
     def fit_calibration(self, cfgs: Sequence[SubnetConfig], measured_ms: Sequence[float]) -> CalibrationFit:
         """Least-squares ``measured ~ a * lut_sum + b`` on whole subnets; sets and returns the fit."""
         measured = np.asarray(measured_ms, dtype=np.float64)

@@ -41,6 +41,7 @@ def _ref_table(cls, path):
 
 
 def test_reference_values_note10(predictor, w12):
+    assert predictor.covered_resolutions() == NOTE10_RES
     assert round(float(predictor.predict([w12.max_config(224)])[0]), 1) == 92.4
     assert round(float(predictor.predict([w12.min_config(224)])[0]), 1) == 17.8
     assert round(float(predictor.predict([w12.min_config(160)])[0]), 1) == 9.9
