@@ -1,0 +1,157 @@
+"""LUT builds end to end on real ORT sessions: tiny build, interrupted + resumed build, on-device script
+without torch, validation metrics."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ofa_deploy.profiling.builder import LayerTimingJob, build_lut, schedule
+from ofa_deploy.profiling.executor import LocalExecutor
+from ofa_deploy.profiling.hardware import HardwareProfile
+from ofa_deploy.profiling.lut import LatencyTable
+from ofa_deploy.profiling.plan import choose_anchors, make_plan, read_plan, write_plan
+from ofa_deploy.profiling.timer import TimerSettings
+from ofa_deploy.spaces import get_space
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "benchmarks" / "ondevice_profile.py"
+FAST = TimerSettings(warmup=1, repeats=3, rounds=2, anchor_every=8, seed=0)
+
+
+@pytest.fixture(scope="module")
+def space():
+    return get_space("ofa_mbv3_w10", width_mult=0.5, depths=(1, 2), kernel_sizes=(3,), expand_ratios=(3, 4),
+                     resolutions=(32,), n_classes=10)
+
+
+@pytest.fixture(scope="module")
+def profile():
+    return HardwareProfile.load("ort-cpu-1t")
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("layer_models")  # exported once, shared by the builds below
+
+
+@pytest.fixture(scope="module")
+def full_build(space, profile, models_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("lut") / "tiny.lut.json"
+    return build_lut(space, None, profile, out, timer=FAST, progress=False, model_dir=models_dir)
+
+
+def test_tiny_build_writes_a_valid_lut(full_build, space):
+    from ofa_deploy.predictors.latency import LatencyPredictor
+
+    table = LatencyTable.load(full_build.path)
+    plan = make_plan(space)
+    assert len(table) == len(plan) == 26
+    assert all(table[i.spec].n == FAST.rounds and table[i.spec].median > 0 for i in plan)
+    assert table.provenance.profile_name == "ort-cpu-1t"
+    assert table.provenance.backend == "onnxruntime" and table.provenance.threads == 1
+    assert json.loads(table.provenance.notes)["timer"]["rounds"] == FAST.rounds
+    assert full_build.measured == len(schedule(plan, FAST, full_build_anchors(full_build)))
+    pred = LatencyPredictor(space, table).predict(space.sample_batch(5, 0))
+    assert pred.shape == (5,) and (pred > 0).all()
+    assert 0 < full_build.overhead_ms < min(table[i.spec].median + full_build.overhead_ms for i in plan)
+
+
+def full_build_anchors(result):
+    lines = result.store_path.read_text().splitlines()
+    return json.loads(lines[0])["header"]["anchors"]
+
+
+class InterruptingExecutor(LocalExecutor):
+    """Runs `k` items, then raises KeyboardInterrupt as a user pressing Ctrl-C would."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self.jobs: list[LayerTimingJob] = []
+
+    def map(self, job, items):
+        self.jobs.append(job)
+        for n, item in enumerate(items):
+            if n == self.k:
+                raise KeyboardInterrupt
+            yield job(item)
+
+
+class CountingExecutor(LocalExecutor):
+    def __init__(self) -> None:
+        self.jobs: list[LayerTimingJob] = []
+
+    def map(self, job, items):
+        self.jobs.append(job)
+        yield from super().map(job, items)
+
+
+def test_interrupted_build_resumes_without_remeasuring(space, profile, models_dir, tmp_path):
+    out = tmp_path / "resume.lut.json"
+    plan = make_plan(space)
+    total = len(schedule(plan, FAST, [i.id for i in choose_anchors(plan, 3)]))
+    with pytest.raises(KeyboardInterrupt):
+        build_lut(space, None, profile, out, timer=FAST, progress=False, model_dir=models_dir,
+                  executor=InterruptingExecutor(17))
+    assert not out.exists()  # the table is only written when complete
+    store = out.with_name(out.name + ".measurements.jsonl")
+    assert len(store.read_text().splitlines()) == 1 + 17
+    counting = CountingExecutor()
+    result = build_lut(space, None, profile, out, timer=FAST, progress=False, model_dir=models_dir, executor=counting)
+    assert counting.jobs[0].measurements == total - 17
+    assert (result.measured, result.reused) == (total - 17, 17)
+    assert len(LatencyTable.load(out)) == 26
+    again = CountingExecutor()
+    assert build_lut(space, None, profile, out, timer=FAST, progress=False, model_dir=models_dir,
+                     executor=again).measured == 0
+    assert again.jobs[0].measurements == 0
+
+
+def test_resume_with_other_settings_is_refused(space, profile, models_dir, full_build):
+    from ofa_deploy.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="different job"):
+        build_lut(space, None, profile, full_build.path, progress=False, model_dir=models_dir,
+                  timer=TimerSettings(warmup=1, repeats=4, rounds=2))
+
+
+def test_ondevice_script_runs_without_torch_and_imports(space, profile, tmp_path):
+    from ofa_deploy.profiling.ondevice_import import import_results
+
+    plan = make_plan(space, limit=6)
+    write_plan(plan, tmp_path / "plan", profile=profile)
+    blocker = tmp_path / "blocked"
+    for name in ("torch", "ofa_deploy"):
+        (blocker / name).mkdir(parents=True)
+        (blocker / name / "__init__.py").write_text(f"raise ImportError('{name} is not available on the device')\n")
+    env = {**os.environ, "PYTHONPATH": str(blocker)}
+    cmd = [sys.executable, str(SCRIPT), str(tmp_path / "plan"), "--out", str(tmp_path / "results.json"),
+           "--rounds", "2", "--repeats", "3", "--warmup", "1"]
+    check = subprocess.run([sys.executable, "-c", "import torch"], env=env, capture_output=True, text=True)
+    assert "not available on the device" in check.stderr  # the blocker works
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["measured"] == summary["records"] == 2 * (1 + 3 + 6)  # overhead + anchors + layers per round
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert json.loads(rerun.stdout)["measured"] == 0  # resumable: nothing left to do
+    table = import_results(tmp_path / "results.json", tmp_path / "plan", tmp_path / "device.lut.json")
+    assert len(table) == 6 and set(table) == {i.spec for i in read_plan(tmp_path / "plan")[0]}
+    assert LatencyTable.load(tmp_path / "device.lut.json").provenance.execution_provider == "CPUExecutionProvider"
+
+
+def test_validate_lut_reports_all_metrics(space, profile, full_build, tmp_path):
+    from ofa_deploy.profiling.validate import validate_lut
+
+    out = tmp_path / "val.json"
+    report = validate_lut(space, full_build.table, profile, n=6, seed=3, timer=FAST, progress=False, out_path=out)
+    keys = {"n", "within_10pct", "spearman", "kendall", "mean_abs_pct_error", "max_abs_pct_error", "mean_pct_error"}
+    assert keys <= set(report.metrics) and keys <= set(report.noise_floor)
+    assert report.metrics["n"] == 6 and len(report.measured_ms) == 6
+    assert all(m > 0 for m in report.measured_ms + report.pass_a_ms + report.pass_b_ms)
+    assert keys <= set(report.calibrated["held_out"]) and report.calibrated["fit_on"] == 3
+    assert json.loads(out.read_text())["metrics"] == report.metrics
