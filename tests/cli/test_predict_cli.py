@@ -66,3 +66,17 @@ def test_predict_subprocess(ofa_reference_dir):
         capture_output=True, text=True, timeout=120, check=True,
     )
     assert round(json.loads(out.stdout)["latency_ms"], 1) == 17.8
+
+
+def test_latency_by_profile_name(ofa_reference_dir, tmp_path, monkeypatch):
+    from ofa_deploy.profiling.lut import table_path
+
+    monkeypatch.setenv("OFA_DEPLOY_PROFILES", str(tmp_path))
+    space = get_space("ofa_mbv3_w12")
+    load_ofa_lut(ofa_reference_dir, space).save(table_path("ort-cpu-1t", space.name, root=tmp_path))
+    result = _run("latency", "--supernet", "ofa_mbv3_w12", "--subnet", "max", "-r", "160", "--profile", "ort-cpu-1t",
+                  "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["latency_ms"] > 40
+    missing = _run("latency", "--supernet", "ofa_mbv3_w10", "--subnet", "max", "--profile", "ort-cpu-1t")
+    assert missing.exit_code == 1 and "profile build --profile ort-cpu-1t --supernet ofa_mbv3_w10" in missing.output
