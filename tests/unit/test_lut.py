@@ -140,6 +140,8 @@ def test_ofa_yaml_round_trip_note10(tmp_path, note10, w12, ofa_reference_dir):
     assert sorted(written) == list(NOTE10_RES)
     again = load_ofa_lut(tmp_path, w12)
     assert list(again.all_items()) == list(note10.all_items())
+    by_res = load_ofa_lut({r: tmp_path for r in NOTE10_RES}, w12)  # OFA's {r: dir} form
+    assert list(by_res.all_items()) == list(note10.all_items())
     for r, path in written.items():  # the files themselves carry the same rows as OFA's
         ours = yaml.safe_load(path.read_text())
         theirs = yaml.safe_load((ofa_reference_dir / f"note10_{r}_lookup_table.yaml").read_text())
