@@ -48,6 +48,8 @@ class SlotTables:
 
     def __init__(self, space: SearchSpace) -> None:
         self.space = space
+        self._sizes = space.gene_sizes()
+        self._gene_names = tuple(g.name for g in space.genes())
         if isinstance(space, MobileSpace):
             self.slots: tuple[Slot, ...] = self._build(space)
         elif isinstance(space, ResNetSpace):
@@ -127,14 +129,12 @@ class SlotTables:
     def flat_indices(self, genes: np.ndarray) -> list[np.ndarray]:
         """Per slot, the flat index of each gene row into that slot's value array."""
         genes = np.asarray(genes)
-        if genes.ndim != 2 or genes.shape[1] != len(self.space.genes()):
-            raise ConfigError(
-                f"{self.space.name}: gene arrays must have shape (N, {len(self.space.genes())}), got {genes.shape}"
-            )
-        sizes = self.space.gene_sizes()
+        sizes = self._sizes
+        if genes.ndim != 2 or genes.shape[1] != len(sizes):
+            raise ConfigError(f"{self.space.name}: gene arrays must have shape (N, {len(sizes)}), got {genes.shape}")
         if genes.size and (genes.min() < 0 or np.any(genes.max(axis=0) >= sizes)):
             bad = int(np.argmax(np.any((genes < 0) | (genes >= sizes), axis=0)))
-            raise ConfigError(f"{self.space.name}: gene column {bad} ({self.space.genes()[bad].name}) has an index "
+            raise ConfigError(f"{self.space.name}: gene column {bad} ({self._gene_names[bad]}) has an index "
                               f"outside 0..{sizes[bad] - 1}")
         return [np.ravel_multi_index(tuple(genes[:, g].T), slot.shape) if len(slot.genes) > 1
                 else genes[:, slot.genes[0]] for slot, g in ((s, list(s.genes)) for s in self.slots)]
