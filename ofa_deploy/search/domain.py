@@ -33,6 +33,43 @@ class GeneDomain:
     allowed: tuple[np.ndarray, ...]
     groups: tuple[tuple[int, ...], ...]
 
+    def __post_init__(self) -> None:
+        # derived read-only arrays, computed once (sampling and mutation run every generation)
+        counts = np.array([a.size for a in self.allowed], dtype=np.int64)
+        table = np.zeros((len(self.allowed), int(counts.max())), dtype=np.int64)
+        for j, a in enumerate(self.allowed):
+            table[j, : a.size] = a
+        group_of = np.full(len(self.allowed), -1, dtype=np.int64)
+        for k, group in enumerate(self.groups):
+            if (group_of[list(group)] >= 0).any():
+                raise ConfigError(f"mutation groups overlap: {self.groups}")
+            group_of[list(group)] = k
+        if (group_of < 0).any():
+            raise ConfigError(f"genes {np.flatnonzero(group_of < 0).tolist()} are in no mutation group")
+        has_res = np.array([0 in g for g in self.groups])
+        for name, value in (("_table", table), ("_counts", counts), ("_group_of", group_of), ("_has_res", has_res)):
+            value.setflags(write=False)
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "_block_layout", self._make_block_layout())
+
+    def _make_block_layout(self) -> tuple[np.ndarray, ...] | None:
+        """Arrays that tell, per MobileNet block gene, its stage and position (None for other spaces)."""
+        space = self.space
+        stages = getattr(space, "stages", None)
+        if stages is None or not hasattr(space, "n_blocks"):
+            return None
+        n_s, n_b = len(stages), space.n_blocks
+        genes = space.genes()
+        width = max(len(genes[1 + s].choices) for s in range(n_s))
+        depth_value = np.zeros((1 + n_s, width), dtype=np.int64)
+        for s in range(n_s):
+            depth_value[1 + s, : len(genes[1 + s].choices)] = [int(c) for c in genes[1 + s].choices]
+        block_stage = np.concatenate([np.full(st.n_blocks, s) for s, st in enumerate(stages)])
+        block_pos = np.concatenate([np.arange(st.n_blocks) for st in stages])
+        cols = np.concatenate([1 + n_s + np.arange(n_b), 1 + n_s + n_b + np.arange(n_b)])
+        fill = np.array([self.allowed[c][0] for c in cols], dtype=np.int64)
+        return depth_value, np.arange(1, 1 + n_s), block_stage, block_pos, cols, fill
+
     @classmethod
     def for_space(cls, space: SearchSpace, *, resolutions: Sequence[int] | None = None) -> GeneDomain:
         """The whole space, optionally restricted to some of its resolutions."""
@@ -65,19 +102,11 @@ class GeneDomain:
         step = f" step {steps.pop()}" if len(steps) == 1 else ""
         return f"resolutions {res[0]}..{res[-1]}{step}"
 
-    def _padded(self) -> tuple[np.ndarray, np.ndarray]:
-        counts = np.array([a.size for a in self.allowed], dtype=np.int64)
-        table = np.zeros((self.n_genes, int(counts.max())), dtype=np.int64)
-        for j, a in enumerate(self.allowed):
-            table[j, : a.size] = a
-        return table, counts
-
     # ---- sampling --------------------------------------------------------------------------------
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """`n` random gene rows, each gene uniform over its allowed choices."""
-        table, counts = self._padded()
-        pick = (rng.random((n, self.n_genes)) * counts).astype(np.int64)
-        return table[np.arange(self.n_genes)[None, :], pick]
+        pick = (rng.random((n, self.n_genes)) * self._counts).astype(np.int64)
+        return self._table[np.arange(self.n_genes)[None, :], pick]
 
     def contains(self, genes: np.ndarray) -> np.ndarray:
         """Boolean (N,): rows whose every gene is an allowed choice."""
@@ -97,11 +126,9 @@ class GeneDomain:
         out = np.array(genes, dtype=np.int64, copy=True)
         n = out.shape[0]
         fresh = self.sample(n, rng)
-        probs = np.array([resolution_prob if 0 in g else arch_prob for g in self.groups])
+        probs = np.where(self._has_res, resolution_prob, arch_prob)
         hit = rng.random((n, len(self.groups))) < probs
-        mask = np.zeros_like(out, dtype=bool)
-        for k, group in enumerate(self.groups):
-            mask[:, list(group)] |= hit[:, [k]]
+        mask = hit[:, self._group_of]  # every gene of a hit group
         out[mask] = fresh[mask]
         return out
 
@@ -144,21 +171,15 @@ class GeneDomain:
         kernel/expand genes beyond a stage's depth do not matter).
         """
         genes = np.array(np.atleast_2d(genes), dtype=np.int64, copy=True)
-        space = self.space
-        stages = getattr(space, "stages", None)
-        if stages is None or not hasattr(space, "n_blocks"):
+        layout = self._block_layout
+        if layout is None:
             return genes
-        n_s, n_b = len(stages), space.n_blocks
-        depth_choices = [np.array(s.depth_choices) for s in stages]
-        start = 0
-        for s, stage in enumerate(stages):
-            depth = depth_choices[s][genes[:, 1 + s]]
-            for pos in range(stage.n_blocks):
-                inactive = pos >= depth
-                for offset in (1 + n_s, 1 + n_s + n_b):
-                    col = offset + start + pos
-                    genes[inactive, col] = self.allowed[col][0]
-            start += stage.n_blocks
+        depth_value, depth_col, block_stage, block_pos, cols, fill = layout
+        depth = depth_value[depth_col[None, :], genes[:, depth_col]]         # (N, stages) active depths
+        inactive = block_pos[None, :] >= depth[:, block_stage]                # (N, blocks)
+        inactive = np.concatenate([inactive, inactive], axis=1)               # kernel and expand genes
+        sub = genes[:, cols]
+        genes[:, cols] = np.where(inactive, fill[None, :], sub)
         return genes
 
 

@@ -102,6 +102,33 @@ class SearchResult:
         }
 
 
+class _Memo:
+    """Values of one objective per distinct subnet, for one search run.
+
+    Rows are keyed by their canonical form (genes of skipped blocks do not matter), so a child
+    equal to a subnet seen before is not scored again; only new rows go to the predictor, in one
+    batch. Late in a search most children repeat a parent, so this halves the predictor calls.
+    """
+
+    def __init__(self, fn: Callable[[np.ndarray], np.ndarray], domain: GeneDomain) -> None:
+        self.fn, self.domain = fn, domain
+        self.values: dict[bytes, float] = {}
+        self.calls = 0
+
+    def __call__(self, genes: np.ndarray) -> np.ndarray:
+        keys = [row.tobytes() for row in self.domain.canonical(genes)]
+        new: dict[bytes, int] = {}
+        for i, k in enumerate(keys):
+            if k not in self.values and k not in new:
+                new[k] = i
+        if new:
+            idx = np.fromiter(new.values(), dtype=np.int64, count=len(new))
+            for k, v in zip(new, self.fn(genes[idx])):
+                self.values[k] = float(v)
+            self.calls += idx.size
+        return np.fromiter((self.values[k] for k in keys), dtype=np.float64, count=len(keys))
+
+
 class EvolutionSearch:
     """Maximise (or minimise) `objective` subject to `budgets` over `domain`.
 
@@ -121,25 +148,51 @@ class EvolutionSearch:
     def _feasible(self, genes: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         ok = np.ones(genes.shape[0], dtype=bool)
         values: dict[str, np.ndarray] = {}
-        for b in self.budgets:
-            v = b.objective.predict_genes(genes)
+        memos = getattr(self, "_memos", None)
+        for i, b in enumerate(self.budgets):
+            v = memos[i](genes) if memos else b.objective.predict_genes(genes)
             values[b.objective.label] = v
             ok &= v <= b.limit
         return ok, values
 
     def _fill(self, n: int, propose: Callable[[int], np.ndarray], what: str) -> np.ndarray:
-        """`n` feasible rows from `propose(k)` by redrawing failed rows up to `max_tries` rounds."""
-        out = np.empty((n, self.domain.n_genes), dtype=np.int64)
-        missing = np.arange(n)
+        """`n` feasible rows from `propose(k)` (see `_fill_many`)."""
+        return self._fill_many([(n, propose)], what)[0]
+
+    def _fill_many(self, parts: Sequence[tuple[int, Callable[[int], np.ndarray]]], what: str) -> list[np.ndarray]:
+        """For each ``(n, propose)``, `n` feasible rows by rejection sampling.
+
+        Each round proposes, for every part, more rows than are missing (scaled by the acceptance
+        rate seen so far), checks all parts' candidates in one batched call, and keeps the first
+        feasible ones in order. This is OFA's per-child ``while True`` loop done for the whole
+        population at once; a child is still the first feasible draw of its proposal. After
+        ``max_tries`` rounds it raises `InfeasibleConstraintError` instead of looping forever.
+        """
+        outs = [np.empty((n, self.domain.n_genes), dtype=np.int64) for n, _ in parts]
+        filled = [0] * len(parts)
+        proposed = accepted = 0
         for _ in range(self.settings.max_tries):
-            cand = propose(missing.size)
-            ok, _ = self._feasible(cand)
-            out[missing[ok]] = cand[ok]
-            missing = missing[~ok]
-            if missing.size == 0:
-                return out
+            rate = max(accepted / proposed, 0.02) if proposed else 0.5
+            asks = [min(int(np.ceil((n - f) / rate * 1.2)) + 2, 50 * n + 2) if f < n else 0
+                    for (n, _), f in zip(parts, filled)]
+            cands = [propose(k) if k else np.empty((0, self.domain.n_genes), dtype=np.int64)
+                     for (_, propose), k in zip(parts, asks)]
+            ok, _ = self._feasible(np.concatenate(cands))
+            proposed += ok.size
+            accepted += int(ok.sum())
+            start = 0
+            for i, cand in enumerate(cands):
+                good = cand[ok[start: start + cand.shape[0]]]
+                start += cand.shape[0]
+                take = good[: parts[i][0] - filled[i]]
+                outs[i][filled[i]: filled[i] + take.shape[0]] = take
+                filled[i] += take.shape[0]
+            if all(f == n for (n, _), f in zip(parts, filled)):
+                return outs
+        missing = sum(n - f for (n, _), f in zip(parts, filled))
+        total = sum(n for n, _ in parts)
         raise InfeasibleConstraintError(
-            f"could not generate {missing.size} of {n} {what} within the budgets "
+            f"could not generate {missing} of {total} {what} within the budgets "
             f"({', '.join(b.describe() for b in self.budgets)}) in {self.settings.max_tries} rounds; "
             "the feasible region is too small for random mutation: raise the budget"
         )
@@ -181,9 +234,19 @@ class EvolutionSearch:
         t0 = time.perf_counter()
         ranges = check_budgets(self.domain, self.budgets, rng=np.random.default_rng(0))
         t_check = time.perf_counter() - t0
+        self._memos = [_Memo(b.objective.predict_genes, self.domain) for b in self.budgets]
+        cost = _Memo(self.objective.cost, self.domain)
+        try:
+            return self._run(rng, ranges, cost, seed, progress, t0, t_check)
+        finally:
+            del self._memos
 
+    def _run(self, rng: np.random.Generator, ranges: dict[str, FeasibleRange], cost: _Memo,
+             seed: int | np.random.Generator | None, progress: Callable[[int, float], None] | None,
+             t0: float, t_check: float) -> SearchResult:
+        s = self.settings
         pop = self._initial(rng, ranges)
-        score = self.objective.cost(pop)  # minimised
+        score = cost(pop)  # minimised
         n_eval = pop.shape[0]
         history: list[dict[str, float]] = []
         sign = -1.0 if self.objective.direction == "max" else 1.0
@@ -208,9 +271,8 @@ class EvolutionSearch:
                 b = parents[rng.integers(0, n_par, k)]
                 return self.domain.crossover(a, b, rng)
 
-            children = np.concatenate([self._fill(n_mut, mutants, "mutants"),
-                                       self._fill(n_cross, crossovers, "crossovers")])
-            child_score = self.objective.cost(children)
+            children = np.concatenate(self._fill_many([(n_mut, mutants), (n_cross, crossovers)], "children"))
+            child_score = cost(children)
             n_eval += children.shape[0]
             pop = np.concatenate([parents, children])
             score = np.concatenate([parent_score, child_score])
@@ -235,6 +297,7 @@ class EvolutionSearch:
             settings={**s.__dict__, "resolutions": list(self.domain.resolutions)},
             seed=seed if isinstance(seed, int) else None,
             n_evaluated=n_eval,
+            extra={"n_scored": cost.calls},
         )
 
 

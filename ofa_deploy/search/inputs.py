@@ -1,0 +1,60 @@
+"""Build search objectives from files: accuracy predictors, latency tables (ours or OFA's), MACs.
+
+Kept apart from the algorithms so that `ofa_deploy.search` stays importable without torch; the
+loaders import the predictor modules when called.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from ofa_deploy.errors import ConfigError
+from ofa_deploy.search.objectives import Objective, accuracy_objective, latency_objective, macs_objective
+from ofa_deploy.spaces.base import SearchSpace
+
+
+def load_accuracy(*, predictor_dir: str | os.PathLike[str] | None = None,
+                  ofa_predictor: str | os.PathLike[str] | None = None, ofa_kind: str = "mbv3_tutorial",
+                  space: SearchSpace | None = None) -> tuple[SearchSpace, Objective]:
+    """An accuracy objective (values in %) and the space its genes refer to.
+
+    Exactly one of `predictor_dir` (saved by ``ofa-deploy accuracy train``) and `ofa_predictor`
+    (OFA's released weights, `ofa_kind` ``"mbv3_tutorial"`` or ``"resnet50"``) must be given.
+    """
+    from ofa_deploy.predictors.accuracy import AccuracyPredictor, load_ofa_predictor
+
+    if (predictor_dir is None) == (ofa_predictor is None):
+        raise ConfigError("give exactly one accuracy predictor: a predictor directory or OFA's released weights")
+    if predictor_dir is not None:
+        pred = AccuracyPredictor.load(predictor_dir, space=space)
+    else:
+        pred = load_ofa_predictor(Path(ofa_predictor), kind=ofa_kind, space=space)  # type: ignore[arg-type]
+    return pred.space, accuracy_objective(pred)
+
+
+def load_latency(space: SearchSpace, *, luts: Sequence[str | os.PathLike[str]] = (),
+                 ofa_luts: Sequence[str | os.PathLike[str]] = (), ofa_device: str | None = None) -> list[Objective]:
+    """One latency objective (ms) per table: our LUT files and/or OFA YAML table directories."""
+    from ofa_deploy.compat.ofa_lut import load_ofa_lut
+    from ofa_deploy.predictors.latency import LatencyPredictor
+    from ofa_deploy.profiling.lut import LatencyTable
+
+    tables = [LatencyTable.load(p) for p in luts]
+    tables += [load_ofa_lut(p, space, device=ofa_device) for p in ofa_luts]
+    objectives, seen = [], set()
+    for table in tables:
+        prov = table.provenance
+        target = prov.profile_name or prov.device or "lut"
+        while target in seen:  # two tables for the same device: keep labels unique
+            target += "'"
+        seen.add(target)
+        objectives.append(latency_objective(LatencyPredictor(space, table), target=target))
+    return objectives
+
+
+def load_macs(space: SearchSpace) -> Objective:
+    """MACs (in millions) counted analytically from the layer walk."""
+    from ofa_deploy.predictors.latency import MacsPredictor
+
+    return macs_objective(MacsPredictor(space))
