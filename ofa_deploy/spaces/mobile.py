@@ -105,11 +105,15 @@ class MobileSpace(SearchSpace):
 
     # ---- genes ---------------------------------------------------------------------------------
     def genes(self) -> tuple[Gene, ...]:
+        cached = self.__dict__.get("_genes")  # immutable after __init__; batched predictors ask every call
+        if cached is not None:
+            return cached
         genes = [Gene("resolution", tuple(float(r) for r in self.resolutions))]
         genes += [Gene(f"depths[{i}]", tuple(float(d) for d in s.depth_choices)) for i, s in enumerate(self.stages)]
         genes += [Gene(f"kernel_sizes[{b}]", tuple(float(k) for k in self.kernel_sizes)) for b in range(self.n_blocks)]
         genes += [Gene(f"expand_ratios[{b}]", self.expand_ratios) for b in range(self.n_blocks)]
-        return tuple(genes)
+        self._genes: tuple[Gene, ...] = tuple(genes)
+        return self._genes
 
     def config_from_values(self, values: Sequence[float]) -> SubnetConfig:
         n_s, n_b = len(self.stages), self.n_blocks
