@@ -126,9 +126,24 @@ class SlotTables:
             out.append(arr)
         return out
 
-    def flat_indices(self, genes: np.ndarray) -> list[np.ndarray]:
-        """Per slot, the flat index of each gene row into that slot's value array."""
-        genes = np.asarray(genes)
+    def _index_plan(self) -> tuple[np.ndarray, np.ndarray]:
+        """(strides (n_genes, n_slots), offsets (n_slots,)): row @ strides + offsets indexes `flatten(values)`."""
+        if self.__dict__.get("_plan") is None:
+            strides = np.zeros((len(self._sizes), len(self.slots)), dtype=np.float64)
+            offsets = np.zeros(len(self.slots), dtype=np.int64)
+            start = 0
+            for j, slot in enumerate(self.slots):
+                step = 1
+                for gene, size in reversed(list(zip(slot.genes, slot.shape))):  # C order
+                    strides[gene, j] += step
+                    step *= size
+                offsets[j], start = start, start + step
+            self._plan = (strides, offsets)
+        return self._plan
+
+    def check_genes(self, genes: np.ndarray) -> np.ndarray:
+        """`genes` as a validated (N, n_genes) integer array of choice indices."""
+        genes = np.atleast_2d(np.asarray(genes))
         sizes = self._sizes
         if genes.ndim != 2 or genes.shape[1] != len(sizes):
             raise ConfigError(f"{self.space.name}: gene arrays must have shape (N, {len(sizes)}), got {genes.shape}")
@@ -136,17 +151,49 @@ class SlotTables:
             bad = int(np.argmax(np.any((genes < 0) | (genes >= sizes), axis=0)))
             raise ConfigError(f"{self.space.name}: gene column {bad} ({self._gene_names[bad]}) has an index "
                               f"outside 0..{sizes[bad] - 1}")
-        return [np.ravel_multi_index(tuple(genes[:, g].T), slot.shape) if len(slot.genes) > 1
-                else genes[:, slot.genes[0]] for slot, g in ((s, list(s.genes)) for s in self.slots)]
+        if not np.issubdtype(genes.dtype, np.integer):
+            raise ConfigError(f"{self.space.name}: gene arrays must hold integer choice indices, got {genes.dtype}")
+        return genes
+
+    def flat_indices(self, genes: np.ndarray) -> np.ndarray:
+        """(N, n_slots) indices into `flatten(values)`: one matmul for the whole population."""
+        genes = self.check_genes(genes)
+        strides, offsets = self._index_plan()
+        # float64 BLAS matmul: the products are small integers (< 2**53), so the result is exact
+        return (genes.astype(np.float64) @ strides).astype(np.int64) + offsets
 
     @staticmethod
-    def gather_sum(values: list[np.ndarray], indices: list[np.ndarray]) -> np.ndarray:
-        """Sum of per-slot values in slot (walk) order; bitwise equal to summing the walk left to right."""
-        n = len(indices[0]) if indices else 0
-        total = np.zeros(n, dtype=np.float64)
-        for arr, idx in zip(values, indices):
-            total += arr.ravel()[idx]
+    def flatten(values: list[np.ndarray]) -> np.ndarray:
+        """The per-slot value arrays concatenated in slot order (what `flat_indices` indexes)."""
+        return np.concatenate([v.ravel() for v in values]) if values else np.zeros(0)
+
+    def predict(self, flat_values: np.ndarray, genes: np.ndarray) -> np.ndarray:
+        """Per gene row, the slot values (`flatten(values)`) added in walk order.
+
+        Small populations: one matmul builds all indices. Large ones: per slot, a few column
+        multiply-adds and one gather (less work than the matmul once N is in the thousands).
+        """
+        genes = self.check_genes(genes)
+        if genes.shape[0] < 512:
+            return self.gather_sum(flat_values, self.flat_indices(genes))
+        strides, offsets = self._index_plan()
+        columns = np.ascontiguousarray(genes.T, dtype=np.int64)
+        total = np.zeros(genes.shape[0], dtype=np.float64)
+        for j in range(len(self.slots)):
+            terms = np.flatnonzero(strides[:, j])
+            idx = columns[terms[0]] * int(strides[terms[0], j]) + int(offsets[j])
+            for g in terms[1:]:
+                idx += columns[g] * int(strides[g, j])
+            total += flat_values[idx]  # left to right, as the walk sum
         return total
+
+    @staticmethod
+    def gather_sum(flat_values: np.ndarray, indices: np.ndarray) -> np.ndarray:
+        """Per row, the slot values added left to right (walk order): `cumsum` is sequential, so the result is
+        bitwise equal to summing the walk."""
+        if indices.shape[1] == 0:
+            return np.zeros(indices.shape[0], dtype=np.float64)
+        return np.cumsum(flat_values[indices], axis=1)[:, -1]
 
 
 def _slot_name(source: str | None, spec: LayerSpec) -> str:

@@ -79,6 +79,7 @@ class _SlotPredictor:
         self.space = space
         self._slots: SlotTables | None = None
         self._values: list[np.ndarray] | None = None
+        self._flat: np.ndarray | None = None
 
     def _slot_tables(self) -> SlotTables:
         if self._slots is None:
@@ -115,9 +116,9 @@ class _SlotPredictor:
         if not isinstance(self.space, (MobileSpace, ResNetSpace)):  # no gather tables: exact per-config path
             return np.array([self.walk_sum(c) for c in self.space.from_genes(genes)], dtype=np.float64)
         slots = self._slot_tables()
-        values = self._gather_values()
-        indices = slots.flat_indices(np.atleast_2d(genes))
-        total = SlotTables.gather_sum(values, indices)
+        if self._flat is None:
+            self._flat = SlotTables.flatten(self._gather_values())
+        total = slots.predict(self._flat, genes)
         bad = np.flatnonzero(np.isnan(total))
         if bad.size:
             self._raise_missing(self.space.from_genes(np.atleast_2d(genes)[bad[:1]])[0])
