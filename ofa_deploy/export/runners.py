@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -48,3 +49,31 @@ def ort_runner(model: str | os.PathLike[str] | bytes, *, threads: int = 1, optim
 
     run.session = sess  # type: ignore[attr-defined]
     return run
+
+
+def interleaved_latency(
+    runners: dict[str, Callable[[np.ndarray], object]], x: np.ndarray, *, rounds: int = 5, runs_per_round: int = 10,
+    warmup: int = 3,
+) -> dict[str, dict[str, float]]:
+    """Time several runners on the same input, interleaved round by round (drift hits all alike).
+
+    Returns per runner ``{"median_ms": median of all runs, "min_round_median_ms": ..., "n": runs}``.
+    """
+    import time
+
+    for run in runners.values():
+        for _ in range(warmup):
+            run(x)
+    samples: dict[str, list[float]] = {k: [] for k in runners}
+    round_medians: dict[str, list[float]] = {k: [] for k in runners}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            ts = []
+            for _ in range(runs_per_round):
+                t0 = time.perf_counter()
+                run(x)
+                ts.append((time.perf_counter() - t0) * 1e3)
+            samples[name].extend(ts)
+            round_medians[name].append(float(np.median(ts)))
+    return {k: {"median_ms": float(np.median(samples[k])), "min_round_median_ms": float(min(round_medians[k])),
+                "n": len(samples[k])} for k in runners}
