@@ -107,6 +107,11 @@ def main() -> None:
     t_ours = best_of(lambda: predictor.predict_genes(genes), args.repeats)
     t_walk = best_of(lambda: predictor.predict(cfgs), reps_slow)
 
+    pop = genes[:100]
+    t_pop = best_of(lambda: predictor.predict_genes(pop), args.repeats * 4)
+    t_pop_ref = best_of(lambda: [ref_tables[a["image_size"]].predict_network_latency_given_config(c, a["image_size"])
+                                 for a, c in zip(arches[:100], net_configs[:100])], reps_slow)
+
     n = args.n
     print(f"subnets: {n} (OFA-MBv3 w1.2, resolutions {RESOLUTIONS}), Note10 tables")
     print(f"agreement: max |ours - ref| = {max_diff:.3g} ms; bitwise equal on {exact}/{n}; "
@@ -120,6 +125,8 @@ def main() -> None:
     ]
     for name, t in rows:
         print(f"  {name:68s} {n / t:12,.0f} subnets/s  ({t * 1e3:9.2f} ms)")
+    print(f"one search generation (population 100): ours {t_pop * 1e6:.0f} us per call, "
+          f"ref LUT walk {t_pop_ref * 1e3:.1f} ms ({t_pop_ref / t_pop:,.0f}x)")
     print(f"speed-up of predict_genes: {t_ref_lut / t_ours:,.0f}x vs ref LUT walk, "
           f"{t_ref_search / t_ours:,.0f}x vs ref search path; "
           f"including the one-time gather build: {t_ref_lut / (t_ours + t_build):,.1f}x vs ref LUT walk")
