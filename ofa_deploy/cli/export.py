@@ -1,0 +1,272 @@
+"""``ofa-deploy export onnx|ort|int8|tvm``: build a subnet, export it, validate it, write an artifact directory.
+
+Exit codes: 0 ok, 1 domain error, 2 usage, 3 validation failed (artifacts and report kept).
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ofa_deploy.cli.common import emit, format_option, handle_errors
+
+log = logging.getLogger(__name__)
+
+RANDOM_INIT_NOTE = "weights are random-init (no --weights given): numerics are validated, accuracy is meaningless"
+
+
+def _source_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--supernet", default=None, help="Supernet name (with --subnet), e.g. ofa_mbv3_w12."),
+        click.option("--subnet", default=None,
+                     help="'max', 'min', a compact string, JSON (ours or an OFA arch dict) or a .json path."),
+        click.option("--weights", default=None, type=click.Path(dir_okay=False),
+                     help="Checkpoint: supernet weights (with --supernet) or static weights (with --net-config)."),
+        click.option("--net-config", "net_config", default=None, type=click.Path(dir_okay=False),
+                     help="An OFA specialized net.config instead of --supernet/--subnet."),
+        click.option("--run-config", "run_config", default=None, type=click.Path(dir_okay=False),
+                     help="run.config giving image_size (with --net-config)."),
+        click.option("--resolution", type=int, default=None, help="Input resolution (overrides the config's)."),
+        click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+                     help="Artifact directory to create (must be empty or new unless --overwrite)."),
+        click.option("--overwrite", is_flag=True, help="Replace a non-empty --out directory."),
+        click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset (classic exporter: 11..20)."),
+        click.option("--atol", type=float, default=1e-4, show_default=True, help="Validation absolute tolerance."),
+        click.option("--rtol", type=float, default=1e-3, show_default=True, help="Validation relative tolerance."),
+        click.option("--no-validate", "no_validate", is_flag=True, help="Skip validation."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the validation inputs."),
+        format_option,
+    ]
+    for opt in reversed(options):
+        func = opt(func)
+    return func
+
+
+def _onnx_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--onnx", "onnx_path", default=None, type=click.Path(dir_okay=False),
+                        help="Start from this .onnx instead of building a model (validated against it).")(func)
+
+
+def build_model(*, supernet: str | None, subnet: str | None, weights: str | None, net_config: str | None,
+                run_config: str | None, resolution: int | None) -> tuple[Any, dict[str, Any], list[str]]:
+    """The eval-mode model to export, its provenance (for subnet.json) and notes for the report."""
+    if net_config is not None and (supernet or subnet):
+        raise click.UsageError("use either --net-config or --supernet/--subnet, not both")
+    if net_config is None and not (supernet and subnet):
+        raise click.UsageError("pass --supernet NAME --subnet SUBNET, or --net-config PATH")
+    if run_config is not None and net_config is None:
+        raise click.UsageError("--run-config only goes with --net-config")
+    notes: list[str] = []
+    if net_config is not None:
+        from ofa_deploy.compat.net_config import load_net_config, load_static_weights, resolve_resolution
+
+        res = resolve_resolution(net_config, run_config, resolution)
+        model = load_net_config(net_config, run_config, res)
+        if weights:
+            load_static_weights(model, weights)
+        info: dict[str, Any] = {"source": "net_config", "net_config": str(Path(net_config).absolute()),
+                                "run_config": str(Path(run_config).absolute()) if run_config else None,
+                                "network": model.meta.get("net_config"), "resolution": res}
+    else:
+        from ofa_deploy.cli.core import parse_subnet_arg
+        from ofa_deploy.supernets import create_supernet
+
+        assert supernet is not None and subnet is not None
+        sup = create_supernet(supernet)
+        cfg = parse_subnet_arg(sup.space, subnet, resolution)
+        if weights:
+            from ofa_deploy.compat.checkpoint import load_supernet_weights
+
+            load_supernet_weights(sup, weights)
+        model = sup.eval().extract(cfg)
+        info = {"source": "supernet", "supernet": supernet, "config": cfg.to_dict(), "compact": cfg.to_string(),
+                "resolution": cfg.resolution}
+    info["weights"] = str(Path(weights).absolute()) if weights else None
+    if not weights:
+        notes.append(RANDOM_INIT_NOTE)
+        log.warning(RANDOM_INIT_NOTE)
+    model.eval()
+    return model, info, notes
+
+
+def _input_shape(model: Any) -> tuple[int, ...]:
+    res = int(model.input_resolution)
+    return (1, 3, res, res)
+
+
+def _human(data: dict[str, Any]) -> str:
+    v = data.get("validation") or {}
+    lines = [f"{data['backend']} export -> {data['out_dir']}  ({'PASSED' if data['passed'] else 'not validated' if data['passed'] is None else 'FAILED'})"]
+    for role, name in data["files"].items():
+        lines.append(f"  {role:<18} {name}")
+    if v:
+        lines.append(f"  validation: {v['message']}")
+    if "latency_ms" in data.get("extra", {}):
+        lat = data["extra"]["latency_ms"]
+        lines.append(f"  latency fp32 {lat['fp32']:.2f} ms, int8 {lat['int8']:.2f} ms "
+                     f"(ratio {data['extra']['latency_ratio_int8_over_fp32']:.2f})")
+    timings = ", ".join(f"{k} {t:.1f}s" for k, t in data.get("timings_s", {}).items())
+    lines.append(f"  timings: {timings}")
+    lines += [f"  note: {n}" for n in data.get("notes", [])]
+    return "\n".join(lines)
+
+
+def _finish(report: Any, output_format: str) -> None:
+    emit(report.to_dict(), output_format, _human)
+
+
+def _with_report_on_failure(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Print the kept report's location before `handle_errors` maps ValidationFailedError to exit 3."""
+    from ofa_deploy.errors import ValidationFailedError
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ValidationFailedError as exc:
+            if exc.report is not None and kwargs.get("output_format") == "json":
+                emit(exc.report.to_dict(), "json")  # type: ignore[attr-defined]
+            raise
+
+    return wrapper
+
+
+@click.group("export")
+def export_group() -> None:
+    """Export a subnet to ONNX, ORT format, int8 ONNX or a TVM library, validated against PyTorch."""
+
+
+@export_group.command("onnx")
+@_source_options
+@click.option("--slim", is_flag=True, help="Simplify the graph with onnxslim (if installed).")
+@click.option("--static-batch", is_flag=True, help="Fix the batch size to 1 instead of a dynamic 'batch' axis.")
+@handle_errors
+@_with_report_on_failure
+def export_onnx_cmd(supernet: str | None, subnet: str | None, weights: str | None, net_config: str | None,
+                    run_config: str | None, resolution: int | None, out_dir: str, overwrite: bool, opset: int,
+                    atol: float, rtol: float, no_validate: bool, seed: int, output_format: str, slim: bool,
+                    static_batch: bool) -> None:
+    """PyTorch → ONNX (classic exporter, BN folded), validated in ONNX Runtime on batch 1 and 3."""
+    from ofa_deploy.export.onnx import check_opset, export_onnx
+
+    check_opset(opset)
+    model, info, notes = build_model(supernet=supernet, subnet=subnet, weights=weights, net_config=net_config,
+                                     run_config=run_config, resolution=resolution)
+    report = export_onnx(model, out_dir, input_shape=_input_shape(model), opset=opset, dynamic_batch=not static_batch,
+                         slim=slim, validate=not no_validate, atol=atol, rtol=rtol, seed=seed, overwrite=overwrite,
+                         subnet_info=info, notes=notes)
+    _finish(report, output_format)
+
+
+def _source_onnx(tmp: Path, *, onnx_path: str | None, opset: int, seed: int, **src: Any) -> tuple[Path, Any, dict[str, Any] | None, list[str]]:
+    """(onnx file, torch reference or None, subnet info, notes): a given --onnx, or a fresh validated export."""
+    from ofa_deploy.export.onnx import check_opset, export_onnx
+
+    if onnx_path is not None:
+        if any(v is not None for v in src.values()):
+            raise click.UsageError("--onnx replaces --supernet/--subnet/--net-config/--weights; pass one or the other")
+        return Path(onnx_path), None, {"source": "onnx", "onnx": str(Path(onnx_path).absolute())}, []
+    check_opset(opset)
+    model, info, notes = build_model(**src)
+    rep = export_onnx(model, tmp / "onnx", input_shape=_input_shape(model), opset=opset, seed=seed,
+                      subnet_info=info, notes=notes)
+    return rep.path("model"), model, info, notes
+
+
+@export_group.command("ort")
+@_source_options
+@_onnx_option
+@click.option("--style", "optimization_style", type=click.Choice(["Fixed", "Runtime"]), default="Fixed",
+              show_default=True, help="Fixed: host-specific, fast here. Runtime: portable, for other targets.")
+@click.option("--target-platform", type=click.Choice(["amd64", "arm"]), default="amd64", show_default=True)
+@handle_errors
+@_with_report_on_failure
+def export_ort_cmd(supernet: str | None, subnet: str | None, weights: str | None, net_config: str | None,
+                   run_config: str | None, resolution: int | None, out_dir: str, overwrite: bool, opset: int,
+                   atol: float, rtol: float, no_validate: bool, seed: int, output_format: str, onnx_path: str | None,
+                   optimization_style: str, target_platform: str) -> None:
+    """ONNX → ORT format (.ort) with onnxruntime's converter, validated in ONNX Runtime."""
+    from ofa_deploy.export.artifacts import check_out_dir
+    from ofa_deploy.export.ort_mobile import export_ort
+
+    check_out_dir(out_dir, overwrite=overwrite)
+    with tempfile.TemporaryDirectory(prefix="ofa-export-") as tmp:
+        src, ref, info, notes = _source_onnx(Path(tmp), onnx_path=onnx_path, opset=opset, seed=seed,
+                                             supernet=supernet, subnet=subnet, weights=weights,
+                                             net_config=net_config, run_config=run_config, resolution=resolution)
+        report = export_ort(src, out_dir, reference=ref, optimization_style=optimization_style,
+                            target_platform=target_platform, validate=not no_validate, atol=atol, rtol=rtol,
+                            seed=seed, overwrite=overwrite, subnet_info=info, notes=notes)
+    _finish(report, output_format)
+
+
+@export_group.command("int8")
+@_source_options
+@_onnx_option
+@click.option("--calib-batches", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Number of seeded random calibration inputs (use real images via the Python API).")
+@click.option("--min-top1", type=click.FloatRange(0, 1), default=0.8, show_default=True,
+              help="Required top-1 agreement with fp32 on the validation inputs.")
+@handle_errors
+@_with_report_on_failure
+def export_int8_cmd(supernet: str | None, subnet: str | None, weights: str | None, net_config: str | None,
+                    run_config: str | None, resolution: int | None, out_dir: str, overwrite: bool, opset: int,
+                    atol: float, rtol: float, no_validate: bool, seed: int, output_format: str,
+                    onnx_path: str | None, calib_batches: int, min_top1: float) -> None:
+    """ONNX → int8 ONNX (static QDQ, per-channel), judged by top-1 agreement; fp32/int8 latency reported."""
+    import numpy as np
+
+    from ofa_deploy.export.artifacts import check_out_dir
+    from ofa_deploy.export.common import load_onnx_checked, resolve_input_shape
+    from ofa_deploy.export.quantize import export_int8
+
+    check_out_dir(out_dir, overwrite=overwrite)
+    with tempfile.TemporaryDirectory(prefix="ofa-export-") as tmp:
+        src, ref, info, notes = _source_onnx(Path(tmp), onnx_path=onnx_path, opset=opset, seed=seed,
+                                             supernet=supernet, subnet=subnet, weights=weights,
+                                             net_config=net_config, run_config=run_config, resolution=resolution)
+        shape, _ = resolve_input_shape(load_onnx_checked(src), None)
+        calib = np.random.default_rng(seed + 1).standard_normal((calib_batches, *shape[1:]), dtype=np.float32)
+        notes = [*notes, f"calibrated on {calib_batches} seeded random inputs, not real images"]
+        report = export_int8(src, out_dir, calibration=calib, reference=None, validate=not no_validate,
+                             min_top1=min_top1, seed=seed, overwrite=overwrite, subnet_info=info, notes=notes)
+    _finish(report, output_format)
+
+
+@export_group.command("tvm")
+@_source_options
+@_onnx_option
+@click.option("--target", default=None,
+              help="TVM target: 'llvm', 'llvm -mcpu=NAME [-num-cores=N]' or JSON dict (default: plain llvm).")
+@click.option("--tune-trials", type=click.IntRange(min=0), default=0, show_default=True,
+              help="MetaSchedule trials per task (0: untuned; slow: minutes per model even at 8).")
+@click.option("--tune-max-tasks", type=click.IntRange(min=1), default=None, help="Tune only the N heaviest tasks.")
+@click.option("--tuning-db", default=None, type=click.Path(file_okay=False),
+              help="Persistent MetaSchedule database dir: tune once, later builds reuse it.")
+@handle_errors
+@_with_report_on_failure
+def export_tvm_cmd(supernet: str | None, subnet: str | None, weights: str | None, net_config: str | None,
+                   run_config: str | None, resolution: int | None, out_dir: str, overwrite: bool, opset: int,
+                   atol: float, rtol: float, no_validate: bool, seed: int, output_format: str,
+                   onnx_path: str | None, target: str | None, tune_trials: int, tune_max_tasks: int | None,
+                   tuning_db: str | None) -> None:
+    """ONNX → TVM Relax shared library (.so), reloaded in a fresh VM and validated."""
+    from ofa_deploy.export.artifacts import check_out_dir
+    from ofa_deploy.export.tvm import export_tvm, import_tvm, parse_target
+
+    tgt = parse_target(target)  # reject -mcpu=native before any expensive work
+    import_tvm()
+    check_out_dir(out_dir, overwrite=overwrite)
+    with tempfile.TemporaryDirectory(prefix="ofa-export-") as tmp:
+        src, ref, info, notes = _source_onnx(Path(tmp), onnx_path=onnx_path, opset=opset, seed=seed,
+                                             supernet=supernet, subnet=subnet, weights=weights,
+                                             net_config=net_config, run_config=run_config, resolution=resolution)
+        report = export_tvm(src, out_dir, target=tgt, tune_trials=tune_trials, tune_max_tasks=tune_max_tasks,
+                            tuning_db=tuning_db, reference=ref, validate=not no_validate, atol=atol, rtol=rtol,
+                            seed=seed, overwrite=overwrite, subnet_info=info, notes=notes)
+    _finish(report, output_format)
