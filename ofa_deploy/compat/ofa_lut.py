@@ -128,8 +128,7 @@ def _parse_shape(text: str, key: str) -> tuple[int, int]:
 
 def parse_ofa_key(key: str) -> tuple[str, dict[str, Any]]:
     """Split a key into its layer type and fields (sizes as (side, channels) tuples, others as ints)."""
-    # the layer type may contain '-'? no: it is one of Conv, Conv_1, Conv_2, AvgPool2D, Logits, expanded_conv
-    parts = key.split("-")
+    parts = key.split("-")  # layer types (Conv, Conv_1, Conv_2, AvgPool2D, Logits, expanded_conv) have no '-'
     ltype, fields_ = parts[0], {}
     for part in parts[1:]:
         match = _KEY_PART.match(part)
