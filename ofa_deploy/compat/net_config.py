@@ -511,14 +511,16 @@ def _layout(specs: Sequence[LayerSpec]) -> list[tuple[str, int | None]]:
     return slots
 
 
-def subnet_to_net_config(model: Any, *, bn_momentum: float = 0.1) -> dict[str, Any]:
+def subnet_to_net_config(model: Any, *, bn_eps: float | None = None, bn_momentum: float = 0.1) -> dict[str, Any]:
     """An OFA-style static net.config (current class names) for a `SubnetModel` (or a list of LayerSpecs).
 
     The result is JSON-able and builds the same network with the reference package's
     ``get_net_by_name(cfg["name"]).build_from_config(cfg)``; map weights with `to_ofa_state_dict`.
+    BN epsilon: `bn_eps`, else the model's, else OFA's default for the network class.
     """
     specs: Sequence[LayerSpec] = model if isinstance(model, Sequence) else model.specs
-    bn_eps = float(getattr(model, "bn_eps", 1e-5))
+    if bn_eps is None:
+        bn_eps = float(getattr(model, "bn_eps", _DEFAULT_BN_EPS[network_name(specs)]))
     slots = _layout(specs)
     name = network_name(specs)
     cfg: dict[str, Any] = {"name": name, "bn": {"momentum": bn_momentum, "eps": bn_eps, "ws_eps": None}}
