@@ -1,0 +1,116 @@
+"""Run reports of `ofa_deploy.pipeline.deploy`: report.json, summary.md and pareto.png."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_run_report(out_dir: Path, report: dict[str, Any]) -> dict[str, str]:
+    """Write ``report.json``, ``summary.md`` and ``pareto.png`` into `out_dir`; return their paths."""
+    out_dir = Path(out_dir)
+    files = {"report": str(out_dir / "report.json"), "summary": str(out_dir / "summary.md"),
+             "pareto_plot": str(out_dir / "pareto.png")}
+    report = {**report, "files": files}
+    _atomic_write_text(out_dir / "report.json", json.dumps(report, indent=2, default=str))
+    _atomic_write_text(out_dir / "summary.md", summary_markdown(report))
+    plot_pareto(report, out_dir / "pareto.png")
+    return files
+
+
+def _f(x: Any, digits: int = 4) -> str:
+    return "n/a" if x is None else f"{x:.{digits}g}" if isinstance(x, float) else str(x)
+
+
+def summary_markdown(r: dict[str, Any]) -> str:
+    """A readable summary of a deploy run."""
+    best, budget, pvm = r["best"], r["budget"], r["predicted_vs_measured"]
+    p, m = best["predicted"], best["measured"]
+    prof = r["profile"]
+    lines = [
+        f"# Deployment of {r['supernet']} on {prof['name']}",
+        "",
+        f"Budget: **{_f(budget['latency_ms'])} ms** predicted latency "
+        f"(feasible {_f(budget['feasible_latency_ms'][0])}..{_f(budget['feasible_latency_ms'][1])} ms)"
+        + (f", {_f(budget['macs_m'])}M MACs" if budget.get("macs_m") is not None else "") + ".",
+        "",
+        "## Chosen subnet",
+        "",
+        f"`{best['config_string']}`",
+        "",
+        "| | predicted | measured |",
+        "|---|---|---|",
+        f"| latency (ms) | {_f(p['latency_ms'])} | {_f(m['latency_ms'])} |",
+        f"| top-1 (%) | {_f(p['accuracy'])} | {_f(m.get('top1'))} |",
+        f"| MACs (M) | {_f(p['macs_m'])} | |",
+        "",
+        f"Measured on `{prof['name']}` ({prof.get('backend')}, {prof.get('intra_op_threads')} thread(s), batch "
+        f"{prof.get('batch_size')}), interleaved rounds; the exported model is in `model/`.",
+        "",
+        "## Predicted vs measured latency",
+        "",
+        "| model | config | predicted ms | measured ms | measured / predicted | predicted top-1 | measured top-1 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for pt in pvm["points"]:
+        lines.append(f"| {pt['name']} | `{pt['config']}` | {_f(pt['predicted_latency_ms'])} | "
+                     f"{_f(pt['measured_latency_ms'])} | {_f(pt['ratio'], 3)} | {_f(pt['predicted_accuracy'])} | "
+                     f"{_f(pt.get('measured_top1'))} |")
+    if pvm.get("n"):
+        lines += ["", f"Median measured/predicted ratio {_f(pvm['median_ratio'], 3)}; "
+                      f"{pvm['within_10pct']:.0%} within ±10%, {pvm['within_25pct']:.0%} within ±25%"
+                      + (f"; Spearman {pvm['spearman']:.2f}" if "spearman" in pvm else "") + "."]
+    s = r["search"]
+    lines += ["", "## Search", "",
+              f"Evolution: {s['settings']['generations']} generations × {s['settings']['population_size']} "
+              f"(seed {s['seed']}) in {_f(s['timings']['total_s'], 3)} s."]
+    if r.get("pareto"):
+        lines.append(f"NSGA-II front: {len(r['pareto']['front'])} subnets (see `pareto.png`).")
+    lut = r.get("lut") or {}
+    lines += [f"Latency table: `{lut.get('path')}` ({lut.get('entries')} layers"
+              + (", built for this run" if lut.get("built") else "") + ")."]
+    t = r["timings_s"]
+    lines += ["", "## Time", "", " · ".join(f"{k[:-2]} {v:.1f} s" for k, v in t.items()), ""]
+    return "\n".join(lines)
+
+
+def plot_pareto(r: dict[str, Any], path: Path) -> None:
+    """Predicted accuracy vs latency: the front, the budget, the chosen subnet, and measured latencies."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    front = r.get("pareto")
+    if front and front.get("front"):
+        lat_key = next(o["label"] for o in front["objectives"] if o["name"] == "latency")
+        pts = sorted((row[lat_key], row["accuracy"]) for row in front["front"])
+        ax.plot([x for x, _ in pts], [y for _, y in pts], ".", color="#8aa", label="Pareto front (predicted)")
+    ax.axvline(r["budget"]["latency_ms"], color="#c44", ls="--", lw=1, label="latency budget")
+    for pt in r["predicted_vs_measured"]["points"]:
+        best = pt["name"] == "best"
+        ax.plot(pt["predicted_latency_ms"], pt["predicted_accuracy"], "*" if best else "o", ms=12 if best else 6,
+                color="#d80" if best else "#357", label="chosen (predicted)" if best else None)
+        ax.annotate("", xy=(pt["measured_latency_ms"], pt["predicted_accuracy"]),
+                    xytext=(pt["predicted_latency_ms"], pt["predicted_accuracy"]),
+                    arrowprops={"arrowstyle": "->", "color": "#d80" if best else "#357", "lw": 1})
+        ax.plot(pt["measured_latency_ms"], pt["predicted_accuracy"], "x", color="#d80" if best else "#357",
+                label="measured latency" if best else None)
+    ax.set_xlabel(f"latency (ms) on {r['profile']['name']}")
+    ax.set_ylabel("predicted top-1 (%)")
+    ax.set_title(f"{r['supernet']}: accuracy vs latency")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
