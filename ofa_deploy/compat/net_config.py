@@ -70,11 +70,17 @@ class ParsedNetConfig:
 # ---------------------------------------------------------------------------------------------
 # reading
 # ---------------------------------------------------------------------------------------------
+def _as_file(source: str | Path, what: str) -> Path:
+    """A path; an OFA ``ofa_specialized/<id>/`` directory stands for the ``net.config``/``run.config`` inside."""
+    path = Path(source)
+    return path / what if path.is_dir() else path
+
+
 def _read_json(source: str | Path | Mapping[str, Any], what: str) -> tuple[Mapping[str, Any], str]:
     """(mapping, description of the source) from a path or a mapping (not copied, never mutated)."""
     if isinstance(source, Mapping):
         return source, f"<{what} dict>"
-    path = Path(source)
+    path = _as_file(source, what)
     try:
         text = path.read_text()
     except OSError as exc:
@@ -128,7 +134,7 @@ def resolve_resolution(
     if run_config is not None:
         return _run_config_resolution(run_config)
     if not isinstance(source, Mapping):
-        sibling = _sibling_run_config(Path(source))
+        sibling = _sibling_run_config(_as_file(source, "net.config"))
         if sibling is not None:
             logger.info("using resolution from %s", sibling)
             return _run_config_resolution(sibling)
@@ -394,6 +400,7 @@ def load_net_config(
 ) -> Any:
     """Build a random-init `SubnetModel` from an OFA net.config (path or dict).
 
+    `net_config` may also be an OFA ``ofa_specialized/<id>/`` directory holding ``net.config``.
     The resolution is `resolution` if given, else ``run_config["image_size"]``, else the
     ``run.config`` next to the file (``X.net.config`` → ``X.run.config``), else 224. BN epsilon
     comes from the config's ``bn`` entry. Load weights with `load_static_weights`.

@@ -166,6 +166,18 @@ def test_resnet_active_net_config_from_reference_supernet(ofa_ref):
     assert count_module(model, (1, 3, r, r)).macs == int(ofa_ref.count_net_flops(sub, (1, 3, r, r)))
 
 
+def test_ofa_specialized_directory_layout(specialized, tmp_path):
+    """OFA's release layout: ofa_specialized/<id>/net.config + run.config."""
+    stem = "cpu_lat-17ms_top1-75.7_finetune-25"
+    folder = tmp_path / stem
+    folder.mkdir()
+    (folder / "net.config").write_text(specialized[stem].read_text())
+    (folder / "run.config").write_text(specialized[stem].with_name(f"{stem}.run.config").read_text())
+    by_dir, by_file = load_net_config(folder), load_net_config(folder / "net.config")
+    assert by_dir.input_resolution == by_file.input_resolution == 208
+    assert by_dir.specs == by_file.specs == load_net_config(specialized[stem]).specs
+
+
 def test_save_net_config_writes_loadable_pair(specialized, tmp_path):
     model = load_net_config(specialized["pixel1_lat-58ms_top1-76.9_finetune-75"])
     out = save_net_config(model, tmp_path / "mine.net.config", resolution=model.input_resolution)
