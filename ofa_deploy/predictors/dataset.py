@@ -1,0 +1,276 @@
+"""Accuracy dataset builder: (subnet × resolution) → top-1 on a holdout, resumable JSON lines.
+
+For each work item (one architecture at one resolution) the builder recalibrates the subnet's BN
+statistics on a fixed calibration subset of the training images, as OFA does, then measures top-1
+on the holdout split. Work items are independent and idempotent; results are appended to a
+JSON-lines file whose first line is a provenance header (supernet, weights sha256, dataset
+fingerprint, seed, calibration size). Every line is flushed and fsync'd, so an interrupted build
+loses at most the item in flight; a resumed build skips stored items and re-evaluates nothing. The
+caller's supernet is never modified (the builder recalibrates a private copy).
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ofa_deploy.data import DataSplits
+from ofa_deploy.errors import ConfigError
+from ofa_deploy.nn.bn import recalibrate_bn
+from ofa_deploy.predictors.accuracy import space_to_dict
+from ofa_deploy.predictors.encoding import default_encoder
+from ofa_deploy.spaces import SearchSpace, SubnetConfig
+
+log = logging.getLogger(__name__)
+
+KIND = "ofa_deploy.accuracy_dataset"
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class AccuracyData:
+    """A loaded accuracy dataset: configs (with resolution), top-1 fractions, and the header."""
+
+    configs: list[SubnetConfig]
+    accuracies: np.ndarray
+    header: dict[str, Any]
+
+    def __len__(self) -> int:
+        return len(self.configs)
+
+
+@dataclass(frozen=True)
+class BuildSummary:
+    path: str
+    n_items: int
+    n_stored_before: int
+    n_evaluated: int
+    seconds: float
+    top1_min: float
+    top1_median: float
+    top1_max: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def state_dict_sha256(model: nn.Module) -> str:
+    """sha256 over a module's state-dict names, dtypes, shapes and bytes (weights provenance)."""
+    h = hashlib.sha256()
+    for key, value in sorted(model.state_dict().items()):
+        t = value.detach().cpu().contiguous()
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    return h.hexdigest()
+
+
+def canonical(space: SearchSpace, cfgs: Sequence[SubnetConfig]) -> list[SubnetConfig]:
+    """Configs with the choices of skipped blocks reset (same network, same config)."""
+    enc = default_encoder(space)
+    return enc.decode(enc.encode(cfgs))
+
+
+def sample_architectures(space: SearchSpace, n: int, *, seed: int) -> list[SubnetConfig]:
+    """`n` distinct architectures (at the space's smallest resolution), deterministic in `seed`.
+
+    Sampled one at a time from one stream, so the first `n` of a longer list equal the shorter list.
+    """
+    rng = np.random.default_rng(seed)
+    res = min(space.resolutions)
+    seen: set[str] = set()
+    out: list[SubnetConfig] = []
+    attempts = 0
+    while len(out) < n:
+        attempts += 1
+        if attempts > 50 * n + 1000:
+            raise ConfigError(f"{space.name}: could only find {len(out)} distinct architectures of {n} requested")
+        cfg = canonical(space, [space.from_genes(space.sample_genes(1, rng))[0].replace(resolution=res)])[0]
+        key = cfg.to_string()
+        if key not in seen:
+            seen.add(key)
+            out.append(cfg)
+    return out
+
+
+class _Store:
+    """Append-only JSON lines with a header line; tolerates a trailing partial line (interrupted write)."""
+
+    def __init__(self, path: Path, header: dict[str, Any], *, resume: bool) -> None:
+        self.path = path
+        self.records: list[dict[str, Any]] = []
+        if path.exists() and path.stat().st_size > 0:
+            if not resume:
+                raise ConfigError(f"accuracy dataset {path} already exists; pass resume=True (--resume) to continue "
+                                  "it, or choose another output path")
+            self._load(header)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text(json.dumps(header, separators=(",", ":")) + "\n")
+            os.replace(tmp, path)
+
+    def _load(self, header: dict[str, Any]) -> None:
+        raw = self.path.read_bytes()
+        if not raw.endswith(b"\n"):  # killed mid-write: drop the partial line
+            keep = raw.rfind(b"\n") + 1
+            log.warning("dropping a partial last line of %s (interrupted write)", self.path)
+            with self.path.open("r+b") as f:
+                f.truncate(keep)
+            raw = raw[:keep]
+        lines = raw.decode().splitlines()
+        found = json.loads(lines[0]) if lines else {}
+        keys = ("kind", "supernet", "space", "weights_sha256", "dataset", "seed", "calibration_size")
+        diff = [k for k in keys if found.get(k) != header.get(k)]
+        if diff:
+            raise ConfigError(f"{self.path} was built with different settings ({', '.join(diff)} differ); resume it "
+                              "with the same supernet, weights, dataset, seed and calibration size, or write a new file")
+        self.records = [json.loads(line) for line in lines[1:] if line.strip()]
+
+    def append(self, record: dict[str, Any]) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps(record, separators=(",", ":")) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        self.records.append(record)
+
+
+def evaluate_subnet(supernet: nn.Module, cfg: SubnetConfig, data: DataSplits, *, calibration_batch_size: int = 256,
+                    eval_batch_size: int = 512) -> float:
+    """Top-1 (fraction) of subnet `cfg` on the holdout after BN recalibration; `supernet` gets new BN stats."""
+    res = cfg.resolution
+    recalibrate_bn(supernet, data.calibration.batches(res, calibration_batch_size), supernet_config=cfg)
+    correct = 0
+    with supernet.active(cfg), torch.no_grad():  # type: ignore[attr-defined]
+        was_training = supernet.training
+        supernet.eval()
+        try:
+            for images, labels in data.holdout.batches(res, eval_batch_size):
+                correct += int((supernet(images).argmax(dim=1) == labels).sum())
+        finally:
+            supernet.train(was_training)
+    return correct / len(data.holdout)
+
+
+def _progress(total: int, initial: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc="accuracy dataset", unit="subnet", file=sys.stderr,
+                disable=not enabled, leave=False)
+
+
+def build_accuracy_dataset(
+    supernet: nn.Module,
+    data: DataSplits,
+    out: str | os.PathLike[str],
+    *,
+    n_subnets: int,
+    resolutions: Sequence[int] | None = None,
+    seed: int = 0,
+    resume: bool = False,
+    supernet_name: str | None = None,
+    weights_sha256: str | None = None,
+    calibration_batch_size: int = 256,
+    eval_batch_size: int = 512,
+    progress: bool = True,
+    max_items: int | None = None,
+    on_item: Callable[[dict[str, Any]], None] | None = None,
+) -> BuildSummary:
+    """Measure `n_subnets` architectures × `resolutions` and append them to the JSON-lines file `out`.
+
+    Args:
+        supernet: a trained `Supernet` (copied; the caller's module is not modified).
+        data: splits from `ofa_deploy.data` (calibration ⊂ train; holdout for top-1).
+        n_subnets: distinct architectures, sampled with `seed`.
+        resolutions: default: every resolution of the space.
+        resume: continue an existing file (its header must match), skipping stored items.
+        max_items: stop after evaluating this many new items (for tests and time-boxed runs).
+        on_item: called with each new record after it is stored.
+    """
+    start = time.perf_counter()
+    space: SearchSpace = supernet.space  # type: ignore[attr-defined]
+    resolutions = tuple(int(r) for r in (resolutions or space.resolutions))
+    for r in resolutions:
+        space.check_resolution(r)
+    header = {
+        "kind": KIND, "schema_version": SCHEMA_VERSION,
+        "supernet": supernet_name or space.name, "space": space_to_dict(space),
+        "weights_sha256": weights_sha256 or state_dict_sha256(supernet),
+        "dataset": {**data.describe(), "holdout_sha256": data.holdout.fingerprint(),
+                    "calibration_sha256": data.calibration.fingerprint()},
+        "seed": int(seed), "calibration_size": len(data.calibration), "n_subnets": int(n_subnets),
+        "resolutions": list(resolutions), "metric": "top1 fraction on the holdout split after BN recalibration",
+    }
+    store = _Store(Path(out), header, resume=resume)
+    done = {rec["config"] for rec in store.records}
+    archs = sample_architectures(space, n_subnets, seed=seed)
+    items = [a.replace(resolution=r) for r in resolutions for a in archs]
+    todo = [c for c in items if c.to_string() not in done]
+    n_before = len(items) - len(todo)
+    if max_items is not None:
+        todo = todo[:max_items]
+    model = copy.deepcopy(supernet)
+    with _progress(len(items), n_before, progress) as bar:
+        for cfg in todo:
+            t0 = time.perf_counter()
+            top1 = evaluate_subnet(model, cfg, data, calibration_batch_size=calibration_batch_size,
+                                   eval_batch_size=eval_batch_size)
+            record = {"config": cfg.to_string(), "resolution": cfg.resolution, "top1": top1,
+                      "n_holdout": len(data.holdout), "seconds": round(time.perf_counter() - t0, 4)}
+            store.append(record)
+            if on_item is not None:
+                on_item(record)
+            bar.update(1)
+    wanted = {c.to_string() for c in items}
+    accs = np.array([r["top1"] for r in store.records if r["config"] in wanted])
+    summary = BuildSummary(
+        path=str(out), n_items=len(items), n_stored_before=n_before, n_evaluated=len(todo),
+        seconds=time.perf_counter() - start,
+        top1_min=float(accs.min()) if accs.size else float("nan"),
+        top1_median=float(np.median(accs)) if accs.size else float("nan"),
+        top1_max=float(accs.max()) if accs.size else float("nan"),
+    )
+    log.info("accuracy dataset %s: %d/%d items (%d new) in %.1fs", out, len(accs), len(items), len(todo),
+             summary.seconds)
+    return summary
+
+
+def read_records(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(header, records) of an accuracy dataset file; a trailing partial line is ignored."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"accuracy dataset {p} not found; build one with `ofa-deploy accuracy build-dataset`")
+    lines = p.read_text().splitlines()
+    try:
+        header = json.loads(lines[0]) if lines else {}
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{p}: the first line is not a JSON header: {exc}") from exc
+    if header.get("kind") != KIND:
+        raise ConfigError(f"{p} is not an accuracy dataset (first line kind={header.get('kind')!r}, expected {KIND!r})")
+    records = []
+    for n, line in enumerate(lines[1:], 2):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if n != len(lines):
+                raise ConfigError(f"{p}: line {n} is not valid JSON") from None
+    return header, records
+
+
+def load_accuracy_dataset(path: str | os.PathLike[str]) -> AccuracyData:
+    """The dataset file as (configs, top-1 fractions, header), ready for `train_predictor`."""
+    header, records = read_records(path)
+    configs = [SubnetConfig.from_string(r["config"]) for r in records]
+    return AccuracyData(configs, np.array([r["top1"] for r in records], dtype=np.float64), header)
+
