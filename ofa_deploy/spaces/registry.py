@@ -37,8 +37,8 @@ def space_description(name: str) -> str:
     return _lookup(name)[1]
 
 
-def get_space(name: str, **overrides: Any) -> SearchSpace:
-    """The search space `name`; keyword overrides build a variant (e.g. ``depths=(2, 4)``)."""
+def get_space(name: str, /, **overrides: Any) -> SearchSpace:
+    """The search space `name`; keyword overrides build a variant (e.g. ``depths=(2, 4)``, ``name="mine"``)."""
     return _lookup(name)[0](**overrides)
 
 
