@@ -1,6 +1,12 @@
 """Build a latency lookup table: time every distinct layer of a space once per hardware profile.
 
-Work items are (layer, round) pairs. Round r visits all layers in a seeded random order, so every layer gets
+Two methods:
+- ``"in_context"`` (default for ONNX Runtime): layers are timed inside whole covering subnets with the ORT
+  profiler (`ofa_deploy.profiling.incontext`); sums of these entries match whole-network latency.
+- ``"isolated"`` (any backend, and the on-device script): one model per layer, as described below.
+
+In both, work items are independent and idempotent, results go to a resumable JSON-lines store, and rounds are
+interleaved in a fresh seeded order. Isolated work items are (layer, round) pairs. Round r visits all layers in a seeded random order, so every layer gets
 one sample from each phase of a drifting machine; the per-round value is the minimum of `repeats` runs after
 `warmup` runs (`TimerSettings`). Every finished item is appended to a JSON-lines store next to the output
 (``<out>.measurements.jsonl``), so an interrupted build resumes without re-measuring anything. A constant
@@ -29,7 +35,7 @@ from ofa_deploy.errors import ConfigError
 from ofa_deploy.profiling.executor import Executor, LocalExecutor
 from ofa_deploy.profiling.plan import Plan, WorkItem, choose_anchors, export_layer, make_plan
 from ofa_deploy.profiling.store import JsonlStore
-from ofa_deploy.profiling.timer import TimerSettings, measure_round
+from ofa_deploy.profiling.timer import CacheFlusher, TimerSettings, measure_round
 from ofa_deploy.spaces import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -93,6 +99,7 @@ class LayerTimingJob:
         self.model_dir = model_dir
         self.max_runners = max_runners
         self._runners: OrderedDict[str, Any] = OrderedDict()
+        self._flusher = CacheFlusher(settings.flush_kb) if settings.flush_kb else None
         self.measurements = 0
 
     def _model(self, item_id: str) -> tuple[Any, tuple[int, ...]]:
@@ -118,7 +125,7 @@ class LayerTimingJob:
 
     def __call__(self, task: Task) -> dict[str, Any]:
         runner = self.runner(task.item_id)
-        value, raw = measure_round(runner, self.settings)
+        value, raw = measure_round(runner, self.settings, self._flusher)
         self.measurements += 1
         return {"id": task.item_id, "round": task.round, "seq": task.seq, "anchor": task.anchor,
                 "ms": value, "raw_min": min(raw), "raw_median": float(np.median(raw)), "t": time.time()}
@@ -213,7 +220,26 @@ def table_from_records(plan: Plan, records: Sequence[dict[str, Any]], *, provena
     return table, over, drift
 
 
-def make_provenance(profile: Any, backend: Any, space_name: str, settings: TimerSettings, *, notes: str = "") -> Any:
+def in_context_table(space: SearchSpace, records: Sequence[dict[str, Any]], provenance: Any
+                     ) -> tuple[Any, float, dict[str, float]]:
+    """LatencyTable from in-context records; drift = spread of each config's per-round run sums."""
+    from ofa_deploy.profiling.incontext import table_entries
+    from ofa_deploy.profiling.lut import LatencyStats, LatencyTable
+
+    table = LatencyTable(provenance=provenance, stat="median")
+    for spec, values in table_entries(space, records).items():
+        table[spec] = LatencyStats.from_samples(values)
+    sums: dict[str, list[float]] = defaultdict(list)
+    for rec in records:
+        sums[rec["id"]].append(float(sum(rec["layers"])))
+    ratios = [v / statistics.median(vs) for vs in sums.values() for v in vs]
+    drift = ({"visits": len(ratios), "min": float(min(ratios)), "max": float(max(ratios)),
+              "std": float(np.std(ratios))} if len(ratios) > 1 else {})
+    return table, 0.0, drift
+
+
+def make_provenance(profile: Any, backend: Any, space_name: str, settings: TimerSettings, *, notes: str = "",
+                    estimate: str = "", method: str = "isolated") -> Any:
     from ofa_deploy.profiling.lut import Provenance, tool_version
 
     desc = backend.describe() if backend is not None else {}
@@ -225,10 +251,28 @@ def make_provenance(profile: Any, backend: Any, space_name: str, settings: Timer
         precision=getattr(profile, "precision", "fp32"), batch_size=getattr(profile, "batch_size", 1),
         profile_name=getattr(profile, "name", ""), profile_sha256=getattr(profile, "sha256", ""),
         supernet=space_name, date=Provenance.now(), tool_version=tool_version(),
-        notes=notes or json.dumps({"timer": settings.to_dict(),
-                                   "estimate": "median over rounds of per-round minima, minus per-call overhead",
+        notes=notes or json.dumps({"method": method, "timer": settings.to_dict(), "estimate": estimate,
                                    "python": sys.version.split()[0]}),
     )
+
+
+METHODS = ("auto", "in_context", "isolated")
+
+
+def resolve_method(method: str, backend: Any) -> str:
+    """'auto' → 'in_context' for ONNX Runtime backends (profiler available), else 'isolated'."""
+    if method not in METHODS:
+        raise ConfigError(f"unknown LUT build method {method!r}; expected one of {METHODS}")
+    if method == "auto":
+        return "in_context" if getattr(backend, "name", "") == "onnxruntime" else "isolated"
+    return method
+
+
+def schedule_configs(config_ids: Sequence[str], settings: TimerSettings) -> list[Task]:
+    """In-context tasks: every covering config once per round, in a seeded random order per round."""
+    rng = np.random.default_rng(settings.seed)
+    return [Task(config_ids[j], r, seq) for r in range(settings.rounds)
+            for seq, j in enumerate(rng.permutation(len(config_ids)))]
 
 
 def build_lut(
@@ -245,6 +289,7 @@ def build_lut(
     n_anchors: int = 3,
     model_dir: str | os.PathLike[str] | None = None,
     backend: Any = None,
+    method: str = "auto",
 ) -> BuildResult:
     """Measure every distinct layer of `space` at `resolutions` on `profile`'s backend; write the LUT.
 
@@ -261,6 +306,9 @@ def build_lut(
         n_anchors: layers re-timed through every round to record drift.
         model_dir: where layer models are exported (default: ``<out>.models/``; reused across builds).
         backend: a prepared backend (default: `create_backend(profile)`).
+        method: "in_context" (ORT profiler inside covering subnets), "isolated" (one model per layer) or
+            "auto" (in_context for ONNX Runtime, else isolated). With in_context, `limit` caps the number of
+            covering subnets instead of layers.
     """
     from ofa_deploy.profiling.backends import create_backend
 
@@ -269,15 +317,31 @@ def build_lut(
     settings = timer or TimerSettings.from_profile(profile)
     plan = make_plan(space, resolutions, batch_size=int(getattr(profile, "batch_size", 1)), limit=limit)
     backend = backend or create_backend(profile)
-    anchors = [i.id for i in choose_anchors(plan, n_anchors)]
-    header = {"job": "lut-build", "space": space.name, "resolutions": list(plan.resolutions), "limit": limit,
-              "profile": getattr(profile, "name", str(profile)), "profile_sha256": getattr(profile, "sha256", ""),
-              "timer": settings.to_dict(), "anchors": anchors}
+    method = resolve_method(method, backend)
+    models = Path(model_dir) if model_dir else out.with_name(out.name + ".models")
+    models.mkdir(parents=True, exist_ok=True)
+    header: dict[str, Any] = {
+        "job": "lut-build", "method": method, "space": space.name, "resolutions": list(plan.resolutions),
+        "limit": limit, "profile": getattr(profile, "name", str(profile)),
+        "profile_sha256": getattr(profile, "sha256", ""), "timer": settings.to_dict()}
+    if method == "isolated":
+        anchors = [i.id for i in choose_anchors(plan, n_anchors)]
+        header["anchors"] = anchors
+        all_tasks = schedule(plan, settings, anchors)
+        job: Any = LayerTimingJob(plan, backend, settings, models)
+    else:
+        from ofa_deploy.profiling.incontext import InContextJob, covering_set
+
+        plan = make_plan(space, resolutions, batch_size=plan.batch_size)
+        cfgs = covering_set(space, plan.resolutions, {i.spec for i in plan.items})
+        cfg_ids = [c.to_string() for c in cfgs][:limit]
+        header["configs"] = len(cfg_ids)
+        all_tasks = schedule_configs(cfg_ids, settings)
+        job = InContextJob(space, backend, settings, models, batch_size=plan.batch_size)
     store = JsonlStore(store_path_for(out), header, resume=resume)
     done = {_key(r) for r in store}
-    tasks = [t for t in schedule(plan, settings, anchors) if _key(t) not in done]
+    tasks = [t for t in all_tasks if _key(t) not in done]
     reused = len(done)
-    job = LayerTimingJob(plan, backend, settings, Path(model_dir) if model_dir else out.with_name(out.name + ".models"))
     executor = executor or LocalExecutor()
     bar = None
     if progress and tasks:
@@ -295,8 +359,14 @@ def build_lut(
         if bar is not None:
             bar.close()
         job.close()
-    provenance = make_provenance(profile, backend, space.name, settings)
-    table, overhead, drift = table_from_records(plan, store.records, provenance=provenance)
+    estimate = ("in-context: per-layer minimum over the runs of each round (ORT profiler kernel times inside "
+                "covering subnets), median over occurrences, then over rounds" if method == "in_context" else
+                "isolated: median over rounds of per-round minima, minus per-call overhead")
+    provenance = make_provenance(profile, backend, space.name, settings, estimate=estimate, method=method)
+    if method == "isolated":
+        table, overhead, drift = table_from_records(plan, store.records, provenance=provenance)
+    else:
+        table, overhead, drift = in_context_table(space, store.records, provenance)
     table.save(out)
     seconds = time.perf_counter() - start
     log.info("wrote %s: %d layers, %d measured now, %d reused, %.1f s", out, len(table), measured, reused, seconds)

@@ -44,6 +44,8 @@ class TimerSettings:
         clock: ``"auto"`` | ``"wall"`` | ``"thread"``.
         seed: seed of the visiting order.
         anchor_every: re-time the anchors after this many entries (0: once at the start of each round).
+        flush_kb: before every timed run, stream through a buffer of this many KiB (untimed) so the layer starts
+            with cold private caches, as it does inside a whole network (0: off).
     """
 
     warmup: int = 5
@@ -53,6 +55,7 @@ class TimerSettings:
     clock: str = "auto"
     seed: int = 0
     anchor_every: int = 25
+    flush_kb: int = 0
 
     def __post_init__(self) -> None:
         if self.warmup < 0 or self.repeats < 1 or self.rounds < 1:
@@ -68,7 +71,7 @@ class TimerSettings:
     def from_profile(cls, profile: Any, **overrides: Any) -> TimerSettings:
         """Settings from a HardwareProfile's warmup/repeats/rounds/statistic/clock fields (missing → defaults)."""
         values: dict[str, Any] = {}
-        for name in ("warmup", "repeats", "rounds", "statistic", "clock", "seed", "anchor_every"):
+        for name in ("warmup", "repeats", "rounds", "statistic", "clock", "seed", "anchor_every", "flush_kb"):
             value = profile.get(name) if isinstance(profile, dict) else getattr(profile, name, None)
             if value is not None:
                 values[name] = value
@@ -93,8 +96,20 @@ def resolve_clock(clock: str, runner: Any) -> str:
     return clock
 
 
-def time_runs(run: Callable[[], None], *, warmup: int, repeats: int, clock: str = "wall") -> list[float]:
-    """`warmup` untimed calls, then `repeats` individually timed calls; milliseconds. GC is paused meanwhile."""
+class CacheFlusher:
+    """Reads through `kb` KiB of memory to evict the private caches with clean lines; callable."""
+
+    def __init__(self, kb: int) -> None:
+        self._buf = np.ones(max(kb, 1) * 256, dtype=np.float32)
+
+    def __call__(self) -> None:
+        self._buf.sum()
+
+
+def time_runs(run: Callable[[], None], *, warmup: int, repeats: int, clock: str = "wall",
+              before: Callable[[], None] | None = None) -> list[float]:
+    """`warmup` untimed calls, then `repeats` individually timed calls (ms), each preceded by an untimed
+    `before()` if given. GC is paused meanwhile."""
     now = time.thread_time_ns if clock == "thread" else time.perf_counter_ns
     for _ in range(warmup):
         run()
@@ -103,6 +118,8 @@ def time_runs(run: Callable[[], None], *, warmup: int, repeats: int, clock: str 
     gc.disable()
     try:
         for _ in range(repeats):
+            if before is not None:
+                before()
             t0 = now()
             run()
             out.append((now() - t0) / 1e6)
@@ -112,10 +129,13 @@ def time_runs(run: Callable[[], None], *, warmup: int, repeats: int, clock: str 
     return out
 
 
-def measure_round(runner: Any, settings: TimerSettings) -> tuple[float, list[float]]:
+def measure_round(runner: Any, settings: TimerSettings, flusher: Callable[[], None] | None = None
+                  ) -> tuple[float, list[float]]:
     """One round for one runner: (robust value, raw samples) in ms."""
+    if flusher is None and settings.flush_kb:
+        flusher = CacheFlusher(settings.flush_kb)
     samples = time_runs(runner.run, warmup=settings.warmup, repeats=settings.repeats,
-                        clock=resolve_clock(settings.clock, runner))
+                        clock=resolve_clock(settings.clock, runner), before=flusher)
     return round_statistic(samples, settings.statistic), samples
 
 
@@ -188,8 +208,10 @@ def time_interleaved(
     anchor_rounds: list[dict[Hashable, float]] = []
     start = time.perf_counter()
 
+    flusher = CacheFlusher(settings.flush_kb) if settings.flush_kb else None
+
     def visit(key: Hashable) -> float:
-        value, raw = measure_round(runners[key], settings)
+        value, raw = measure_round(runners[key], settings, flusher)
         samples[key].raw.extend(raw)
         return value
 
