@@ -194,7 +194,7 @@ def train_demo_supernet(recipe: DemoRecipe, data: DataSplits, *, progress: bool 
                 loss.backward()
                 opt.step()
                 sched.step()
-                losses.append(float(loss))
+                losses.append(loss.item())
                 bar.update(1)
             phases.append({"phase": ["largest", "elastic_kernel", "elastic_depth", "elastic_expand"][phase],
                            "steps": steps, "lr": lr, "final_loss": float(np.mean(losses[-10:])),
