@@ -131,3 +131,29 @@ def test_mutation_groups_follow_ofa(space):
     assert dom.contains(mut).all()
     restricted = GeneDomain.for_space(space, resolutions=(176, 208))
     assert set(np.unique(restricted.sample(500, rng)[:, 0])) == {1, 3}
+
+
+def test_memo_matches_direct_scoring_and_dedups(space):
+    from ofa_deploy.search.evolution import _Memo
+
+    acc, _ = toy_objectives(space)
+    dom = GeneDomain.for_space(space)
+    rng = np.random.default_rng(0)
+    memo = _Memo(acc.predict_genes, dom)
+    seen = dom.sample(50, rng)
+    for _ in range(5):
+        batch = np.concatenate([dom.sample(30, rng), seen[rng.integers(0, 50, 40)]])
+        np.testing.assert_array_equal(memo(batch), acc.predict_genes(batch))
+    assert memo.calls < 5 * 70
+    memo._w[:] = 1  # force hash collisions: values must stay exact
+    batch = dom.sample(200, rng)
+    np.testing.assert_array_equal(memo(batch), acc.predict_genes(batch))
+
+
+def test_canonical_keeps_the_subnet(space):
+    dom = GeneDomain.for_space(space)
+    genes = dom.sample(200, np.random.default_rng(3))
+    canon = dom.canonical(genes)
+    for a, b in zip(space.from_genes(genes), space.from_genes(canon)):
+        assert space.walk_layers(a) == space.walk_layers(b)
+    assert np.array_equal(dom.canonical(canon), canon)

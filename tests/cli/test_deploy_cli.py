@@ -1,0 +1,65 @@
+"""`ofa-deploy demo` and `ofa-deploy deploy` end to end (a tiny demo recipe keeps it to about a minute)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ofa_deploy.cli.main import cli
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    from ofa_deploy import demo
+
+    tiny = demo.DemoRecipe(base_widths=(8, 8, 8, 16, 16, 16, 24, 64, 64), kernel_sizes=(3, 5), expand_ratios=(2.0, 3.0),
+                           resolutions=(16,), phase_steps=(12, 4, 4, 4), n_subnets=12, predictor_epochs=30,
+                           calibration_size=64)
+    mp = pytest.MonkeyPatch()
+    mp.setattr(demo, "QUICK_RECIPE", tiny)  # `demo --quick` trains this instead of the real quick recipe
+    root = tmp_path_factory.mktemp("demo")
+    try:
+        res = CliRunner().invoke(cli, ["demo", "--quick", "--cache-dir", str(root / "cache"), "--out",
+                                       str(root / "run"), "--format", "json"])
+    finally:
+        mp.undo()
+    return res, root
+
+
+def test_demo_quick_end_to_end(demo_run):
+    res, root = demo_run
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    run = Path(data["out_dir"])
+    for name in ("report.json", "summary.md", "pareto.png", "model/model.onnx"):
+        assert (run / name).is_file(), name
+    assert data["measured"]["latency_ms"] > 0 and 0 <= data["measured"]["top1"] <= 100
+    assert data["predicted"]["latency_ms"] <= data["budget"]["latency_ms"]
+    assert "preparing the demo" in res.stderr and "done in" in res.stderr  # progress on stderr only
+    assert data["demo"]["supernet"] == "ofa_mbv3_w10"
+
+
+def test_deploy_cmd_with_demo_assets_and_lut(demo_run, tmp_path):
+    res, root = demo_run
+    demo = json.loads(res.stdout)["demo"]
+    lut = next(Path(demo["weights"]).parent.glob("lut-*.json"))
+    out = CliRunner().invoke(cli, ["deploy", "--supernet", "ofa_mbv3_w10", "--weights", demo["weights"],
+                                   "--predictor", demo["predictor"], "--lut", str(lut), "--data", "digits",
+                                   "--generations", "10", "--population", "20", "--latency-budget", "1000",
+                                   "--out", str(tmp_path / "run")])
+    assert out.exit_code == 0, out.output
+    assert "deployed r16-" in out.stdout and "measured" in out.stdout
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["lut"]["built"] is False and report["budget"]["latency_ms"] == 1000
+
+
+def test_deploy_cmd_infeasible_budget(demo_run, tmp_path):
+    res, root = demo_run
+    demo = json.loads(res.stdout)["demo"]
+    lut = next(Path(demo["weights"]).parent.glob("lut-*.json"))
+    out = CliRunner().invoke(cli, ["deploy", "--supernet", "ofa_mbv3_w10", "--weights", demo["weights"],
+                                   "--predictor", demo["predictor"], "--lut", str(lut), "--latency-budget", "1e-6",
+                                   "--out", str(tmp_path / "run")])
+    assert out.exit_code == 1 and "feasible budgets are >=" in out.stderr
