@@ -46,14 +46,18 @@ def profile_group() -> None:
               help="LUT JSON to write (default: hardware_profiles/luts/<profile>/<supernet>.json).")
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Continue from <out>.measurements.jsonl instead of starting over.")
-@click.option("--limit", type=int, default=None, help="Only the first N layers (quick checks).")
+@click.option("--method", type=click.Choice(["auto", "in_context", "isolated"]), default="auto", show_default=True,
+              help="in_context: ORT profiler inside covering subnets (auto for ONNX Runtime); isolated: one model "
+                   "per layer.")
+@click.option("--limit", type=int, default=None,
+              help="Quick checks: only the first N layers (isolated) or covering subnets (in_context).")
 @click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
 @_timer_options
 @format_option
 @handle_errors
 def build_cmd(profile_name: str, supernet: str, resolutions: str | None, out: str | None, resume: bool,
-              limit: int | None, no_progress: bool, rounds: int | None, repeats: int | None, warmup: int | None,
-              clock: str | None, output_format: str) -> None:
+              method: str, limit: int | None, no_progress: bool, rounds: int | None, repeats: int | None,
+              warmup: int | None, clock: str | None, output_format: str) -> None:
     """Time every distinct layer of SUPERNET at RESOLUTIONS on PROFILE and write the LUT."""
     from ofa_deploy.profiling.builder import build_lut
     from ofa_deploy.profiling.hardware import HardwareProfile
@@ -64,7 +68,7 @@ def build_cmd(profile_name: str, supernet: str, resolutions: str | None, out: st
     space = get_space(supernet)
     path = Path(out) if out else table_path(profile.name, space.name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    result = build_lut(space, _resolutions(resolutions), profile, path, resume=resume, limit=limit,
+    result = build_lut(space, _resolutions(resolutions), profile, path, resume=resume, limit=limit, method=method,
                        progress=not no_progress, timer=_timer(profile, rounds, repeats, warmup, clock))
     emit(result.summary(), output_format,
          lambda d: f"wrote {d['path']}: {d['entries']} layers ({d['measured']} items measured, {d['reused']} "

@@ -119,3 +119,22 @@ def test_agreement_metrics():
     assert m["kendall"] == pytest.approx(1.0)
     assert m["max_abs_pct_error"] == pytest.approx(11.111, rel=1e-3)
     assert agreement([2.0, 1.0], [1.0, 2.0])["spearman"] == pytest.approx(-1.0)
+
+
+def test_trace_attribution_sums_kernels_per_layer_and_run():
+    from ofa_deploy.profiling.incontext import layer_times_from_trace
+
+    def node(name, ts, dur):
+        return {"cat": "Node", "name": f"{name}_kernel_time", "ts": ts, "dur": dur}
+
+    events = []
+    for run, t in enumerate((0, 1000)):
+        events.append({"cat": "Session", "name": "model_run", "ts": t, "dur": 900})
+        events += [node("/layers.0/conv/Conv", t + 1, 100), node("ReorderInput", t + 150, 10),
+                   node("/layers.1/depth_conv/Conv", t + 200, 300 + run), node("ReorderOutput_token_3", t + 600, 20),
+                   node("/layers.2/linear/Gemm", t + 700, 50)]
+    out = layer_times_from_trace(events, 3)
+    np.testing.assert_allclose(out, [[0.11, 0.32, 0.05], [0.11, 0.321, 0.05]])
+    assert layer_times_from_trace(events, 3, skip_runs=1).shape == (1, 3)
+    with pytest.raises(ConfigError, match="attributed"):
+        layer_times_from_trace(events, 4)
