@@ -1,0 +1,184 @@
+"""Parity with the reference `ofa` package: same keys, same outputs, same MACs, same BN recalibration.
+
+The reference supernets are built with the OFA model-zoo settings, randomised (weights, BN
+statistics, kernel transform matrices), saved with `torch.save`, and loaded into ours with
+`load_supernet_weights`. Subnets come from the reference's own `sample_active_subnet()`.
+"""
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+import torch
+from torch import nn
+
+from ofa_deploy.compat.checkpoint import load_supernet_weights
+from ofa_deploy.errors import CheckpointError
+from ofa_deploy.nn.bn import recalibrate_bn
+from ofa_deploy.predictors.macs import count_subnet
+from ofa_deploy.supernets import Supernet, create_supernet
+
+pytestmark = pytest.mark.reference
+
+RES = 128
+N_RANDOM = 4
+TOL = 1e-5
+ZOO = {
+    "ofa_mbv3_w10": ("OFAMobileNetV3", {"width_mult": 1.0, "ks_list": [3, 5, 7], "expand_ratio_list": [3, 4, 6],
+                                        "depth_list": [2, 3, 4]}),
+    "ofa_mbv3_w12": ("OFAMobileNetV3", {"width_mult": 1.2, "ks_list": [3, 5, 7], "expand_ratio_list": [3, 4, 6],
+                                        "depth_list": [2, 3, 4]}),
+    "ofa_proxyless_w13": ("OFAProxylessNASNets", {"width_mult": 1.3, "ks_list": [3, 5, 7],
+                                                  "expand_ratio_list": [3, 4, 6], "depth_list": [2, 3, 4]}),
+    "ofa_resnet50": ("OFAResNets", {"depth_list": [0, 1, 2], "expand_ratio_list": [0.2, 0.25, 0.35],
+                                    "width_mult_list": [0.65, 0.8, 1.0]}),
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Intra-op threads spin badly on a shared 2-core box; one thread is several times faster here."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Random BN affine + running stats, kernel transform matrices away from identity, larger logits; eval."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("_matrix"):
+                p.copy_(torch.eye(p.shape[0]) + 0.1 * torch.randn(p.shape, generator=g))
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5, generator=g)
+                m.bias.normal_(0, 0.1, generator=g)
+                m.running_mean.normal_(0, 0.1, generator=g)
+                m.running_var.uniform_(0.5, 2.0, generator=g)
+            elif isinstance(m, nn.Linear):
+                m.weight.mul_(20)
+    return model.eval()
+
+
+def _reference(ofa_ref, name: str) -> nn.Module:
+    cls, kwargs = ZOO[name]
+    torch.manual_seed(0)
+    return randomize(getattr(ofa_ref, cls)(dropout_rate=0, **kwargs))
+
+
+@pytest.fixture(scope="module", params=list(ZOO))
+def pair(request, ofa_ref, tmp_path_factory) -> tuple[str, nn.Module, Supernet, str]:
+    name = request.param
+    ref = _reference(ofa_ref, name)
+    path = tmp_path_factory.mktemp("ckpt") / f"{name}.pth"
+    torch.save({"state_dict": ref.state_dict()}, path)
+    ours = load_supernet_weights(create_supernet(name), str(path)).eval()
+    return name, ref, ours, str(path)
+
+
+def _sample(ref: nn.Module, seed: int) -> dict:
+    state = random.getstate()
+    random.seed(seed)
+    try:
+        return ref.sample_active_subnet()
+    finally:
+        random.setstate(state)
+
+
+def test_state_dict_keys_and_shapes_equal_ofa(pair) -> None:
+    _, ref, ours, _ = pair
+    a, b = ours.state_dict(), ref.state_dict()
+    assert list(a) == list(b)
+    assert all(a[k].shape == b[k].shape for k in a)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # loaded exactly
+    eps = {m.eps for m in ours.modules() if isinstance(m, nn.BatchNorm2d)}
+    assert eps == {m.eps for m in ref.modules() if isinstance(m, nn.BatchNorm2d)}
+
+
+def test_outputs_and_macs_equal_ofa(pair, ofa_ref) -> None:
+    name, ref, ours, _ = pair
+    x = torch.randn(1, 3, RES, RES, generator=torch.Generator().manual_seed(2))
+    archs = [_sample(ref, seed) for seed in range(N_RANDOM)]
+    space = ours.space
+    worst = 0.0
+    for arch in archs + ["min", "max"]:
+        if arch in ("min", "max"):
+            cfg = space.min_config(RES) if arch == "min" else space.max_config(RES)
+            ref.set_active_subnet(**cfg.to_ofa())
+        else:
+            ref.set_active_subnet(**arch)
+            cfg = space.from_ofa(arch, resolution=RES)
+        ours.set_active(cfg)
+        with torch.no_grad():
+            want = ref(x)
+            got = ours(x)
+            ref_sub = ref.get_active_subnet().eval()
+            got_sub = ours.extract()(x)
+            want_sub = ref_sub(x)
+        assert float(want.std()) > 0.05
+        diffs = [float((got - want).abs().max()), float((got_sub - want_sub).abs().max()),
+                 float((got_sub - want).abs().max())]
+        worst = max(worst, *diffs)
+        assert max(diffs) <= TOL, f"{name} {cfg.to_string()}: {diffs}"
+        # OFA's hook counter accumulates in float32 (ResNet totals ~1e9 are off by a few ulp): relative 1e-6
+        assert count_subnet(space, cfg).macs == pytest.approx(
+            ofa_ref.count_net_flops(ref_sub, (1, 3, RES, RES)), rel=1e-6, abs=0)
+    print(f"{name}: worst |ours - ofa| {worst:.2e}")
+
+
+def test_legacy_mobile_inverted_conv_names_load(pair, tmp_path) -> None:
+    name, ref, ours, _ = pair
+    if not name.startswith(("ofa_mbv3", "ofa_proxyless")):
+        pytest.skip("ResNet checkpoints never had mobile_inverted_conv keys")
+    legacy = {re.sub(r"^(blocks\.\d+)\.conv\.", r"\1.mobile_inverted_conv.", k): v for k, v in ref.state_dict().items()}
+    assert "blocks.1.mobile_inverted_conv.depth_conv.conv.5to3_matrix" in legacy
+    path = tmp_path / "legacy.pth"
+    torch.save({"state_dict": legacy}, path)
+    fresh = load_supernet_weights(create_supernet(name), path)
+    for key, value in ours.state_dict().items():
+        assert torch.equal(fresh.state_dict()[key], value), key
+
+
+def test_mismatching_checkpoints_raise_naming_the_key(pair, tmp_path) -> None:
+    name, ref, ours, path = pair
+    state = dict(ref.state_dict())
+    removed = next(k for k in state if k.endswith("bn.bn.running_var") or k.endswith("bn.running_var"))
+    del state[removed]
+    with pytest.raises(CheckpointError, match=re.escape(removed)):
+        load_supernet_weights(ours, state)
+    if name == "ofa_mbv3_w10":  # a w1.0 checkpoint does not fit the w1.2 supernet
+        other = create_supernet("ofa_mbv3_w12")
+        with pytest.raises(CheckpointError, match=r"first_conv\.conv\.weight: checkpoint \(16, 3, 3, 3\) vs model "
+                                                  r"\(24, 3, 3, 3\)"):
+            load_supernet_weights(other, path)
+    # the failed loads left the supernet as it was
+    assert all(torch.equal(v, ref.state_dict()[k]) for k, v in ours.state_dict().items())
+
+
+def test_bn_recalibration_equals_ofa_set_running_statistics(pair) -> None:
+    name, ref, ours, _ = pair
+    if name != "ofa_mbv3_w10":
+        pytest.skip("one family is enough; the hooks are family-independent")
+    from ofa.imagenet_classification.elastic_nn.utils import set_running_statistics
+
+    arch = _sample(ref, 42)
+    cfg = ours.space.from_ofa(arch, resolution=RES)
+    g = torch.Generator().manual_seed(3)
+    batches = [(torch.randn(2, 3, RES, RES, generator=g), torch.zeros(2)) for _ in range(3)]
+    ref_before = {k: v.clone() for k, v in ref.state_dict().items()}
+    ours_before = {k: v.clone() for k, v in ours.state_dict().items()}
+    try:
+        ref.set_active_subnet(**arch)
+        set_running_statistics(ref, batches)
+        recalibrate_bn(ours, batches, supernet_config=cfg)
+        a, b = ours.state_dict(), ref.state_dict()
+        changed = [k for k in a if not torch.equal(a[k], ours_before[k])]
+        assert changed
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
+    finally:  # leave the shared fixtures as they were
+        ref.load_state_dict(ref_before)
+        ours.load_state_dict(ours_before)
