@@ -1,0 +1,49 @@
+"""TVM target parsing (no TVM build): dict form, CLI strings, num-cores, -mcpu=native rejected."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ofa_deploy.errors import ExportError
+from ofa_deploy.export.onnx import MAX_OPSET, MIN_OPSET, check_opset
+from ofa_deploy.export.tvm import parse_target
+
+
+def test_default_target_is_plain_llvm_with_cores():
+    assert parse_target(None) == {"kind": "llvm", "num-cores": os.cpu_count()}
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("llvm", {"kind": "llvm", "num-cores": 2}),
+    ("llvm -mcpu=skylake-avx512 -num-cores=4", {"kind": "llvm", "mcpu": "skylake-avx512", "num-cores": 4}),
+    ("llvm -mtriple=aarch64-linux-gnu -mattr=+neon,+v8.2a",
+     {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mattr": ["+neon", "+v8.2a"], "num-cores": 2}),
+    ('{"kind": "llvm", "mcpu": "znver3"}', {"kind": "llvm", "mcpu": "znver3", "num-cores": 2}),
+])
+def test_target_strings_parse_to_dicts(text, expected):
+    assert parse_target(text, num_cores=2) == expected
+
+
+def test_dict_target_is_not_mutated():
+    given = {"kind": "llvm", "mcpu": "x"}
+    out = parse_target(given, num_cores=3)
+    assert given == {"kind": "llvm", "mcpu": "x"} and out["num-cores"] == 3
+
+
+@pytest.mark.parametrize("bad", ["llvm -mcpu=native", {"kind": "llvm", "mcpu": "native"}])
+def test_mcpu_native_is_rejected_with_the_detected_name(bad):
+    with pytest.raises(ExportError, match="native.*detected CPU name"):
+        parse_target(bad)
+
+
+@pytest.mark.parametrize("bad", ["-mcpu=x", "llvm mcpu", "{not json", 5])
+def test_malformed_targets(bad):
+    with pytest.raises(ExportError):
+        parse_target(bad)
+
+
+@pytest.mark.parametrize("opset", [MIN_OPSET - 1, MAX_OPSET + 1, 99, "17", True])
+def test_unknown_opset_names_the_range(opset):
+    with pytest.raises(ExportError, match=f"{MIN_OPSET}..{MAX_OPSET}"):
+        check_opset(opset)
