@@ -10,6 +10,10 @@ layer being executed), and per layer the *minimum over the runs of a round* is k
 layer (not per whole run) discards preemptions, which hit only a few layers of any run, so wall-clock kernel
 events stay usable on a loaded machine. A spec occurring several times (repeated blocks, several covering
 configs) gets the median of its occurrences per round; the LUT value is the median over rounds.
+
+The time between kernels (ORT's executor work per node) is charged to the next kernel's layer, and each task
+also times the same subnet without the profiler (like validation times whole subnets): the layer values of that
+task are scaled so that they sum to it, which removes the profiler's own overhead.
 """
 from __future__ import annotations
 
@@ -34,10 +38,13 @@ log = logging.getLogger(__name__)
 LAYER_SCOPE = re.compile(r"^/layers\.(\d+)/")
 
 
-def layer_times_from_trace(events: Sequence[dict[str, Any]], n_layers: int, *, skip_runs: int = 0) -> np.ndarray:
+def layer_times_from_trace(events: Sequence[dict[str, Any]], n_layers: int, *, skip_runs: int = 0,
+                           gaps: bool = True) -> np.ndarray:
     """(runs, n_layers) ms from an ORT profiling trace: kernel durations summed per layer for each model run.
 
-    Nodes without a ``/layers.<i>/`` scope are attributed to the layer last seen in the same run.
+    Nodes without a ``/layers.<i>/`` scope are attributed to the layer last seen in the same run. With `gaps`,
+    the time between kernels (the executor's per-node work) is added to the layer of the next kernel, and the
+    time after the last kernel to the last layer, so each run's layers sum to the run's duration.
     """
     runs = sorted((e for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"),
                   key=lambda e: e["ts"])[skip_runs:]
@@ -50,14 +57,19 @@ def layer_times_from_trace(events: Sequence[dict[str, Any]], n_layers: int, *, s
         while k < len(nodes) and nodes[k]["ts"] < start:
             k += 1
         current = 0
+        cursor = start
         while k < len(nodes) and nodes[k]["ts"] <= end:
             match = LAYER_SCOPE.match(nodes[k]["name"])
             if match:
                 current = int(match.group(1))
             if current >= n_layers:
                 raise ConfigError(f"profiler node {nodes[k]['name']!r} names layer {current} of a {n_layers}-layer model")
-            out[r, current] += nodes[k]["dur"] / 1000.0
+            gap = max(nodes[k]["ts"] - cursor, 0) if gaps else 0
+            out[r, current] += (nodes[k]["dur"] + gap) / 1000.0
+            cursor = nodes[k]["ts"] + nodes[k]["dur"]
             k += 1
+        if gaps:
+            out[r, current] += max(end - cursor, 0) / 1000.0
     empty = [i for i in range(n_layers) if runs and not out[:, i].any()]
     if empty:
         raise ConfigError(f"no profiler events could be attributed to layers {empty}; the model must be exported from "
@@ -118,9 +130,15 @@ class InContextJob:
         finally:
             trace.unlink(missing_ok=True)
         per_run = layer_times_from_trace(events, n_layers, skip_runs=self.settings.warmup)
+        layers = per_run.min(axis=0)
+        # the same subnet without the profiler, timed like validation times whole subnets
+        from ofa_deploy.profiling.timer import measure_round
+
+        with self.backend.prepare(path, (self.batch_size, 3, cfg.resolution, cfg.resolution)) as runner:
+            run_ms, _ = measure_round(runner, self.settings)
         self.measurements += 1
         return {"id": task.item_id, "round": task.round, "seq": task.seq, "anchor": task.anchor,
-                "layers": per_run.min(axis=0).tolist(), "run_sum_median": float(np.median(per_run.sum(axis=1))),
+                "layers": layers.tolist(), "run_ms": run_ms, "scale": run_ms / float(layers.sum()),
                 "t": time.time()}
 
     def close(self) -> None:
@@ -138,13 +156,20 @@ def covering_set(space: SearchSpace, resolutions: Sequence[int], plan_specs: set
     return cfgs
 
 
-def table_entries(space: SearchSpace, records: Sequence[dict[str, Any]]) -> dict[Any, list[float]]:
-    """spec → per-round values: median over the spec's occurrences within each round."""
+def table_entries(space: SearchSpace, records: Sequence[dict[str, Any]], *, rescale: bool = True
+                  ) -> dict[Any, list[float]]:
+    """spec → per-round values: median over the spec's occurrences within each round.
+
+    With `rescale`, each record's layer times are scaled so they sum to the same subnet's run time measured
+    without the profiler in the same task (removes the profiler's own per-node cost; the shares between
+    layers come from the profiler, the total from end-to-end timing).
+    """
     per_round: dict[tuple[Any, int], list[float]] = defaultdict(list)
     for rec in records:
         cfg = SubnetConfig.from_string(rec["id"])
+        scale = float(rec.get("scale", 1.0)) if rescale else 1.0
         for spec, value in zip(space.walk_layers(cfg), rec["layers"]):
-            per_round[(spec, rec["round"])].append(value)
+            per_round[(spec, rec["round"])].append(value * scale)
     out: dict[Any, list[float]] = defaultdict(list)
     for (spec, _), values in sorted(per_round.items(), key=lambda kv: kv[0][1]):
         out[spec].append(float(np.median(values)))

@@ -133,8 +133,11 @@ def test_trace_attribution_sums_kernels_per_layer_and_run():
         events += [node("/layers.0/conv/Conv", t + 1, 100), node("ReorderInput", t + 150, 10),
                    node("/layers.1/depth_conv/Conv", t + 200, 300 + run), node("ReorderOutput_token_3", t + 600, 20),
                    node("/layers.2/linear/Gemm", t + 700, 50)]
-    out = layer_times_from_trace(events, 3)
+    out = layer_times_from_trace(events, 3, gaps=False)
     np.testing.assert_allclose(out, [[0.11, 0.32, 0.05], [0.11, 0.321, 0.05]])
+    with_gaps = layer_times_from_trace(events, 3)  # gaps go to the next kernel's layer, the tail to the last
+    np.testing.assert_allclose(with_gaps[0], [0.101 + 0.059, 0.34 + 0.12, 0.13 + 0.15])
+    np.testing.assert_allclose(with_gaps.sum(axis=1), [0.9, 0.9])
     assert layer_times_from_trace(events, 3, skip_runs=1).shape == (1, 3)
     with pytest.raises(ConfigError, match="attributed"):
         layer_times_from_trace(events, 4)
