@@ -1,8 +1,9 @@
 """Dynamic (elastic) layers of the OFA supernets.
 
 Each layer is built at its largest size and runs at the setting described by a `LayerSpec`
-(``forward(x, spec)``); ``copy_to(static_layer, spec)`` writes the active weights into the
-matching static layer of `ofa_deploy.nn.layers` (``build_layer(spec)``). Submodule names follow
+(``forward(x, spec)``). ``active_state(spec)`` returns the state dict (new tensors) of the matching
+static layer of `ofa_deploy.nn.layers` (``build_layer(spec)``); ``copy_to(static_layer, spec)``
+writes it into an existing one. Submodule names follow
 OFA's dynamic layers so supernet ``state_dict`` keys equal OFA's.
 """
 from __future__ import annotations
@@ -20,6 +21,9 @@ from ofa_deploy.nn.ops import (
     DynamicDepthwiseConv2d,
     DynamicLinear,
     DynamicSE,
+    fresh,
+    prefixed,
+    write_state,
 )
 from ofa_deploy.spaces import LayerSpec
 
@@ -67,18 +71,25 @@ class DynamicMBConv(nn.Module):
         return pl.bn(pl.conv(x, spec.out_channels))
 
     @torch.no_grad()
+    def active_state(self, spec: LayerSpec) -> dict[str, torch.Tensor]:
+        """State dict of the static `MBConvLayer` built from `spec`."""
+        mid, cin, cout = spec.mid_channels, spec.in_channels, spec.out_channels
+        state: dict[str, torch.Tensor] = {}
+        if self.inverted_bottleneck is not None:
+            ib = self.inverted_bottleneck
+            state["inverted_bottleneck.conv.weight"] = fresh(ib.conv.active_filter(mid, cin))
+            state.update(prefixed("inverted_bottleneck.bn", ib.bn.active_state(mid)))
+        state["depth_conv.conv.weight"] = fresh(self.depth_conv.conv.active_filter(mid, spec.kernel_size))
+        state.update(prefixed("depth_conv.bn", self.depth_conv.bn.active_state(mid)))
+        if spec.se:
+            state.update(prefixed("depth_conv.se", self.depth_conv.se.active_state(mid)))
+        state["point_linear.conv.weight"] = fresh(self.point_linear.conv.active_filter(cout, mid))
+        state.update(prefixed("point_linear.bn", self.point_linear.bn.active_state(cout)))
+        return state
+
     def copy_to(self, layer: nn.Module, spec: LayerSpec) -> None:
         """Write the weights of setting `spec` into a static `MBConvLayer` built from `spec`."""
-        mid, cin, cout = spec.mid_channels, spec.in_channels, spec.out_channels
-        if self.inverted_bottleneck is not None:
-            layer.inverted_bottleneck.conv.weight.copy_(self.inverted_bottleneck.conv.active_filter(mid, cin))
-            self.inverted_bottleneck.bn.copy_to(layer.inverted_bottleneck.bn)
-        layer.depth_conv.conv.weight.copy_(self.depth_conv.conv.active_filter(mid, spec.kernel_size))
-        self.depth_conv.bn.copy_to(layer.depth_conv.bn)
-        if spec.se:
-            self.depth_conv.se.copy_to(layer.depth_conv.se)
-        layer.point_linear.conv.weight.copy_(self.point_linear.conv.active_filter(cout, mid))
-        self.point_linear.bn.copy_to(layer.point_linear.bn)
+        write_state(layer, self.active_state(spec))
 
 
 class DynamicConvLayer(nn.Module):
@@ -97,11 +108,16 @@ class DynamicConvLayer(nn.Module):
         return self.act(x)
 
     @torch.no_grad()
+    def active_state(self, spec: LayerSpec) -> dict[str, torch.Tensor]:
+        """State dict of the static `ConvLayer` built from `spec`."""
+        state = {"conv.weight": fresh(self.conv.active_filter(spec.out_channels, spec.in_channels))}
+        if self.bn is not None:
+            state.update(prefixed("bn", self.bn.active_state(spec.out_channels)))
+        return state
+
     def copy_to(self, layer: nn.Module, spec: LayerSpec) -> None:
         """Write the weights of setting `spec` into a static `ConvLayer`."""
-        layer.conv.weight.copy_(self.conv.active_filter(spec.out_channels, spec.in_channels))
-        if self.bn is not None:
-            self.bn.copy_to(layer.bn)
+        write_state(layer, self.active_state(spec))
 
 
 class DynamicLinearLayer(nn.Module):
@@ -115,9 +131,13 @@ class DynamicLinearLayer(nn.Module):
         return self.linear(torch.flatten(x, 1), spec.out_channels)
 
     @torch.no_grad()
+    def active_state(self, spec: LayerSpec) -> dict[str, torch.Tensor]:
+        """State dict of the static `LinearLayer` built from `spec`."""
+        return prefixed("linear", self.linear.active_state(spec.out_channels, spec.in_channels))
+
     def copy_to(self, layer: nn.Module, spec: LayerSpec) -> None:
         """Write the weights of setting `spec` into a static `LinearLayer`."""
-        self.linear.copy_to(layer.linear)
+        write_state(layer, self.active_state(spec))
 
 
 class DynamicBottleneck(nn.Module):
@@ -154,16 +174,22 @@ class DynamicBottleneck(nn.Module):
         return self.final_act(y + residual)
 
     @torch.no_grad()
+    def active_state(self, spec: LayerSpec) -> dict[str, torch.Tensor]:
+        """State dict of the static `BottleneckLayer` built from `spec`."""
+        cin, mid, cout = spec.in_channels, spec.mid_channels, spec.out_channels
+        state: dict[str, torch.Tensor] = {}
+        for name, (o, i) in (("conv1", (mid, cin)), ("conv2", (mid, mid)), ("conv3", (cout, mid))):
+            src = getattr(self, name)
+            state[f"{name}.conv.weight"] = fresh(src.conv.active_filter(o, i))
+            state.update(prefixed(f"{name}.bn", src.bn.active_state(o)))
+        if self.downsample is not None:
+            state["downsample.conv.weight"] = fresh(self.downsample.conv.active_filter(cout, cin))
+            state.update(prefixed("downsample.bn", self.downsample.bn.active_state(cout)))
+        return state
+
     def copy_to(self, layer: nn.Module, spec: LayerSpec) -> None:
         """Write the weights of setting `spec` into a static `BottleneckLayer`."""
-        cin, mid, cout = spec.in_channels, spec.mid_channels, spec.out_channels
-        for name, (o, i) in (("conv1", (mid, cin)), ("conv2", (mid, mid)), ("conv3", (cout, mid))):
-            src, dst = getattr(self, name), getattr(layer, name)
-            dst.conv.weight.copy_(src.conv.active_filter(o, i))
-            src.bn.copy_to(dst.bn)
-        if self.downsample is not None:
-            layer.downsample.conv.weight.copy_(self.downsample.conv.active_filter(cout, cin))
-            self.downsample.bn.copy_to(layer.downsample.bn)
+        write_state(layer, self.active_state(spec))
 
 
 class ResidualBlock(nn.Module):
@@ -178,21 +204,21 @@ class ResidualBlock(nn.Module):
         self.shortcut = shortcut
 
     def forward(self, x: torch.Tensor, spec: LayerSpec | None = None) -> torch.Tensor:
-        y = self.conv(x, spec) if hasattr(self.conv, "copy_to") else self.conv(x)
+        y = self.conv(x, spec) if hasattr(self.conv, "active_state") else self.conv(x)
         return x + y if self.shortcut else y
 
     @torch.no_grad()
+    def active_state(self, spec: LayerSpec) -> dict[str, torch.Tensor]:
+        """State dict of the static layer computing `spec` (the residual add has no parameters)."""
+        if hasattr(self.conv, "active_state"):
+            return self.conv.active_state(spec)
+        return static_state(self.conv)
+
     def copy_to(self, layer: nn.Module, spec: LayerSpec) -> None:
-        if hasattr(self.conv, "copy_to"):
-            self.conv.copy_to(layer, spec)
-        else:
-            copy_static(self.conv, layer)
+        write_state(layer, self.active_state(spec))
 
 
 @torch.no_grad()
-def copy_static(source: nn.Module, target: nn.Module) -> None:
-    """Copy every parameter and buffer of a static module into a same-structured one."""
-    src = dict(source.named_parameters())
-    src.update(source.named_buffers())
-    for name, tensor in [*target.named_parameters(), *target.named_buffers()]:
-        tensor.copy_(src[name])
+def static_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of a static module's state dict (new tensors)."""
+    return {k: fresh(v) for k, v in module.state_dict().items()}

@@ -115,20 +115,34 @@ class DynamicBatchNorm2d(nn.Module):
         )
 
     @torch.no_grad()
+    def active_state(self, channels: int) -> dict[str, torch.Tensor]:
+        """State of a static ``BatchNorm2d(channels)``: new tensors holding the first `channels` entries."""
+        bn = self.bn
+        return {"weight": fresh(bn.weight[:channels]), "bias": fresh(bn.bias[:channels]),
+                "running_mean": fresh(bn.running_mean[:channels]), "running_var": fresh(bn.running_var[:channels]),
+                "num_batches_tracked": fresh(bn.num_batches_tracked)}
+
     def copy_to(self, target: nn.BatchNorm2d) -> None:
         """Write the first ``target.num_features`` channels into a static BN."""
-        copy_bn(self.bn, target)
+        write_state(target, self.active_state(target.num_features))
+
+
+def fresh(tensor: torch.Tensor) -> torch.Tensor:
+    """A contiguous copy that shares no storage with the supernet."""
+    return tensor.detach().clone(memory_format=torch.contiguous_format)
+
+
+def prefixed(prefix: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`state` with every name put under `prefix` (``"bn"`` -> ``"bn.weight"``)."""
+    return {f"{prefix}.{k}": v for k, v in state.items()}
 
 
 @torch.no_grad()
-def copy_bn(source: nn.BatchNorm2d, target: nn.BatchNorm2d) -> None:
-    """Copy affine params and running stats of `source`'s first channels into `target`."""
-    c = target.num_features
-    target.weight.copy_(source.weight[:c])
-    target.bias.copy_(source.bias[:c])
-    target.running_mean.copy_(source.running_mean[:c])
-    target.running_var.copy_(source.running_var[:c])
-    target.num_batches_tracked.copy_(source.num_batches_tracked)
+def write_state(target: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Copy `state` (names relative to `target`) into `target`'s existing tensors; every name must exist."""
+    for name, value in state.items():
+        owner, _, leaf = name.rpartition(".")
+        getattr(target.get_submodule(owner) if owner else target, leaf).copy_(value)
 
 
 def se_hidden(channels: int) -> int:
@@ -157,14 +171,15 @@ class DynamicSE(nn.Module):
         return x * self.fc.h_sigmoid(y)
 
     @torch.no_grad()
+    def active_state(self, channels: int) -> dict[str, torch.Tensor]:
+        """State of a static SE module of width `channels` (``fc.reduce.*``, ``fc.expand.*``)."""
+        mid, reduce, expand = se_hidden(channels), self.fc.reduce, self.fc.expand
+        return {"fc.reduce.weight": fresh(reduce.weight[:mid, :channels]), "fc.reduce.bias": fresh(reduce.bias[:mid]),
+                "fc.expand.weight": fresh(expand.weight[:channels, :mid]), "fc.expand.bias": fresh(expand.bias[:channels])}
+
     def copy_to(self, target: nn.Module) -> None:
         """Write the active slices into a static SE module with ``fc.reduce``/``fc.expand`` convs."""
-        t_reduce, t_expand = target.fc.reduce, target.fc.expand
-        mid, c = t_reduce.out_channels, t_reduce.in_channels
-        t_reduce.weight.copy_(self.fc.reduce.weight[:mid, :c])
-        t_reduce.bias.copy_(self.fc.reduce.bias[:mid])
-        t_expand.weight.copy_(self.fc.expand.weight[:c, :mid])
-        t_expand.bias.copy_(self.fc.expand.bias[:c])
+        write_state(target, self.active_state(target.fc.reduce.in_channels))
 
 
 class DynamicLinear(nn.Module):
@@ -180,7 +195,12 @@ class DynamicLinear(nn.Module):
         return F.linear(x, self.linear.weight[:out, : x.size(1)].contiguous(), bias)
 
     @torch.no_grad()
+    def active_state(self, out_features: int, in_features: int) -> dict[str, torch.Tensor]:
+        """State of a static ``nn.Linear(in_features, out_features)``."""
+        state = {"weight": fresh(self.linear.weight[:out_features, :in_features])}
+        if self.linear.bias is not None:
+            state["bias"] = fresh(self.linear.bias[:out_features])
+        return state
+
     def copy_to(self, target: nn.Linear) -> None:
-        target.weight.copy_(self.linear.weight[: target.out_features, : target.in_features])
-        if target.bias is not None:
-            target.bias.copy_(self.linear.bias[: target.out_features])
+        write_state(target, self.active_state(target.out_features, target.in_features))

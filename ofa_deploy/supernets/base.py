@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ofa_deploy.errors import ConfigError
-from ofa_deploy.nn.dynamic_layers import copy_static
+from ofa_deploy.nn.dynamic_layers import static_state
 from ofa_deploy.nn.layers import SubnetModel, build_layer
 from ofa_deploy.spaces import LayerSpec, PlacedLayer, SearchSpace, SubnetConfig
 
@@ -112,7 +112,7 @@ class Supernet(nn.Module, abc.ABC):
                 plan.append((self._static(placed.spec), placed.spec, False))
             else:
                 module = self.get_submodule(placed.source)
-                plan.append((module, placed.spec, hasattr(module, "copy_to")))
+                plan.append((module, placed.spec, hasattr(module, "active_state")))
         return plan
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -129,26 +129,26 @@ class Supernet(nn.Module, abc.ABC):
         cfg = self._active if cfg is None else cfg
         walk = self.space.walk(cfg)
         meta: dict[str, Any] = {"space": self.space.name, "config": cfg.to_dict()}
-        with torch.device("meta"):
-            model = SubnetModel([p.spec for p in walk], bn_eps=self.bn_eps, meta=meta)
-        model = model.to_empty(device=self._device())
+        state: dict[str, torch.Tensor] = {}
         with torch.no_grad():
-            for layer, placed in zip(model.layers, walk):
+            for index, placed in enumerate(walk):
                 if placed.source is None:
                     continue
                 source = self.get_submodule(placed.source)
-                if hasattr(source, "copy_to"):
-                    source.copy_to(layer, placed.spec)
-                else:
-                    copy_static(source, layer)
-                for module in layer.modules():
-                    if isinstance(module, nn.BatchNorm2d):
-                        module.momentum = self.bn_momentum
+                layer_state = source.active_state(placed.spec) if hasattr(source, "active_state") \
+                    else static_state(source)
+                state.update({f"layers.{index}.{k}": v for k, v in layer_state.items()})
+        with torch.device("meta"):  # no random init: every tensor is assigned from `state` below
+            model = SubnetModel([p.spec for p in walk], bn_eps=self.bn_eps, meta=meta)
+        try:
+            model.load_state_dict(state, strict=True, assign=True)
+        except RuntimeError as exc:  # a dynamic layer and the static layer it feeds disagree: a bug
+            raise RuntimeError(f"extract({cfg.to_string()}) produced an incomplete state: {exc}") from exc
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.momentum = self.bn_momentum
         model.train(self.training)
         return model
-
-    def _device(self) -> torch.device:
-        return next(self.parameters()).device
 
     def extra_repr(self) -> str:
         return f"space={self.space.name!r}, active={self._active.to_string()!r}"
