@@ -41,7 +41,8 @@ def read_state_dict(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad checkpoint
-            raise CheckpointError(f"cannot read checkpoint {str(path)!r} with torch.load(weights_only=True): {exc}") from exc
+            raise CheckpointError(
+                f"cannot read checkpoint {str(path)!r} with torch.load(weights_only=True): {exc}") from exc
     else:
         obj = source
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):

@@ -80,7 +80,8 @@ def _images(batch: Any) -> torch.Tensor:
         return batch[0]
     if isinstance(batch, dict) and isinstance(batch.get("image", batch.get("images")), torch.Tensor):
         return batch.get("image", batch.get("images"))
-    raise ConfigError(f"recalibration batches must be image tensors or (images, labels) pairs, got {type(batch).__name__}")
+    raise ConfigError("recalibration batches must be image tensors or (images, labels) pairs, "
+                      f"got {type(batch).__name__}")
 
 
 @torch.no_grad()

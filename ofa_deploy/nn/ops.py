@@ -175,7 +175,8 @@ class DynamicSE(nn.Module):
         """State of a static SE module of width `channels` (``fc.reduce.*``, ``fc.expand.*``)."""
         mid, reduce, expand = se_hidden(channels), self.fc.reduce, self.fc.expand
         return {"fc.reduce.weight": fresh(reduce.weight[:mid, :channels]), "fc.reduce.bias": fresh(reduce.bias[:mid]),
-                "fc.expand.weight": fresh(expand.weight[:channels, :mid]), "fc.expand.bias": fresh(expand.bias[:channels])}
+                "fc.expand.weight": fresh(expand.weight[:channels, :mid]),
+                "fc.expand.bias": fresh(expand.bias[:channels])}
 
     def copy_to(self, target: nn.Module) -> None:
         """Write the active slices into a static SE module with ``fc.reduce``/``fc.expand`` convs."""

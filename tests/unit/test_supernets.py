@@ -288,3 +288,20 @@ def test_download_cache_and_sha256(tmp_path) -> None:
     assert leftovers == ["w.bin"], leftovers  # no partial or mismatching files left behind
     with pytest.raises(CheckpointError, match="offline"):
         download((tmp_path / "missing.bin").as_uri(), tmp_path / "cache" / "m.bin")
+
+
+def test_pretrained_supernet_uses_the_cache_without_network(tmp_path, monkeypatch) -> None:
+    from ofa_deploy.compat.weights import SUPERNET_WEIGHTS, cache_dir, pretrained_supernet
+
+    monkeypatch.setenv("OFA_DEPLOY_CACHE", str(tmp_path / "env-cache"))
+    assert cache_dir() == tmp_path / "env-cache" and cache_dir(tmp_path) == tmp_path
+    name = "ofa_proxyless_w13"
+    torch.manual_seed(8)
+    released = randomize(create_supernet(name), seed=8)
+    cached = tmp_path / "supernets" / SUPERNET_WEIGHTS[name].filename
+    cached.parent.mkdir(parents=True)
+    torch.save({"state_dict": released.state_dict()}, cached)
+    net = pretrained_supernet(name, cache_dir=tmp_path)
+    assert all(torch.equal(v, released.state_dict()[k]) for k, v in net.state_dict().items())
+    with pytest.raises(UnknownNameError, match="Did you mean 'ofa_resnet50'"):
+        pretrained_supernet("ofa_resnet5", cache_dir=tmp_path)
