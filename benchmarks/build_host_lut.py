@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
 
-    from ofa_deploy.profiling.builder import build_lut
+    from ofa_deploy.profiling.builder import build_lut, model_cache_dir
     from ofa_deploy.profiling.hardware import HardwareProfile
     from ofa_deploy.profiling.lut import table_path
     from ofa_deploy.profiling.timer import TimerSettings
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     build_s = time.perf_counter() - t0
     val_path = out.with_name(out.stem + ".validation.json")
     report = validate_lut(space, build.table, profile, n=args.subnets, seed=args.seed, resolutions=resolutions,
-                          timer=timer, work_dir=out.with_name(out.name + ".validation_models"), out_path=val_path)
+                          timer=timer, work_dir=model_cache_dir(), out_path=val_path)
     summary = {
         "space": space.name, "profile": profile.name, "resolutions": resolutions, "timer": timer.to_dict(),
         "lut": str(out), "validation": str(val_path), "layers": len(build.table),

@@ -110,7 +110,7 @@ class LayerTimingJob:
             from ofa_deploy.profiling.plan import layer_model
 
             return layer_model(item.spec), item.input_shape
-        return export_layer(item, self.model_dir / f"{item.id}.onnx"), item.input_shape
+        return export_layer(item, self.model_dir / f"{item.id}_b{item.input_shape[0]}.onnx"), item.input_shape
 
     def runner(self, item_id: str) -> Any:
         if item_id in self._runners:
@@ -182,6 +182,13 @@ class BuildResult:
         return {"path": str(self.path), "store": str(self.store_path), "entries": len(self.table),
                 "measured": self.measured, "reused": self.reused, "seconds": round(self.seconds, 2),
                 "overhead_ms": self.overhead_ms, "drift": self.drift}
+
+
+def model_cache_dir() -> Path:
+    """Where exported layer/subnet models are kept between builds: ``$OFA_DEPLOY_CACHE/profiling/models``
+    (default ``~/.cache/ofa-deploy/profiling/models``); file names are content keys, so profiles share them."""
+    env = os.environ.get("OFA_DEPLOY_CACHE")
+    return (Path(env) if env else Path.home() / ".cache" / "ofa-deploy") / "profiling" / "models"
 
 
 def store_path_for(out_path: Path) -> Path:
@@ -304,7 +311,7 @@ def build_lut(
         timer: timing settings (default: from the profile).
         limit: only the first `limit` layers of the plan (quick runs and tests).
         n_anchors: layers re-timed through every round to record drift.
-        model_dir: where layer models are exported (default: ``<out>.models/``; reused across builds).
+        model_dir: where models are exported (default: `model_cache_dir()`, shared across builds).
         backend: a prepared backend (default: `create_backend(profile)`).
         method: "in_context" (ORT profiler inside covering subnets), "isolated" (one model per layer) or
             "auto" (in_context for ONNX Runtime, else isolated). With in_context, `limit` caps the number of
@@ -318,7 +325,7 @@ def build_lut(
     plan = make_plan(space, resolutions, batch_size=int(getattr(profile, "batch_size", 1)), limit=limit)
     backend = backend or create_backend(profile)
     method = resolve_method(method, backend)
-    models = Path(model_dir) if model_dir else out.with_name(out.name + ".models")
+    models = Path(model_dir) if model_dir else model_cache_dir()
     models.mkdir(parents=True, exist_ok=True)
     header: dict[str, Any] = {
         "job": "lut-build", "method": method, "space": space.name, "resolutions": list(plan.resolutions),

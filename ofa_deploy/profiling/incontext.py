@@ -79,7 +79,7 @@ def layer_times_from_trace(events: Sequence[dict[str, Any]], n_layers: int, *, s
 
 def export_config(space: SearchSpace, cfg: SubnetConfig, model_dir: Path, batch_size: int = 1) -> Path:
     """The whole subnet as ONNX (random init; latency does not depend on weights); reused if present."""
-    path = model_dir / f"{cfg.to_string().replace(',', '_')}.onnx"
+    path = model_dir / f"{cfg.to_string().replace(',', '_')}_b{batch_size}.onnx"
     if not path.is_file():
         import torch
 

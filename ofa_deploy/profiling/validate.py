@@ -96,9 +96,9 @@ def export_subnets(space: SearchSpace, cfgs: Sequence[SubnetConfig], out_dir: Pa
 
     paths = []
     for i, cfg in enumerate(cfgs):
-        path = out_dir / f"{cfg.to_string().replace(',', '_')}.onnx"
+        path = out_dir / f"{cfg.to_string().replace(',', '_')}_b{batch_size}.onnx"
         if not path.is_file():
-            torch.manual_seed(seed + i)
+            torch.manual_seed(0)
             torch_to_onnx(SubnetModel(space.walk_layers(cfg)), path, dynamic_batch=False,
                           input_shape=(batch_size, 3, cfg.resolution, cfg.resolution))
         paths.append(path)

@@ -165,9 +165,11 @@ def test_in_context_build_covers_the_space_and_resumes(space, profile, full_buil
     plan = make_plan(space)
     n_cfgs = len(covering_set(space, plan.resolutions, {i.spec for i in plan}))
     with pytest.raises(KeyboardInterrupt):
-        build_lut(space, None, profile, out, timer=FAST, progress=False, executor=InterruptingExecutor(1))
+        build_lut(space, None, profile, out, timer=FAST, progress=False, executor=InterruptingExecutor(1),
+                  model_dir=tmp_path / "models")
     counting = CountingExecutor()
-    result = build_lut(space, None, profile, out, timer=FAST, progress=False, executor=counting)
+    result = build_lut(space, None, profile, out, timer=FAST, progress=False, executor=counting,
+                       model_dir=tmp_path / "models")
     assert (result.measured, result.reused) == (FAST.rounds * n_cfgs - 1, 1)
     table = LatencyTable.load(out)
     assert set(table) == {i.spec for i in plan}
