@@ -1,0 +1,80 @@
+"""TVM: one small subnet per space compiles (untuned), exports a .so, reloads in a fresh VM and validates."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+pytest.importorskip("tvm")
+
+from ofa_deploy.errors import ExportError  # noqa: E402
+from ofa_deploy.export.artifacts import load_report  # noqa: E402
+from ofa_deploy.export.onnx import torch_to_onnx  # noqa: E402
+from ofa_deploy.export.testing import randomize_for_parity  # noqa: E402
+from ofa_deploy.export.tvm import export_tvm  # noqa: E402
+from ofa_deploy.nn.layers import SubnetModel  # noqa: E402
+from ofa_deploy.spaces import get_space, list_spaces  # noqa: E402
+
+pytestmark = pytest.mark.tvm
+SHAPE = (1, 3, 128, 128)
+
+
+@pytest.fixture(scope="module")
+def _one_torch_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module", params=list_spaces())
+def built(request, tmp_path_factory, _one_torch_thread):
+    """(model, onnx path, report) per space: the min subnet at 128 px, built once per module."""
+    space = get_space(request.param)
+    eps = 1e-3 if space.family == "proxyless" else 1e-5
+    model = randomize_for_parity(SubnetModel(space.walk_layers(space.min_config(128)), bn_eps=eps), seed=5)
+    root = tmp_path_factory.mktemp(request.param)
+    onnx_path = torch_to_onnx(model, root / "model.onnx", input_shape=SHAPE)
+    report = export_tvm(onnx_path, root / "tvm", reference=model, n_inputs=2,
+                        subnet_info={"space": request.param, "config": space.min_config(128).to_dict()})
+    return model, onnx_path, report
+
+
+def test_tvm_build_reloads_and_matches_torch(built):
+    _, _, report = built
+    v = report.validation
+    assert report.passed and v.passed, v.message
+    assert v.outputs[0].ref_abs_max > 0.1 and v.top1_agreement == 1.0
+    assert v.input_shapes[1][0] == 3  # symbolic batch kept in the untuned build
+    out = report.path("model").parent
+    assert sorted(p.name for p in out.iterdir()) == ["export_report.json", "model.onnx", "model.so", "subnet.json"]
+    data = load_report(out)
+    assert data["target"]["kind"] == "llvm" and data["target"]["num-cores"] >= 1
+    assert data["extra"]["tuned"] is False and any("untuned" in n for n in data["notes"])
+    assert data["versions"]["apache-tvm"]
+
+
+def test_library_loads_in_a_fresh_process(built):
+    model, _, report = built
+    if report.subnet["space"] != "ofa_mbv3_w10":
+        pytest.skip("one fresh-process check is enough")
+    code = ("import numpy as np, sys; from ofa_deploy.export.tvm import tvm_runner; "
+            "y = tvm_runner(sys.argv[1])(np.ones((2, 3, 128, 128), np.float32))[0]; print(y.shape, float(y.sum()))")
+    out = subprocess.run([sys.executable, "-c", code, str(report.path("model"))], capture_output=True, text=True,
+                         timeout=120, check=True).stdout.split()
+    with torch.inference_mode():
+        ref = model.eval()(torch.ones(2, 3, 128, 128))
+    assert out[:2] == ["(2,", "1000)"] and float(out[2]) == pytest.approx(float(ref.sum()), abs=1e-3)
+
+
+def test_tvm_rejects_native_and_corrupt_input(tmp_path):
+    with pytest.raises(ExportError, match="mcpu=native.*detected CPU name"):
+        export_tvm(tmp_path / "whatever.onnx", tmp_path / "out", target="llvm -mcpu=native")
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"definitely not onnx")
+    with pytest.raises(ExportError, match="not a valid ONNX model"):
+        export_tvm(bad, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
