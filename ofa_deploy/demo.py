@@ -66,7 +66,7 @@ class DemoRecipe:
     calibration_size: int = 128
     n_subnets: int = 150
     dataset_resolutions: tuple[int, ...] = (16, 24)
-    predictor_epochs: int = 300
+    predictor_epochs: int = 600
     threads: int = 1
 
     def space_overrides(self) -> dict[str, Any]:
