@@ -117,8 +117,8 @@ def deploy(request: DeployRequest, *, supernet: Any, predictor: Any, data: Any =
     timings: dict[str, float] = {}
     out = Path(request.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    space = predictor.space
-    _check_same_space(space, supernet.space)
+    space = supernet.space  # the network that is deployed; the predictor only has to share its gene layout
+    _check_same_space(predictor.space, space)
     profile = HardwareProfile.load(request.profile)
     name = supernet_name or space.name
 
@@ -222,6 +222,8 @@ def deploy(request: DeployRequest, *, supernet: Any, predictor: Any, data: Any =
 
 # ---- steps ---------------------------------------------------------------------------------------------
 def _check_same_space(a: Any, b: Any) -> None:
+    """The predictor's space `a` must have the supernet's gene layout `b` (widths may differ: a
+    predictor header stores the genes, not the channel widths)."""
     if a.genes() != b.genes() or type(a) is not type(b):
         raise ConfigError(f"the accuracy predictor's space ({a.name}, {len(a.genes())} genes) does not match the "
                           f"supernet's ({b.name}, {len(b.genes())} genes); train or load the predictor for this supernet")

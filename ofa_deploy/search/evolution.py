@@ -182,9 +182,8 @@ class EvolutionSearch:
     def _feasible(self, genes: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         ok = np.ones(genes.shape[0], dtype=bool)
         values: dict[str, np.ndarray] = {}
-        memos = getattr(self, "_memos", None)
-        for i, b in enumerate(self.budgets):
-            v = memos[i](genes) if memos else b.objective.predict_genes(genes)
+        for b in self.budgets:  # cost predictors are gathers: cheaper to recompute than to memoise
+            v = b.objective.predict_genes(genes)
             values[b.objective.label] = v
             ok &= v <= b.limit
         return ok, values
@@ -268,12 +267,8 @@ class EvolutionSearch:
         t0 = time.perf_counter()
         ranges = check_budgets(self.domain, self.budgets, rng=np.random.default_rng(0))
         t_check = time.perf_counter() - t0
-        self._memos = [_Memo(b.objective.predict_genes, self.domain) for b in self.budgets]
         cost = _Memo(self.objective.cost, self.domain)
-        try:
-            return self._run(rng, ranges, cost, seed, progress, t0, t_check)
-        finally:
-            del self._memos
+        return self._run(rng, ranges, cost, seed, progress, t0, t_check)
 
     def _run(self, rng: np.random.Generator, ranges: dict[str, FeasibleRange], cost: _Memo,
              seed: int | np.random.Generator | None, progress: Callable[[int, float], None] | None,

@@ -14,9 +14,13 @@ from ofa_deploy.cli.main import cli
 def demo_run(tmp_path_factory):
     from ofa_deploy import demo
 
-    tiny = demo.DemoRecipe(base_widths=(8, 8, 8, 16, 16, 16, 24, 64, 64), kernel_sizes=(3, 5), expand_ratios=(2.0, 3.0),
-                           resolutions=(16,), phase_steps=(12, 4, 4, 4), n_subnets=12, predictor_epochs=30,
-                           calibration_size=64)
+    import dataclasses
+
+    small = {"base_widths": (8, 8, 8, 16, 16, 16, 24, 64, 64), "kernel_sizes": (3, 5), "expand_ratios": (2.0, 3.0),
+             "resolutions": (16,), "dataset_resolutions": (16,), "phase_steps": (12, 4, 4, 4), "n_subnets": 12,
+             "predictor_epochs": 30, "calibration_size": 64}
+    fields = {f.name for f in dataclasses.fields(demo.DemoRecipe)}
+    tiny = dataclasses.replace(demo.QUICK_RECIPE, **{k: v for k, v in small.items() if k in fields})
     mp = pytest.MonkeyPatch()
     mp.setattr(demo, "QUICK_RECIPE", tiny)  # `demo --quick` trains this instead of the real quick recipe
     root = tmp_path_factory.mktemp("demo")
