@@ -63,3 +63,24 @@ def test_recipe_hash_keys_the_cache():
     assert DemoRecipe().key() != QUICK_RECIPE.key()
     assert DemoRecipe(threads=2).key() == DemoRecipe().key()  # thread count does not change the recipe
     assert DemoRecipe().key("base_widths") == QUICK_RECIPE.key("base_widths")
+
+
+def test_progressive_shrinking_is_seeded_and_distillation_runs():
+    from ofa_deploy.demo import load_demo_data, train_demo_supernet
+    from ofa_deploy.predictors.dataset import state_dict_sha256
+    from ofa_deploy.predictors.training import torch_threads
+
+    recipe = DemoRecipe(phase_steps=(2, 1, 1, 1), batch_size=16, distill=True)
+    data = load_demo_data(recipe)
+    with torch_threads(1):
+        a, info = train_demo_supernet(recipe, data)
+        b, _ = train_demo_supernet(recipe, data)
+    assert state_dict_sha256(a) == state_dict_sha256(b)
+    assert [p["steps"] for p in info["phases"]] == [2, 1, 1, 1]
+    assert state_dict_sha256(a) != state_dict_sha256(create_fresh(recipe))
+
+
+def create_fresh(recipe):
+    from ofa_deploy.demo import create_demo_supernet
+
+    return create_demo_supernet(recipe)
