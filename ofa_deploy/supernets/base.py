@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,8 +21,6 @@ from ofa_deploy.errors import ConfigError
 from ofa_deploy.nn.dynamic_layers import static_state
 from ofa_deploy.nn.layers import SubnetModel, build_layer
 from ofa_deploy.spaces import LayerSpec, PlacedLayer, SearchSpace, SubnetConfig
-
-log = logging.getLogger(__name__)
 
 _Step = tuple[nn.Module, LayerSpec, bool]  # module, spec, module takes the spec
 
