@@ -101,7 +101,8 @@ def _input_shape(model: Any) -> tuple[int, ...]:
 
 def _human(data: dict[str, Any]) -> str:
     v = data.get("validation") or {}
-    lines = [f"{data['backend']} export -> {data['out_dir']}  ({'PASSED' if data['passed'] else 'not validated' if data['passed'] is None else 'FAILED'})"]
+    status = "not validated" if data["passed"] is None else "PASSED" if data["passed"] else "FAILED"
+    lines = [f"{data['backend']} export -> {data['out_dir']}  ({status})"]
     for role, name in data["files"].items():
         lines.append(f"  {role:<18} {name}")
     if v:
@@ -163,7 +164,8 @@ def export_onnx_cmd(supernet: str | None, subnet: str | None, weights: str | Non
     _finish(report, output_format)
 
 
-def _source_onnx(tmp: Path, *, onnx_path: str | None, opset: int, seed: int, **src: Any) -> tuple[Path, Any, dict[str, Any] | None, list[str]]:
+def _source_onnx(tmp: Path, *, onnx_path: str | None, opset: int, seed: int,
+                 **src: Any) -> tuple[Path, Any, dict[str, Any] | None, list[str]]:
     """(onnx file, torch reference or None, subnet info, notes): a given --onnx, or a fresh validated export."""
     from ofa_deploy.export.onnx import check_opset, export_onnx
 

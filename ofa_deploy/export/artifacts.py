@@ -21,7 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ofa_deploy.errors import ExportError
+from ofa_deploy.errors import ExportError, ValidationFailedError
 from ofa_deploy.export.validate import ValidationResult
 
 log = logging.getLogger(__name__)
@@ -137,6 +137,13 @@ def publish(tmp: Path, out: Path) -> None:
     if trash is not None:
         shutil.rmtree(trash, ignore_errors=True)
     log.info("artifacts written to %s", out)
+
+
+def raise_if_failed(report: ExportReport, out: Path) -> None:
+    """Inside `staging_dir`: if validation failed, publish the artifacts and raise `ValidationFailedError`."""
+    if report.passed is False:
+        message = report.validation.message if report.validation else "validation failed"
+        raise KeepArtifacts(ValidationFailedError(f"{message}. Artifacts and report kept in {out}", report=report))
 
 
 def write_json(path: Path, data: Any) -> None:

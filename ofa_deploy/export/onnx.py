@@ -46,7 +46,8 @@ def check_input_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
     try:
         shape = tuple(int(s) for s in input_shape)
     except (TypeError, ValueError) as exc:
-        raise ExportError(f"input_shape must be a sequence of ints such as (1, 3, 224, 224), got {input_shape!r}") from exc
+        raise ExportError(
+            f"input_shape must be a sequence of ints such as (1, 3, 224, 224), got {input_shape!r}") from exc
     if len(shape) < 2 or any(s <= 0 for s in shape):
         raise ExportError(f"input_shape must have >= 2 positive dims such as (1, 3, 224, 224), got {input_shape!r}")
     return shape
@@ -156,8 +157,7 @@ def export_onnx(
         ValidationFailedError: ORT disagrees with PyTorch; the artifacts and the report are kept on disk and the
             report is attached as ``err.report``.
     """
-    from ofa_deploy.errors import ValidationFailedError
-    from ofa_deploy.export.artifacts import ExportReport, KeepArtifacts, check_out_dir, finish, staging_dir, \
+    from ofa_deploy.export.artifacts import ExportReport, check_out_dir, finish, raise_if_failed, staging_dir, \
         subnet_info_from_model
     from ofa_deploy.export.runners import ort_runner
     from ofa_deploy.export.validate import make_inputs, validate_runner
@@ -191,10 +191,7 @@ def export_onnx(
             report.validation = result
             report.passed = result.passed
         finish(report, staged, out)
-        if report.passed is False:
-            raise KeepArtifacts(ValidationFailedError(
-                f"{report.validation.message if report.validation else ''}. Artifacts and report kept in {out}",
-                report=report))
+        raise_if_failed(report, out)
     return report
 
 

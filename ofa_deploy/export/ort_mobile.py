@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ofa_deploy.errors import ExportError, ValidationFailedError
-from ofa_deploy.export.artifacts import ExportReport, KeepArtifacts, check_out_dir, finish, staging_dir
+from ofa_deploy.errors import ExportError
+from ofa_deploy.export.artifacts import ExportReport, check_out_dir, finish, raise_if_failed, staging_dir
 from ofa_deploy.export.common import copy_source, load_onnx_checked, reference_for, resolve_input_shape, timed
 
 log = logging.getLogger(__name__)
@@ -127,9 +127,7 @@ def export_ort(
             report.extra["reference"] = ref_name
             report.validation, report.passed = result, result.passed
         finish(report, staged, out)
-        if report.passed is False:
-            raise KeepArtifacts(ValidationFailedError(
-                f"{report.validation.message}. Artifacts and report kept in {out}", report=report))  # type: ignore[union-attr]
+        raise_if_failed(report, out)
     return report
 
 

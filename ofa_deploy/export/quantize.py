@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ofa_deploy.errors import ExportError, ValidationFailedError
-from ofa_deploy.export.artifacts import ExportReport, KeepArtifacts, check_out_dir, finish, staging_dir
+from ofa_deploy.errors import ExportError
+from ofa_deploy.export.artifacts import ExportReport, check_out_dir, finish, raise_if_failed, staging_dir
 from ofa_deploy.export.common import copy_source, load_onnx_checked, onnx_input_shape, reference_for, \
     resolve_input_shape, timed
 
@@ -162,7 +162,5 @@ def export_int8(
             report.extra["latency_ratio_int8_over_fp32"] = lat["int8"]["median_ms"] / lat["fp32"]["median_ms"]
             report.extra["latency_threads"] = threads
         finish(report, staged, out)
-        if report.passed is False:
-            raise KeepArtifacts(ValidationFailedError(
-                f"{report.validation.message}. Artifacts and report kept in {out}", report=report))  # type: ignore[union-attr]
+        raise_if_failed(report, out)
     return report

@@ -20,9 +20,11 @@ def ort_session(model: str | os.PathLike[str] | bytes, *, threads: int = 1, opti
     try:
         import onnxruntime as ort
     except ImportError as exc:  # pragma: no cover - onnxruntime is a base dependency
-        raise BackendUnavailableError("onnxruntime is not installed; install it with `pip install onnxruntime`") from exc
-    levels = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL, "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-              "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+        raise BackendUnavailableError(
+            "onnxruntime is not installed; install it with `pip install onnxruntime`") from exc
+    level = ort.GraphOptimizationLevel
+    levels = {"disable": level.ORT_DISABLE_ALL, "basic": level.ORT_ENABLE_BASIC,
+              "extended": level.ORT_ENABLE_EXTENDED, "all": level.ORT_ENABLE_ALL}
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1

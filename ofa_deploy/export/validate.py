@@ -168,7 +168,10 @@ def validate_runner(
     n_samples = 0
     problems: list[str] = []
     for i, x in enumerate(inputs):
-        ref = _as_list(reference_outputs[i]) if reference_outputs is not None else _as_list(ref_run(x))  # type: ignore[misc]
+        if reference_outputs is not None:
+            ref = _as_list(reference_outputs[i])
+        else:
+            ref = _as_list(ref_run(x))  # type: ignore[misc]
         got = _as_list(runner(x))
         if n_out is None:
             n_out = len(ref)
@@ -203,7 +206,9 @@ def validate_runner(
     top1_ok = min_top1 is None or (n_samples > 0 and top1 >= min_top1)
     if mode == "allclose":
         passed = close and top1_ok and not problems
-        crit = f"|diff| <= {atol:g} + {rtol:g}*|ref|" + (f" and top-1 >= {min_top1:.2f}" if min_top1 is not None else "")
+        crit = f"|diff| <= {atol:g} + {rtol:g}*|ref|"
+        if min_top1 is not None:
+            crit += f" and top-1 >= {min_top1:.2f}"
     else:
         passed = top1_ok and not problems
         crit = f"top-1 agreement >= {min_top1:.2f}"
