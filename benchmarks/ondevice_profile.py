@@ -6,7 +6,11 @@ board, then run for example:
 
     python3 ondevice_profile.py DIR --out results.json --provider XnnpackExecutionProvider --threads 1
 
-Timing matches the host profiler: per round, every layer (in a seeded random order) gets `--warmup` untimed
+Two methods (as on the host). ``--method in_context`` (the default when the plan lists covering subnets, i.e.
+it was written with ``profile plan --in-context``) runs whole covering subnets with the ORT profiler, charges
+every kernel (and the gap before it) to its layer through the ``/layers.<i>/`` node names, keeps per layer the
+minimum over the runs of a round, and scales a subnet's layer values to its run time measured without the
+profiler. ``--method isolated`` times the per-layer models: per round, every layer (in a seeded random order) gets `--warmup` untimed
 runs and `--repeats` timed runs, the round keeps the minimum; an Identity model measures the fixed per-call
 overhead each round; anchor layers are re-timed every `--anchor-every` layers to record drift. Results are
 written atomically after every layer, and a rerun with the same settings resumes where it stopped.
@@ -19,7 +23,9 @@ import json
 import os
 import platform
 import random
+import re
 import sys
+import tempfile
 import time
 
 RESULTS_FORMAT = "ofa-deploy-ondevice-results"
@@ -35,8 +41,11 @@ def atomic_write(path: str, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def make_session(ort, path: str, provider: str, threads: int, opt_level: str):
+def make_session(ort, path: str, provider: str, threads: int, opt_level: str, profile_prefix: str | None = None):
     so = ort.SessionOptions()
+    if profile_prefix:
+        so.enable_profiling = True
+        so.profile_file_prefix = os.path.join(profile_prefix, "ofa_prof")
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -79,6 +88,50 @@ def time_round(runner: Runner, warmup: int, repeats: int, clock) -> float:
     return best / 1e6
 
 
+LAYER_SCOPE = re.compile(r"^/layers\.(\d+)/")
+
+
+def layer_times_from_trace(events, n_layers: int, skip_runs: int):
+    """[[ms per layer] per run]: kernel time plus the gap before it, charged to the kernel's layer."""
+    runs = sorted((e for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"),
+                  key=lambda e: e["ts"])[skip_runs:]
+    nodes = sorted((e for e in events if e.get("cat") == "Node" and str(e.get("name", "")).endswith("_kernel_time")),
+                   key=lambda e: e["ts"])
+    out, k = [], 0
+    for run in runs:
+        start, end = run["ts"], run["ts"] + run["dur"]
+        row, current, cursor = [0.0] * n_layers, 0, start
+        while k < len(nodes) and nodes[k]["ts"] < start:
+            k += 1
+        while k < len(nodes) and nodes[k]["ts"] <= end:
+            match = LAYER_SCOPE.match(nodes[k]["name"])
+            if match:
+                current = min(int(match.group(1)), n_layers - 1)
+            row[current] += (max(nodes[k]["ts"] - cursor, 0) + nodes[k]["dur"]) / 1000.0
+            cursor = nodes[k]["ts"] + nodes[k]["dur"]
+            k += 1
+        row[current] += max(end - cursor, 0) / 1000.0
+        out.append(row)
+    return out
+
+
+def time_subnet_in_context(ort, np, args, path: str, shape, n_layers: int, clock, tmp_dir: str):
+    """(per-layer minima ms, unprofiled run ms) for one covering subnet."""
+    so_session = make_session(ort, path, args.provider, args.threads, args.opt_level, profile_prefix=tmp_dir)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    name = so_session.get_inputs()[0].name
+    for _ in range(args.warmup + args.repeats):
+        so_session.run(None, {name: x})
+    trace = so_session.end_profiling()
+    with open(trace) as fh:
+        events = json.load(fh)
+    os.remove(trace)
+    rows = layer_times_from_trace(events, n_layers, args.warmup)
+    layers = [min(r[i] for r in rows) for i in range(n_layers)]
+    runner = Runner(ort, np, make_session(ort, path, args.provider, args.threads, args.opt_level), tuple(shape))
+    return layers, time_round(runner, args.warmup, args.repeats, clock)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("plan_dir")
@@ -94,6 +147,8 @@ def main(argv=None) -> int:
                     help="auto: thread CPU time for 1-thread CPU runs, else wall clock")
     ap.add_argument("--format", default="auto", choices=["auto", "onnx", "ort"], help="which model files to run")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--method", default="auto", choices=["auto", "in_context", "isolated"],
+                    help="auto: in_context when the plan lists covering subnets")
     args = ap.parse_args(argv)
 
     import numpy as np
@@ -106,6 +161,12 @@ def main(argv=None) -> int:
         plan = json.load(fh)
     use_ort = args.format == "ort" or (args.format == "auto" and all("ort_file" in i for i in plan["items"]))
     key = "ort_file" if use_ort else "file"
+    method = args.method
+    if method == "auto":
+        method = "in_context" if plan.get("subnets") else "isolated"
+    if method == "in_context" and not plan.get("subnets"):
+        print("error: the plan lists no covering subnets; write it with `profile plan --in-context`", file=sys.stderr)
+        return 1
     items = {i["id"]: i for i in plan["items"]}
     anchors = [a for a in plan.get("anchors", []) if a in items]
     overhead_file = plan.get("overhead_file", "models/overhead.onnx")
@@ -117,7 +178,8 @@ def main(argv=None) -> int:
     clock = time.thread_time_ns if clock_name == "thread" else time.perf_counter_ns
     settings = {"provider": args.provider, "threads": args.threads, "opt_level": args.opt_level,
                 "warmup": args.warmup, "repeats": args.repeats, "rounds": args.rounds,
-                "anchor_every": args.anchor_every, "clock": clock_name, "seed": args.seed, "model_format": key}
+                "anchor_every": args.anchor_every, "clock": clock_name, "seed": args.seed, "model_format": key,
+                "method": method}
     results = {"format": RESULTS_FORMAT, "version": 1, "plan_space": plan["space"],
                "plan_resolutions": plan["resolutions"], "settings": settings,
                "device": {"node": platform.node(), "machine": platform.machine(), "processor": platform.processor(),
@@ -136,6 +198,8 @@ def main(argv=None) -> int:
     rng = random.Random(args.seed)
     tasks = []
     ids = sorted(items)
+    if method == "in_context":
+        return run_in_context(ort, np, args, plan, results, done, rng, clock, key)
     for rnd in range(args.rounds):
         seq = 0
         tasks.append((OVERHEAD_ID, rnd, seq, False))
@@ -168,6 +232,30 @@ def main(argv=None) -> int:
                                    "t": time.time()})
         atomic_write(args.out, results)
         if k % 25 == 0 or k == len(todo):
+            print(f"[{k}/{len(todo)}] {time.time() - started:.0f} s", file=sys.stderr)
+    atomic_write(args.out, results)
+    print(json.dumps({"out": args.out, "records": len(results["records"]), "measured": len(todo)}))
+    return 0
+
+
+def run_in_context(ort, np, args, plan, results, done, rng, clock, key) -> int:
+    subnets = {s["config"]: s for s in plan["subnets"]}
+    tasks = []
+    for rnd in range(args.rounds):
+        order = sorted(subnets)
+        rng.shuffle(order)
+        tasks += [(cfg, rnd, seq) for seq, cfg in enumerate(order)]
+    todo = [t for t in tasks if t not in done]
+    started = time.time()
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        for k, (cfg, rnd, seq) in enumerate(todo, 1):
+            sub = subnets[cfg]
+            path = os.path.join(args.plan_dir, sub.get(key, sub["file"]))
+            layers, run_ms = time_subnet_in_context(ort, np, args, path, tuple(sub["input_shape"]),
+                                                    len(sub["layers"]), clock, tmp_dir)
+            results["records"].append({"id": cfg, "round": rnd, "seq": seq, "anchor": False, "layers": layers,
+                                       "run_ms": run_ms, "scale": run_ms / sum(layers), "t": time.time()})
+            atomic_write(args.out, results)
             print(f"[{k}/{len(todo)}] {time.time() - started:.0f} s", file=sys.stderr)
     atomic_write(args.out, results)
     print(json.dumps({"out": args.out, "records": len(results["records"]), "measured": len(todo)}))

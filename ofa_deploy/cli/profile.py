@@ -124,11 +124,13 @@ def validate_cmd(profile_name: str, supernet: str, lut: str | None, n: int, seed
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for plan.json + models/.")
 @click.option("--profile", "profile_name", default=None, help="Hardware profile stored in the plan (batch size).")
 @click.option("--ort", "ort_format", is_flag=True, help="Also write .ort models (Runtime style, for ORT mobile).")
+@click.option("--in-context", "in_context", is_flag=True,
+              help="Also export the covering subnets so the device can time layers in context (~25 MB each).")
 @click.option("--limit", type=int, default=None, help="Only the first N layers.")
 @format_option
 @handle_errors
 def plan_cmd(supernet: str, resolutions: str | None, out: str, profile_name: str | None, ort_format: bool,
-             limit: int | None, output_format: str) -> None:
+             in_context: bool, limit: int | None, output_format: str) -> None:
     """Export one model per distinct layer + plan.json for benchmarks/ondevice_profile.py."""
     from ofa_deploy.profiling.hardware import HardwareProfile
     from ofa_deploy.profiling.plan import make_plan, write_plan
@@ -137,7 +139,9 @@ def plan_cmd(supernet: str, resolutions: str | None, out: str, profile_name: str
     profile = HardwareProfile.load(profile_name) if profile_name else None
     space = get_space(supernet)
     plan = make_plan(space, _resolutions(resolutions), batch_size=profile.batch_size if profile else 1, limit=limit)
-    path = write_plan(plan, out, profile=profile, ort_format=ort_format)
+    if in_context and limit is not None:
+        raise click.UsageError("--in-context needs the full plan; drop --limit")
+    path = write_plan(plan, out, profile=profile, ort_format=ort_format, space=space if in_context else None)
     emit({"plan": str(path), "layers": len(plan), "space": space.name, "resolutions": list(plan.resolutions)},
          output_format, lambda d: f"wrote {d['plan']} ({d['layers']} layer models)")
 

@@ -13,6 +13,35 @@ from ofa_deploy.profiling.plan import read_plan
 RESULTS_FORMAT = "ofa-deploy-ondevice-results"
 
 
+def _in_context_table(plan: Any, raw_plan: dict[str, Any], records: list[dict[str, Any]], provenance: Any) -> Any:
+    """Per spec: median over its occurrences in each round (layer values scaled to the unprofiled run time),
+    then LatencyStats over rounds — the same estimate as the host's in-context build."""
+    from collections import defaultdict
+
+    import numpy as np
+
+    from ofa_deploy.profiling.lut import LatencyStats, LatencyTable
+
+    specs = {i.id: i.spec for i in plan.items}
+    layers = {s["config"]: s["layers"] for s in raw_plan.get("subnets", [])}
+    per_round: dict[tuple[str, int], list[float]] = defaultdict(list)
+    for rec in records:
+        if rec["id"] not in layers:
+            raise ConfigError(f"results name subnet {rec['id']!r}, which the plan does not list")
+        for sid, value in zip(layers[rec["id"]], rec["layers"]):
+            per_round[(sid, rec["round"])].append(value * float(rec.get("scale", 1.0)))
+    values: dict[str, list[float]] = defaultdict(list)
+    for (sid, _), vals in per_round.items():
+        values[sid].append(float(np.median(vals)))
+    missing = [sid for sid in specs if sid not in values]
+    if missing:
+        raise ConfigError(f"{len(missing)} planned layers have no in-context measurement; rerun the script to resume")
+    table = LatencyTable(provenance=provenance, stat="median")
+    for sid, spec in specs.items():
+        table[spec] = LatencyStats.from_samples(values[sid])
+    return table
+
+
 def import_results(results_path: str | os.PathLike[str], plan_dir: str | os.PathLike[str],
                    out_path: str | os.PathLike[str] | None = None, *, profile: Any = None) -> Any:
     """Read `results_path` measured for the plan in `plan_dir`; return (and optionally save) the LatencyTable.
@@ -47,7 +76,11 @@ def import_results(results_path: str | os.PathLike[str], plan_dir: str | os.Path
         notes=json.dumps({"source": "benchmarks/ondevice_profile.py", "settings": settings,
                           "system": device.get("system", "")}),
     )
-    table, _, _ = table_from_records(plan, data.get("records", []), provenance=provenance)
+    records = data.get("records", [])
+    if settings.get("method") == "in_context":
+        table = _in_context_table(plan, raw_plan, records, provenance)
+    else:
+        table, _, _ = table_from_records(plan, records, provenance=provenance)
     if out_path is not None:
         table.save(out_path)
     return table

@@ -165,12 +165,14 @@ def convert_to_ort(model_dir: Path, *, optimization_style: str = "Runtime", targ
 
 
 def write_plan(plan: Plan, out_dir: str | os.PathLike[str], *, profile: Any = None, ort_format: bool = False,
-               timer: dict[str, Any] | None = None, anchors: int = 3) -> Path:
+               timer: dict[str, Any] | None = None, anchors: int = 3, space: SearchSpace | None = None) -> Path:
     """Export every item's layer model into `out_dir`/models and write `out_dir`/plan.json (atomically).
 
     Existing model files are kept, so an interrupted `write_plan` resumes. With `ort_format`, .ort files
     (Runtime optimisation style, portable) are written next to the .onnx files and listed in the plan.
-    Returns the plan.json path.
+    With `space`, the covering subnets are exported too (``subnets`` in plan.json, with the layer ids of each
+    position) so the on-device script can time layers in context (about 20-30 MB per subnet: 9 per resolution
+    for MobileNetV3). Returns the plan.json path.
     """
     from ofa_deploy.profiling.lut import atomic_write_text
 
@@ -179,20 +181,35 @@ def write_plan(plan: Plan, out_dir: str | os.PathLike[str], *, profile: Any = No
     models.mkdir(parents=True, exist_ok=True)
     entries = []
     for item in plan.items:
-        export_layer(item, models / f"{item.id}.onnx")
+        name = f"{item.id}_b{plan.batch_size}"
+        export_layer(item, models / f"{name}.onnx")
         entry = item.to_dict()
-        entry["file"] = f"models/{item.id}.onnx"
+        entry["file"] = f"models/{name}.onnx"
         if ort_format:
-            entry["ort_file"] = f"models/{item.id}.ort"
+            entry["ort_file"] = f"models/{name}.ort"
         entries.append(entry)
     from ofa_deploy.profiling.builder import write_identity_model
 
     write_identity_model(models / "overhead.onnx")
+    subnets = []
+    if space is not None:
+        from ofa_deploy.profiling.incontext import covering_set, export_config
+
+        for cfg in covering_set(space, plan.resolutions, {i.spec for i in plan.items}):
+            path = export_config(space, cfg, models, plan.batch_size)
+            entry = {"config": cfg.to_string(), "file": f"models/{path.name}",
+                     "input_shape": [plan.batch_size, 3, cfg.resolution, cfg.resolution],
+                     "layers": [spec_id(s) for s in space.walk_layers(cfg)]}
+            if ort_format:
+                entry["ort_file"] = f"models/{path.stem}.ort"
+            subnets.append(entry)
     if ort_format:
         convert_to_ort(models)
     data = plan.to_dict()
     data["overhead_file"] = "models/overhead.ort" if ort_format else "models/overhead.onnx"
     data["items"] = entries
+    if subnets:
+        data["subnets"] = subnets
     data["anchors"] = [e.id for e in choose_anchors(plan, anchors)]
     if profile is not None:
         data["profile"] = profile.to_dict() if hasattr(profile, "to_dict") else dict(profile)

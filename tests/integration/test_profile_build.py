@@ -145,6 +145,24 @@ def test_ondevice_script_runs_without_torch_and_imports(space, profile, tmp_path
     assert LatencyTable.load(tmp_path / "device.lut.json").provenance.execution_provider == "CPUExecutionProvider"
 
 
+def test_ondevice_script_in_context_mode(space, profile, tmp_path):
+    from ofa_deploy.profiling.ondevice_import import import_results
+
+    plan = make_plan(space)
+    write_plan(plan, tmp_path / "plan", profile=profile, space=space)
+    raw = json.loads((tmp_path / "plan" / "plan.json").read_text())
+    assert raw["subnets"] and all(len(s["layers"]) > 5 for s in raw["subnets"])
+    cmd = [sys.executable, str(SCRIPT), str(tmp_path / "plan"), "--out", str(tmp_path / "ctx.json"),
+           "--rounds", "2", "--repeats", "3", "--warmup", "1"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["measured"] == 2 * len(raw["subnets"])
+    results = json.loads((tmp_path / "ctx.json").read_text())
+    assert results["settings"]["method"] == "in_context"
+    table = import_results(tmp_path / "ctx.json", tmp_path / "plan")
+    assert set(table) == {i.spec for i in plan} and all(table[i.spec].n == 2 for i in plan)
+
+
 def test_validate_lut_reports_all_metrics(space, profile, full_build, tmp_path):
     from ofa_deploy.profiling.validate import validate_lut
 
