@@ -116,8 +116,13 @@ def main() -> None:
     ap.add_argument("--population", type=int, default=100)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument("--flush-denormal", action="store_true",
+                    help="torch.set_flush_denormal(True) for both sides (OFA's released predictor weights hold float32 "
+                         "subnormals, which are slow on x86; ofa-deploy's loader zeroes them)")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.flush_denormal:
+        torch.set_flush_denormal(True)
     ofa_dir = SHARED_OFA
     ref = reference_modules()
     table, pred = reference_latency_table(ref, ofa_dir), reference_predictor(ref, ofa_dir)
@@ -143,7 +148,7 @@ def main() -> None:
     c_ref = float(np.median([x["reference"]["cpu_seconds"] for x in rows]))
     c_ours = float(np.median([x["ours"]["cpu_seconds"] for x in rows]))
     summary = {
-        "budget_ms": args.budget, "generations": args.generations, "population": args.population,
+        "flush_denormal": args.flush_denormal, "budget_ms": args.budget, "generations": args.generations, "population": args.population,
         "reference_median_s": t_ref, "ours_median_s": t_ours, "speedup": t_ref / t_ours,
         "reference_median_cpu_s": c_ref, "ours_median_cpu_s": c_ours, "speedup_cpu": c_ref / c_ours,
         "reference_best_accuracy": max(x["reference"]["accuracy"] for x in rows),

@@ -28,6 +28,7 @@ import numpy as np
 
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.search import Budget, EvolutionSettings, GeneDomain, evolution_search, feasible_range
+from ofa_deploy.search.inputs import predictor_threads
 from ofa_deploy.search.objectives import Objective, accuracy_objective, latency_objective, macs_objective
 from ofa_deploy.search.pareto import ParetoSettings, pareto_search
 from ofa_deploy.spaces.config import SubnetConfig
@@ -53,7 +54,8 @@ class DeployRequest:
         generations, population, seed: evolution settings (OFA's defaults: 500, 100).
         pareto_generations: NSGA-II generations for the front in the plot and report (0: skip).
         n_checks: how many other front subnets to export and time next to the chosen one.
-        lut_build_limit: cap on measured layers when building a LUT (tests); None: all.
+        timing_rounds, timing_repeats: override the profile's timer (LUT build and measurement).
+        search_threads: torch threads while searching (None: leave as is).
         validate_export: compare exported outputs to PyTorch.
     """
 
@@ -73,7 +75,7 @@ class DeployRequest:
     timing_rounds: int | None = None
     timing_repeats: int | None = None
     validate_export: bool = True
-    validate_lut: bool = False
+    search_threads: int | None = 1
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
@@ -145,9 +147,10 @@ def deploy(request: DeployRequest, *, supernet: Any, predictor: Any, data: Any =
         budgets.append(Budget(macs, float(request.macs_budget)))
     _say(progress, f"searching {space.name} ({domain.describe_resolutions()}): {request.generations} generations x "
                    f"{request.population}, budget {', '.join(b.describe() for b in budgets)}")
-    result = evolution_search(domain=domain, objective=acc, budgets=budgets, seed=request.seed,
-                              settings=EvolutionSettings(population_size=request.population,
-                                                         generations=request.generations))
+    with predictor_threads(request.search_threads):
+        result = evolution_search(domain=domain, objective=acc, budgets=budgets, seed=request.seed,
+                                  settings=EvolutionSettings(population_size=request.population,
+                                                             generations=request.generations))
     timings["search_s"] = time.perf_counter() - t0
     best = result.best_genes[None, :]
     cfg = result.best_config
@@ -159,9 +162,10 @@ def deploy(request: DeployRequest, *, supernet: Any, predictor: Any, data: Any =
     front = None
     if request.pareto_generations > 0:
         t0 = time.perf_counter()
-        front = pareto_search(domain=domain, objectives=[acc, lat, macs], seed=request.seed,
-                              settings=ParetoSettings(population_size=request.population,
-                                                      generations=request.pareto_generations))
+        with predictor_threads(request.search_threads):
+            front = pareto_search(domain=domain, objectives=[acc, lat, macs], seed=request.seed,
+                                  settings=ParetoSettings(population_size=request.population,
+                                                          generations=request.pareto_generations))
         timings["pareto_s"] = time.perf_counter() - t0
         _say(progress, f"Pareto front: {len(front)} subnets ({timings['pareto_s']:.1f} s)")
 

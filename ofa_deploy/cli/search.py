@@ -47,16 +47,18 @@ def parse_resolutions(text: str | None) -> list[int] | None:
 @click.option("--generations", type=int, default=None, help="Default: 500 (evolution), 100 (Pareto).")
 @click.option("--population", type=int, default=100, show_default=True)
 @click.option("--output", type=click.Path(dir_okay=False), default=None, help="Also write the JSON result here.")
+@click.option("--threads", type=int, default=1, show_default=True,
+              help="Torch threads for the accuracy predictor (small batches: 1 is fastest).")
 @format_option
 @handle_errors
 def search_cmd(supernet: str, predictor_dir: str | None, ofa_predictor: str | None, ofa_predictor_kind: str,
                luts: tuple[str, ...], ofa_luts: tuple[str, ...], latency_budget: float | None,
                macs_budget: float | None, resolutions: str | None, pareto: bool, seed: int,
-               generations: int | None, population: int, output: str | None, output_format: str) -> None:
+               generations: int | None, population: int, output: str | None, threads: int,
+               output_format: str) -> None:
     """Search subnets of SUPERNET with an accuracy predictor under latency / MACs budgets."""
-    from ofa_deploy.search import Budget, EvolutionSettings, GeneDomain, evolution_search
-    from ofa_deploy.search.inputs import load_accuracy, load_latency, load_macs
-    from ofa_deploy.search.pareto import ParetoSettings, pareto_search
+    from ofa_deploy.search import Budget, GeneDomain
+    from ofa_deploy.search.inputs import load_accuracy, load_latency, load_macs, predictor_threads
     from ofa_deploy.spaces import get_space
 
     get_space(supernet)  # unknown names fail here, with suggestions
@@ -71,6 +73,21 @@ def search_cmd(supernet: str, predictor_dir: str | None, ofa_predictor: str | No
     if macs_budget is not None:
         budgets.append(Budget(macs, macs_budget))
     domain = GeneDomain.for_space(space, resolutions=parse_resolutions(resolutions))
+    with predictor_threads(threads):
+        data, human = _run(domain, acc, lats, macs, budgets, pareto, population, generations, seed)
+    if output:
+        path = Path(output)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(data, indent=2, default=str))
+        os.replace(tmp, path)
+    emit(data, output_format, human)
+
+
+def _run(domain: Any, acc: Any, lats: list[Any], macs: Any, budgets: list[Any], pareto: bool, population: int,
+         generations: int | None, seed: int) -> tuple[dict[str, Any], Any]:
+    from ofa_deploy.search import EvolutionSettings, evolution_search
+    from ofa_deploy.search.pareto import ParetoSettings, pareto_search
+
     if pareto:
         settings = ParetoSettings(population_size=population, generations=generations or 100)
         front = pareto_search(domain=domain, objectives=[acc, *lats, macs], budgets=budgets, settings=settings,
@@ -86,12 +103,7 @@ def search_cmd(supernet: str, predictor_dir: str | None, ofa_predictor: str | No
         data["efficiency"].update({o.label: float(o.predict_genes(result.best_genes[None])[0])
                                    for o in [*lats, macs] if o.label not in data["efficiency"]})
         human = _human_best
-    if output:
-        path = Path(output)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2, default=str))
-        os.replace(tmp, path)
-    emit(data, output_format, human)
+    return data, human
 
 
 def _human_best(d: dict[str, Any]) -> str:

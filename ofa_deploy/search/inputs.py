@@ -5,8 +5,9 @@ loaders import the predictor modules when called.
 """
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ofa_deploy.errors import ConfigError
@@ -58,3 +59,23 @@ def load_macs(space: SearchSpace) -> Objective:
     from ofa_deploy.predictors.latency import MacsPredictor
 
     return macs_objective(MacsPredictor(space))
+
+
+@contextlib.contextmanager
+def predictor_threads(n: int | None = 1) -> Iterator[None]:
+    """Run torch predictors with `n` intra-op threads inside the block, then restore the previous count.
+
+    A search scores batches of ~20-100 subnets: too small for threads to help, and on a busy machine
+    idle-spinning OpenMP workers make it several times slower. None leaves torch's setting alone.
+    """
+    if n is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
