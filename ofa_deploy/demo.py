@@ -35,8 +35,7 @@ from ofa_deploy.predictors.accuracy import AccuracyPredictor
 from ofa_deploy.predictors.dataset import (
     build_accuracy_dataset, evaluate_subnet, load_accuracy_dataset, state_dict_sha256,
 )
-from ofa_deploy.predictors.encoding import default_encoder
-from ofa_deploy.predictors.training import torch_threads, train_predictor
+from ofa_deploy.predictors.training import encoder_for_data, torch_threads, train_predictor
 from ofa_deploy.spaces import SubnetConfig
 from ofa_deploy.supernets import Supernet, create_supernet
 
@@ -65,7 +64,7 @@ class DemoRecipe:
     holdout_fraction: float = 0.3
     calibration_size: int = 128
     n_subnets: int = 150
-    dataset_resolutions: tuple[int, ...] = (16, 24)
+    dataset_resolutions: tuple[int, ...] = (16, 20, 24)
     predictor_epochs: int = 600
     threads: int = 1
 
@@ -83,7 +82,8 @@ class DemoRecipe:
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 
-QUICK_RECIPE = DemoRecipe(phase_steps=(60, 15, 15, 20), n_subnets=24, resolutions=(16, 24), predictor_epochs=100)
+QUICK_RECIPE = DemoRecipe(phase_steps=(60, 15, 15, 20), n_subnets=24, resolutions=(16, 24),
+                          dataset_resolutions=(16, 24), predictor_epochs=100)
 """A much shorter recipe for tests (weak supernet, small dataset); cached separately."""
 _TRAIN_FIELDS = ("base_widths", "depths", "kernel_sizes", "expand_ratios", "resolutions", "seed", "batch_size",
                  "phase_steps", "phase_lr", "weight_decay", "distill", "holdout_fraction", "calibration_size")
@@ -301,7 +301,7 @@ def prepare_demo_assets(cache_dir: str | os.PathLike[str] | None = None, *, quic
             predictor = AccuracyPredictor.load(predictor_dir)
         else:
             acc = load_accuracy_dataset(dataset_path)
-            encoder = default_encoder(supernet.space)
+            encoder = encoder_for_data(supernet.space, acc.configs)
             predictor, _ = train_predictor(encoder, acc.configs, acc.accuracies, seed=recipe.seed,
                                            max_epochs=recipe.predictor_epochs,
                                            meta={"dataset": str(dataset_path), "supernet": DEMO_NAME,

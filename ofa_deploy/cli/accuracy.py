@@ -89,7 +89,8 @@ def build_dataset_cmd(supernet_name: str | None, weights: str, data_spec: str, n
 @click.option("--dataset", "dataset_path", required=True, type=click.Path(dir_okay=False),
               help="Accuracy dataset (JSON lines).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output predictor directory.")
-@click.option("--encoder", "encoder_name", help="Encoder name (default: the OFA nas encoder of the space).")
+@click.option("--encoder", "encoder_name", help="Encoder name (default: the OFA nas encoder of the space); its "
+              "resolution slots are the resolutions in the dataset.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--max-epochs", type=int, default=400, show_default=True)
 @click.option("--patience", type=int, default=40, show_default=True)
@@ -100,12 +101,11 @@ def train_predictor_cmd(dataset_path: str, out: str, encoder_name: str | None, s
     """Train OFA's MLP predictor (split by architecture); print held-out RMSE, Kendall tau, baseline."""
     from ofa_deploy.predictors.accuracy import space_from_dict
     from ofa_deploy.predictors.dataset import load_accuracy_dataset
-    from ofa_deploy.predictors.encoding import default_encoder, get_encoder
-    from ofa_deploy.predictors.training import train_predictor
+    from ofa_deploy.predictors.training import encoder_for_data, train_predictor
 
     data = load_accuracy_dataset(dataset_path)
     space = space_from_dict(data.header["space"])
-    encoder = get_encoder(encoder_name, space) if encoder_name else default_encoder(space)
+    encoder = encoder_for_data(space, data.configs, encoder_name)
     predictor, report = train_predictor(encoder, data.configs, data.accuracies, seed=seed, max_epochs=max_epochs,
                                         patience=patience,
                                         meta={"dataset": str(dataset_path), "supernet": data.header.get("supernet"),

@@ -22,8 +22,8 @@ from scipy import stats
 
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.predictors.accuracy import AccuracyMLP, AccuracyPredictor
-from ofa_deploy.predictors.encoding import ArchEncoder
-from ofa_deploy.spaces import SubnetConfig
+from ofa_deploy.predictors.encoding import ArchEncoder, default_encoder, get_encoder
+from ofa_deploy.spaces import SearchSpace, SubnetConfig
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,18 @@ def torch_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def encoder_for_data(space: SearchSpace, configs: Sequence[SubnetConfig], name: str | None = None) -> ArchEncoder:
+    """The encoder to train on `configs`: its resolution slots are the resolutions present in the data.
+
+    A one-hot slot never seen in training would predict arbitrary values; without the slot, a query at
+    that resolution raises a clear error instead.
+    """
+    seen = sorted({c.resolution for c in configs})
+    if name == "mbv3_tutorial":
+        return get_encoder(name, space)
+    return get_encoder(name, space, resolutions=seen) if name else default_encoder(space, resolutions=seen)
 
 
 def split_by_architecture(arch_ids: np.ndarray, *, val_fraction: float, test_fraction: float,

@@ -48,8 +48,13 @@ def test_build_train_predict(tmp_path, weights):
     trained = run("train-predictor", "--dataset", str(out), "--out", str(tmp_path / "pred"), "--max-epochs", "5")
     for key in ("test_rmse", "test_baseline_rmse", "test_kendall_tau", "n_test"):
         assert key in trained
-    pred = run("predict", "--predictor", str(tmp_path / "pred"), "--subnet", "max", "--subnet", "min")
+    pred = run("predict", "--predictor", str(tmp_path / "pred"), "--subnet", "max", "--subnet", "min",
+               "--resolution", "16")
     assert len(pred["predictions"]) == 2 and all(0 <= p["top1"] <= 1.5 for p in pred["predictions"])
+    # the predictor only encodes resolutions it was trained on: others are a clear error, not a guess
+    unseen = CliRunner().invoke(accuracy_group, ["predict", "--predictor", str(tmp_path / "pred"), "--subnet", "max",
+                                                 "--resolution", "24"])
+    assert unseen.exit_code == 1 and "cannot encode resolution 24" in unseen.stderr
 
 
 def test_predict_with_released_ofa_predictor(ofa_reference_dir):
