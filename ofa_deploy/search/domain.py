@@ -46,6 +46,8 @@ class GeneDomain:
             group_of[list(group)] = k
         if (group_of < 0).any():
             raise ConfigError(f"genes {np.flatnonzero(group_of < 0).tolist()} are in no mutation group")
+        full = all(np.array_equal(a, np.arange(a.size)) for a in self.allowed)  # no restriction: skip the gather
+        object.__setattr__(self, "_full", full)
         has_res = np.array([0 in g for g in self.groups])
         for name, value in (("_table", table), ("_counts", counts), ("_group_of", group_of), ("_has_res", has_res)):
             value.setflags(write=False)
@@ -106,7 +108,7 @@ class GeneDomain:
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """`n` random gene rows, each gene uniform over its allowed choices."""
         pick = (rng.random((n, self.n_genes)) * self._counts).astype(np.int64)
-        return self._table[np.arange(self.n_genes)[None, :], pick]
+        return pick if self._full else self._table[np.arange(self.n_genes)[None, :], pick]
 
     def contains(self, genes: np.ndarray) -> np.ndarray:
         """Boolean (N,): rows whose every gene is an allowed choice."""
