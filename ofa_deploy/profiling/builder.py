@@ -33,7 +33,7 @@ import numpy as np
 
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.profiling.executor import Executor, LocalExecutor
-from ofa_deploy.profiling.plan import Plan, WorkItem, choose_anchors, export_layer, make_plan
+from ofa_deploy.profiling.plan import Plan, choose_anchors, export_layer, make_plan
 from ofa_deploy.profiling.store import JsonlStore
 from ofa_deploy.profiling.timer import CacheFlusher, TimerSettings, measure_round
 from ofa_deploy.spaces import SearchSpace
@@ -104,6 +104,10 @@ class LayerTimingJob:
 
     def _model(self, item_id: str) -> tuple[Any, tuple[int, ...]]:
         if item_id == OVERHEAD_ID:
+            if self.backend.model_format == "module":
+                from torch import nn
+
+                return nn.Identity(), (1, 1, 1, 1)
             return write_identity_model(self.model_dir / "overhead.onnx"), (1, 1, 1, 1)
         item = self.items[item_id]
         if self.backend.model_format == "module":

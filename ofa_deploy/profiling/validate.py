@@ -86,9 +86,9 @@ def sample_configs(space: SearchSpace, n: int, resolutions: Sequence[int], seed:
     return [space.sample(rng, resolution=int(rng.choice(list(resolutions)))) for _ in range(n)]
 
 
-def export_subnets(space: SearchSpace, cfgs: Sequence[SubnetConfig], out_dir: Path, *, batch_size: int = 1,
-                   seed: int = 0) -> list[Path]:
-    """One ONNX file per subnet (random init, fixed seed); existing files are reused."""
+def export_subnets(space: SearchSpace, cfgs: Sequence[SubnetConfig], out_dir: Path, *, batch_size: int = 1
+                   ) -> list[Path]:
+    """One ONNX file per subnet (random init with a fixed seed: file names are content keys); reused if present."""
     import torch
 
     from ofa_deploy.export.onnx import torch_to_onnx
@@ -149,7 +149,7 @@ def validate_lut(
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(work_dir) if work_dir else Path(tmp)
         model_dir.mkdir(parents=True, exist_ok=True)
-        paths = export_subnets(space, cfgs, model_dir, batch_size=batch, seed=seed)
+        paths = export_subnets(space, cfgs, model_dir, batch_size=batch)
         runners = {i: backend.prepare(p, (batch, 3, c.resolution, c.resolution)) for i, (p, c) in
                    enumerate(zip(paths, cfgs))}
         bar = None

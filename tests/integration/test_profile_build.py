@@ -112,6 +112,17 @@ def test_interrupted_build_resumes_without_remeasuring(space, profile, models_di
     assert again.jobs[0].measurements == 0
 
 
+@pytest.mark.parametrize("name", ["torch-cpu", "tvm-cpu"])
+def test_isolated_build_on_other_backends(space, name, tmp_path):
+    if name == "tvm-cpu":
+        pytest.importorskip("tvm")
+    result = build_lut(space, None, HardwareProfile.load(name), tmp_path / "t.json", progress=False, limit=2,
+                       model_dir=tmp_path, timer=TimerSettings(warmup=1, repeats=2, rounds=1))
+    table = LatencyTable.load(result.path)
+    assert len(table) == 2 and table.provenance.backend == name.split("-")[0]
+    assert json.loads(table.provenance.notes)["method"] == "isolated"
+
+
 def test_resume_with_other_settings_is_refused(space, profile, models_dir, full_build):
     from ofa_deploy.errors import ConfigError
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
-from ofa_deploy.errors import BackendUnavailableError, ConfigError
+from ofa_deploy.errors import ConfigError
 from ofa_deploy.profiling.plan import distinct_specs, make_plan, spec_id
 from ofa_deploy.profiling.store import JsonlStore
 from ofa_deploy.profiling.timer import TimerSettings, round_statistic, time_interleaved, time_runs

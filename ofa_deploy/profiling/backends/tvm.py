@@ -86,11 +86,10 @@ class TvmBackend(Backend):
             log.warning("TVM already imported with TVM_NUM_THREADS=%s; cannot switch to %d threads in-process",
                         os.environ.get("TVM_NUM_THREADS"), threads)
         try:
-            import tvm  # noqa: F401
-            from tvm import relax  # noqa: F401
+            import tvm
+            import tvm.relax  # noqa: F401  (the frontend/VM this backend needs)
         except Exception as exc:
             raise BackendUnavailableError(f"TVM is not importable here ({exc}); pip install 'apache-tvm==0.27.*'") from exc
-        import tvm
 
         self.threads = threads
         self.device_name = device
