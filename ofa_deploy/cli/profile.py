@@ -49,6 +49,8 @@ def profile_group() -> None:
 @click.option("--method", type=click.Choice(["auto", "in_context", "isolated"]), default="auto", show_default=True,
               help="in_context: ORT profiler inside covering subnets (auto for ONNX Runtime); isolated: one model "
                    "per layer.")
+@click.option("--context-subnets", type=int, default=0, show_default=True,
+              help="in_context: extra random subnets per resolution profiled besides the covering ones.")
 @click.option("--limit", type=int, default=None,
               help="Quick checks: only the first N layers (isolated) or covering subnets (in_context).")
 @click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
@@ -56,7 +58,7 @@ def profile_group() -> None:
 @format_option
 @handle_errors
 def build_cmd(profile_name: str, supernet: str, resolutions: str | None, out: str | None, resume: bool,
-              method: str, limit: int | None, no_progress: bool, rounds: int | None, repeats: int | None,
+              method: str, context_subnets: int, limit: int | None, no_progress: bool, rounds: int | None, repeats: int | None,
               warmup: int | None, clock: str | None, output_format: str) -> None:
     """Time every distinct layer of SUPERNET at RESOLUTIONS on PROFILE and write the LUT."""
     from ofa_deploy.profiling.builder import build_lut
@@ -69,6 +71,7 @@ def build_cmd(profile_name: str, supernet: str, resolutions: str | None, out: st
     path = Path(out) if out else table_path(profile.name, space.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     result = build_lut(space, _resolutions(resolutions), profile, path, resume=resume, limit=limit, method=method,
+                       context_subnets=context_subnets,
                        progress=not no_progress, timer=_timer(profile, rounds, repeats, warmup, clock))
     emit(result.summary(), output_format,
          lambda d: f"wrote {d['path']}: {d['entries']} layers ({d['measured']} items measured, {d['reused']} "

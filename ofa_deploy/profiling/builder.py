@@ -41,6 +41,8 @@ from ofa_deploy.spaces import SearchSpace
 log = logging.getLogger(__name__)
 
 OVERHEAD_ID = "__overhead__"
+#: seed of the extra random in-context subnets (fixed, and distinct from validation's default seed 0)
+CONTEXT_SEED = 20_241_122
 
 
 @dataclass(frozen=True)
@@ -301,6 +303,7 @@ def build_lut(
     model_dir: str | os.PathLike[str] | None = None,
     backend: Any = None,
     method: str = "auto",
+    context_subnets: int = 0,
 ) -> BuildResult:
     """Measure every distinct layer of `space` at `resolutions` on `profile`'s backend; write the LUT.
 
@@ -320,6 +323,8 @@ def build_lut(
         method: "in_context" (ORT profiler inside covering subnets), "isolated" (one model per layer) or
             "auto" (in_context for ONNX Runtime, else isolated). With in_context, `limit` caps the number of
             covering subnets instead of layers.
+        context_subnets: in_context only: this many extra random subnets per resolution (seeded, fixed) are
+            profiled besides the covering ones, so each layer is also seen in mixed contexts.
     """
     from ofa_deploy.profiling.backends import create_backend
 
@@ -346,6 +351,11 @@ def build_lut(
         plan = make_plan(space, resolutions, batch_size=plan.batch_size)
         cfgs = covering_set(space, plan.resolutions, {i.spec for i in plan.items})
         cfg_ids = [c.to_string() for c in cfgs][:limit]
+        if context_subnets:
+            rng = np.random.default_rng(CONTEXT_SEED)
+            extra = [space.sample(rng, resolution=r).to_string() for r in plan.resolutions
+                     for _ in range(context_subnets)]
+            cfg_ids += [c for c in dict.fromkeys(extra) if c not in cfg_ids]
         header["configs"] = len(cfg_ids)
         all_tasks = schedule_configs(cfg_ids, settings)
         job = InContextJob(space, backend, settings, models, batch_size=plan.batch_size)

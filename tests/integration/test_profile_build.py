@@ -203,6 +203,9 @@ def test_in_context_build_covers_the_space_and_resumes(space, profile, full_buil
     table = LatencyTable.load(out)
     assert set(table) == {i.spec for i in plan}
     assert json.loads(table.provenance.notes)["method"] == "in_context"
+    extra = build_lut(space, None, profile, tmp_path / "ctx2.lut.json", timer=FAST, progress=False,
+                      model_dir=tmp_path / "models", context_subnets=2)
+    assert extra.measured == FAST.rounds * (n_cfgs + 2) and set(extra.table) == set(table)
     # in context, each layer costs about what it costs alone or more (colder caches), never ~0
     ratio = sorted(table[s].median / full_build.table[s].median for s in table)
     assert ratio[len(ratio) // 2] > 0.5
