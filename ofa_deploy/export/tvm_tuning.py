@@ -37,6 +37,14 @@ def database_has_records(db_dir: Path) -> bool:
     return rec.is_file() and rec.stat().st_size > 0
 
 
+def _n_records(db_dir: Path) -> int:
+    rec = db_dir / "database_tuning_record.json"
+    if not rec.is_file():
+        return 0
+    with rec.open() as fh:
+        return sum(1 for line in fh if line.strip())
+
+
 def _task_cost(task: Any) -> float:
     from tvm.s_tir.analysis import estimate_tir_flops
 
@@ -62,10 +70,12 @@ def tune(
     ranked = sorted(tasks, key=_task_cost, reverse=True)
     chosen = ranked[:max_tasks] if max_tasks else ranked
     database = ms.database.JSONDatabase(work_dir=str(db_dir))
-    info: dict[str, Any] = {"n_tasks": len(tasks), "tuned_tasks": [t.task_name for t in chosen],
-                            "trials_per_task": trials_per_task, "cost_model": cost_model_name()}
+    info: dict[str, Any] = {"n_tasks": len(tasks), "tuned_tasks": [], "trials_per_task": trials_per_task,
+                            "cost_model": cost_model_name(), "records_before": _n_records(db_dir)}
     if trials_per_task <= 0 or not chosen:
+        log.info("MetaSchedule: no tuning requested; applying the %d records in %s", info["records_before"], db_dir)
         return database, info
+    info["tuned_tasks"] = [t.task_name for t in chosen]
     contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
         extracted_tasks=chosen, work_dir=str(db_dir),
         strategy=ms.search_strategy.EvolutionarySearch(population_size=32, init_min_unmeasured=8,

@@ -56,10 +56,9 @@ def test_tvm_build_reloads_and_matches_torch(built):
     assert data["versions"]["apache-tvm"]
 
 
+@pytest.mark.parametrize("built", ["ofa_mbv3_w10"], indirect=True)  # reuses that build; one check is enough
 def test_library_loads_in_a_fresh_process(built):
     model, _, report = built
-    if report.subnet["space"] != "ofa_mbv3_w10":
-        pytest.skip("one fresh-process check is enough")
     code = ("import numpy as np, sys; from ofa_deploy.export.tvm import tvm_runner; "
             "y = tvm_runner(sys.argv[1])(np.ones((2, 3, 128, 128), np.float32))[0]; print(y.shape, float(y.sum()))")
     out = subprocess.run([sys.executable, "-c", code, str(report.path("model"))], capture_output=True, text=True,

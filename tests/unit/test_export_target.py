@@ -47,3 +47,15 @@ def test_malformed_targets(bad):
 def test_unknown_opset_names_the_range(opset):
     with pytest.raises(ExportError, match=f"{MIN_OPSET}..{MAX_OPSET}"):
         check_opset(opset)
+
+
+def test_missing_tvm_is_backend_unavailable_with_install_hint(monkeypatch, tmp_path):
+    import sys
+
+    from ofa_deploy.errors import BackendUnavailableError
+    from ofa_deploy.export.tvm import export_tvm
+
+    monkeypatch.setitem(sys.modules, "tvm", None)  # what `import tvm` sees when it is not installed
+    with pytest.raises(BackendUnavailableError, match="pip install 'apache-tvm"):
+        export_tvm(tmp_path / "m.onnx", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
