@@ -10,7 +10,8 @@ Two methods (as on the host). ``--method in_context`` (the default when the plan
 it was written with ``profile plan --in-context``) runs whole covering subnets with the ORT profiler, charges
 every kernel (and the gap before it) to its layer through the ``/layers.<i>/`` node names, keeps per layer the
 minimum over the runs of a round, and scales a subnet's layer values to its run time measured without the
-profiler. ``--method isolated`` times the per-layer models: per round, every layer (in a seeded random order) gets `--warmup` untimed
+profiler. ``--method isolated`` times the per-layer models: per round, every layer (in a seeded random order)
+gets `--warmup` untimed
 runs and `--repeats` timed runs, the round keeps the minimum; an Identity model measures the fixed per-call
 overhead each round; anchor layers are re-timed every `--anchor-every` layers to record drift. Results are
 written atomically after every layer, and a rerun with the same settings resumes where it stopped.

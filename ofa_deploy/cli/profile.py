@@ -27,8 +27,10 @@ def _timer(profile: Any, rounds: int | None, repeats: int | None, warmup: int | 
 def _timer_options(func: Any) -> Any:
     func = click.option("--clock", type=click.Choice(["auto", "wall", "thread"]), default=None,
                         help="Timing clock (auto: thread CPU time for 1-thread CPU backends).")(func)
-    func = click.option("--warmup", type=int, default=None, help="Untimed runs per entry and round (default: profile).")(func)
-    func = click.option("--repeats", type=int, default=None, help="Timed runs per entry and round (default: profile).")(func)
+    func = click.option("--warmup", type=int, default=None,
+                        help="Untimed runs per entry and round (default: profile).")(func)
+    func = click.option("--repeats", type=int, default=None,
+                        help="Timed runs per entry and round (default: profile).")(func)
     func = click.option("--rounds", type=int, default=None, help="Interleaved rounds (default: profile).")(func)
     return func
 
@@ -47,8 +49,8 @@ def profile_group() -> None:
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Continue from <out>.measurements.jsonl instead of starting over.")
 @click.option("--method", type=click.Choice(["auto", "in_context", "isolated"]), default="auto", show_default=True,
-              help="in_context: ORT profiler inside covering subnets (auto for ONNX Runtime); isolated: one model "
-                   "per layer.")
+              help="in_context: ORT profiler inside covering subnets (auto: ONNX Runtime on MobileNet spaces); "
+                   "isolated: one model per layer.")
 @click.option("--context-subnets", type=int, default=0, show_default=True,
               help="in_context: extra random subnets per resolution profiled besides the covering ones.")
 @click.option("--limit", type=int, default=None,
@@ -58,8 +60,8 @@ def profile_group() -> None:
 @format_option
 @handle_errors
 def build_cmd(profile_name: str, supernet: str, resolutions: str | None, out: str | None, resume: bool,
-              method: str, context_subnets: int, limit: int | None, no_progress: bool, rounds: int | None, repeats: int | None,
-              warmup: int | None, clock: str | None, output_format: str) -> None:
+              method: str, context_subnets: int, limit: int | None, no_progress: bool, rounds: int | None,
+              repeats: int | None, warmup: int | None, clock: str | None, output_format: str) -> None:
     """Time every distinct layer of SUPERNET at RESOLUTIONS on PROFILE and write the LUT."""
     from ofa_deploy.profiling.builder import build_lut
     from ofa_deploy.profiling.hardware import HardwareProfile

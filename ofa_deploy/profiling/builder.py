@@ -1,13 +1,13 @@
 """Build a latency lookup table: time every distinct layer of a space once per hardware profile.
 
 Two methods:
-- ``"in_context"`` (default for ONNX Runtime): layers are timed inside whole covering subnets with the ORT
+- ``"in_context"`` (default for ONNX Runtime on MobileNet-style spaces): layers are timed inside whole covering subnets with the ORT
   profiler (`ofa_deploy.profiling.incontext`); sums of these entries match whole-network latency.
 - ``"isolated"`` (any backend, and the on-device script): one model per layer, as described below.
 
 In both, work items are independent and idempotent, results go to a resumable JSON-lines store, and rounds are
-interleaved in a fresh seeded order. Isolated work items are (layer, round) pairs. Round r visits all layers in a seeded random order, so every layer gets
-one sample from each phase of a drifting machine; the per-round value is the minimum of `repeats` runs after
+interleaved in a fresh seeded order. Isolated work items are (layer, round) pairs. Round r visits all layers in a
+seeded random order, so every layer gets one sample from each phase of a drifting machine; the per-round value is the minimum of `repeats` runs after
 `warmup` runs (`TimerSettings`). Every finished item is appended to a JSON-lines store next to the output
 (``<out>.measurements.jsonl``), so an interrupted build resumes without re-measuring anything. A constant
 per-run overhead (an Identity model with the same input binding) is timed every round too and subtracted:
@@ -257,7 +257,8 @@ def make_provenance(profile: Any, backend: Any, space_name: str, settings: Timer
 
     desc = backend.describe() if backend is not None else {}
     return Provenance(
-        device=platform.node() or "host", cpu_model=cpu_model(), backend=str(desc.get("backend", getattr(profile, "backend", ""))),
+        device=platform.node() or "host", cpu_model=cpu_model(),
+        backend=str(desc.get("backend", getattr(profile, "backend", ""))),
         backend_version=str(desc.get("version", "")),
         execution_provider=str(desc.get("provider", getattr(profile, "execution_provider", "") or "")),
         threads=getattr(profile, "intra_op_threads", desc.get("threads")),
@@ -272,12 +273,15 @@ def make_provenance(profile: Any, backend: Any, space_name: str, settings: Timer
 METHODS = ("auto", "in_context", "isolated")
 
 
-def resolve_method(method: str, backend: Any) -> str:
-    """'auto' → 'in_context' for ONNX Runtime backends (profiler available), else 'isolated'."""
+def resolve_method(method: str, backend: Any, family: str = "mbv3") -> str:
+    """'auto' → 'in_context' for ONNX Runtime backends (profiler available) on MobileNet-style spaces, else
+    'isolated'. ResNet covering sets are 54 whole ResNets per resolution (~50-100 MB of ONNX each), so ResNet
+    spaces default to isolated timing; pass method='in_context' explicitly to use it anyway."""
     if method not in METHODS:
         raise ConfigError(f"unknown LUT build method {method!r}; expected one of {METHODS}")
     if method == "auto":
-        return "in_context" if getattr(backend, "name", "") == "onnxruntime" else "isolated"
+        ort = getattr(backend, "name", "") == "onnxruntime"
+        return "in_context" if ort and family in ("mbv3", "proxyless") else "isolated"
     return method
 
 
@@ -333,7 +337,7 @@ def build_lut(
     settings = timer or TimerSettings.from_profile(profile)
     plan = make_plan(space, resolutions, batch_size=int(getattr(profile, "batch_size", 1)), limit=limit)
     backend = backend or create_backend(profile)
-    method = resolve_method(method, backend)
+    method = resolve_method(method, backend, space.family)
     models = Path(model_dir) if model_dir else model_cache_dir()
     models.mkdir(parents=True, exist_ok=True)
     header: dict[str, Any] = {

@@ -39,7 +39,8 @@ def test_build_and_validate_subprocess(tmp_path):
     lut = tmp_path / "t.json"
     base = [sys.executable, "-m", "ofa_deploy", "profile"]
     build = subprocess.run(base + ["build", "--profile", "ort-cpu-1t", "--supernet", "ofa_mbv3_w10", "--resolutions",
-                                   "160", "--limit", "4", "--method", "isolated", "--out", str(lut), "--no-progress", "--format", "json",
+                                   "160", "--limit", "4", "--method", "isolated", "--out", str(lut), "--no-progress",
+                                   "--format", "json",
                                    *TIMER], capture_output=True, text=True, timeout=300, cwd=REPO)
     assert build.returncode == 0, build.stderr
     data = json.loads(build.stdout)
