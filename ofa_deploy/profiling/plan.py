@@ -162,6 +162,8 @@ def convert_to_ort(model_dir: Path, *, optimization_style: str = "Runtime", targ
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise ExportError(f"ORT format conversion failed ({' '.join(cmd)}):\n{proc.stderr[-2000:]}")
+    for path in model_dir.glob("*.with_runtime_opt.ort"):  # the tool tags Runtime-style outputs; plan names are <stem>.ort
+        os.replace(path, path.with_name(path.name.replace(".with_runtime_opt.ort", ".ort")))
 
 
 def write_plan(plan: Plan, out_dir: str | os.PathLike[str], *, profile: Any = None, ort_format: bool = False,

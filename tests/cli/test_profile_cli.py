@@ -24,12 +24,13 @@ def test_plan_then_import(tmp_path):
     runner = CliRunner()
     plan = _json(runner.invoke(cli, ["profile", "plan", "--supernet", "ofa_mbv3_w10", "--resolutions", "160",
                                      "--limit", "3", "--profile", "ort-cpu-1t", "--out", str(tmp_path / "p"),
-                                     "--format", "json"]))
+                                     "--ort", "--format", "json"]))
     assert plan["layers"] == 3 and Path(plan["plan"]).is_file()
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "ondevice_profile.py"), str(tmp_path / "p"),
                            "--out", str(tmp_path / "r.json"), "--rounds", "1", "--repeats", "2", "--warmup", "0"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["settings"]["model_format"] == "ort_file"  # ran the .ort files
     out = _json(runner.invoke(cli, ["profile", "import", str(tmp_path / "r.json"), "--plan", str(tmp_path / "p"),
                                     "--out", str(tmp_path / "dev.json"), "--format", "json"]))
     assert out["entries"] == 3 and len(LatencyTable.load(tmp_path / "dev.json")) == 3
