@@ -148,7 +148,8 @@ def main() -> None:
     c_ref = float(np.median([x["reference"]["cpu_seconds"] for x in rows]))
     c_ours = float(np.median([x["ours"]["cpu_seconds"] for x in rows]))
     summary = {
-        "flush_denormal": args.flush_denormal, "budget_ms": args.budget, "generations": args.generations, "population": args.population,
+        "flush_denormal": args.flush_denormal, "budget_ms": args.budget, "generations": args.generations,
+        "population": args.population,
         "reference_median_s": t_ref, "ours_median_s": t_ours, "speedup": t_ref / t_ours,
         "reference_median_cpu_s": c_ref, "ours_median_cpu_s": c_ours, "speedup_cpu": c_ref / c_ours,
         "reference_best_accuracy": max(x["reference"]["accuracy"] for x in rows),
@@ -156,7 +157,8 @@ def main() -> None:
         "ofa_published": {"accuracy": 81.71, "latency_ms": 24.73},
         "runs": rows,
     }
-    print(f"\nmedian wall time: reference {t_ref:.2f} s, ours {t_ours:.3f} s -> {t_ref / t_ours:.1f}x faster (goal >= 20x)")
+    print(f"\nmedian wall time: reference {t_ref:.2f} s, ours {t_ours:.3f} s -> {t_ref / t_ours:.1f}x faster "
+          "(goal >= 20x)")
     print(f"median CPU time:  reference {c_ref:.2f} s, ours {c_ours:.3f} s -> {c_ref / c_ours:.1f}x less CPU "
           "(both single-threaded; less sensitive to other load on a shared machine)")
     print(f"best predicted accuracy: reference {summary['reference_best_accuracy']:.2f}%, "

@@ -157,7 +157,8 @@ def deploy(request: DeployRequest, *, supernet: Any, predictor: Any, data: Any =
     predicted = {"accuracy": result.score, "latency_ms": float(lat.predict_genes(best)[0]),
                  "macs_m": float(macs.predict_genes(best)[0])}
     _say(progress, f"best: {cfg.to_string()}  predicted {predicted['accuracy']:.2f}% @ "
-                   f"{predicted['latency_ms']:.4g} ms, {predicted['macs_m']:.4g}M MACs ({result.timings['total_s']:.2f} s)")
+                   f"{predicted['latency_ms']:.4g} ms, {predicted['macs_m']:.4g}M MACs "
+                   f"({result.timings['total_s']:.2f} s)")
 
     front = None
     if request.pareto_generations > 0:
@@ -230,7 +231,8 @@ def _check_same_space(a: Any, b: Any) -> None:
     predictor header stores the genes, not the channel widths)."""
     if a.genes() != b.genes() or type(a) is not type(b):
         raise ConfigError(f"the accuracy predictor's space ({a.name}, {len(a.genes())} genes) does not match the "
-                          f"supernet's ({b.name}, {len(b.genes())} genes); train or load the predictor for this supernet")
+                          f"supernet's ({b.name}, {len(b.genes())} genes); train or load the predictor for this "
+                          "supernet")
 
 
 def _latency_table(request: DeployRequest, space: Any, resolutions: Sequence[int], profile: Any, out: Path,

@@ -34,7 +34,8 @@ def _human(d: dict[str, Any]) -> str:
         lines.append(f"  top-1    predicted {p['accuracy']:.2f}%")
     pvm = d["predicted_vs_measured"]
     if pvm.get("n"):
-        lines.append(f"  LUT check on {pvm['n']} exported subnets: median measured/predicted {pvm['median_ratio']:.2f}, "
+        lines.append(f"  LUT check on {pvm['n']} exported subnets: median measured/predicted "
+                     f"{pvm['median_ratio']:.2f}, "
                      f"{pvm['within_25pct']:.0%} within ±25%")
     lines.append(f"  run dir  {d['out_dir']} (report.json, summary.md, pareto.png, model/)")
     return "\n".join(lines)

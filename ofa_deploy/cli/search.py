@@ -64,7 +64,8 @@ def search_cmd(supernet: str, predictor_dir: str | None, ofa_predictor: str | No
     get_space(supernet)  # unknown names fail here, with suggestions
     space, acc = load_accuracy(predictor_dir=predictor_dir, ofa_predictor=ofa_predictor, ofa_kind=ofa_predictor_kind)
     if space.name != supernet:
-        raise ConfigError(f"the accuracy predictor is for {space.name!r}, not {supernet!r}; pass --supernet {space.name}")
+        raise ConfigError(f"the accuracy predictor is for {space.name!r}, not {supernet!r}; "
+                          f"pass --supernet {space.name}")
     lats = load_latency(space, luts=luts, ofa_luts=ofa_luts)
     if latency_budget is not None and not lats:
         raise ConfigError("--latency-budget needs a latency table: pass --lut FILE or --ofa-lut DIR")
@@ -97,7 +98,8 @@ def _run(domain: Any, acc: Any, lats: list[Any], macs: Any, budgets: list[Any], 
     else:
         if not budgets:
             raise ConfigError("give a budget (--latency-budget and a LUT, or --macs-budget), or use --pareto")
-        settings_e = EvolutionSettings(population_size=population, generations=500 if generations is None else generations)
+        settings_e = EvolutionSettings(population_size=population,
+                                       generations=500 if generations is None else generations)
         result = evolution_search(domain=domain, objective=acc, budgets=budgets, settings=settings_e, seed=seed)
         data = {"mode": "evolution", **result.to_dict()}
         data["efficiency"].update({o.label: float(o.predict_genes(result.best_genes[None])[0])

@@ -287,7 +287,8 @@ class EvolutionSearch:
             parents, parent_score = pop[order], score[order]
             if parent_score[0] < best_cost:
                 best_cost, best_genes = float(parent_score[0]), parents[0].copy()
-            history.append({"generation": gen, "best": sign * best_cost, "parents_mean": sign * float(parent_score.mean())})
+            history.append({"generation": gen, "best": sign * best_cost,
+                            "parents_mean": sign * float(parent_score.mean())})
             if progress is not None:
                 progress(gen, sign * best_cost)
 
@@ -319,7 +320,8 @@ class EvolutionSearch:
             score=sign * best_cost,
             score_name=self.objective.name,
             efficiency={k: float(v[0]) for k, v in eff.items()},
-            budgets=[{"objective": b.objective.label, "limit": b.limit, "unit": b.objective.unit} for b in self.budgets],
+            budgets=[{"objective": b.objective.label, "limit": b.limit, "unit": b.objective.unit}
+                     for b in self.budgets],
             feasible={k: r.to_dict() for k, r in ranges.items()},
             history=history,
             timings={"total_s": elapsed, "feasibility_s": t_check},

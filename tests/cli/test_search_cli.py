@@ -1,4 +1,4 @@
-"""`ofa-deploy search` through CliRunner (and once as a real subprocess) on OFA's Note10 tables and tutorial predictor."""
+"""`ofa-deploy search` via CliRunner (once as a real subprocess) on OFA's Note10 tables and tutorial predictor."""
 from __future__ import annotations
 
 import json
