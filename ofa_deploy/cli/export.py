@@ -73,12 +73,16 @@ def build_model(*, supernet: str | None, subnet: str | None, weights: str | None
                                 "run_config": str(Path(run_config).absolute()) if run_config else None,
                                 "network": model.meta.get("net_config"), "resolution": res}
     else:
-        from ofa_deploy.cli.core import parse_subnet_arg
         from ofa_deploy.supernets import create_supernet
+
+        try:
+            from ofa_deploy.cli.common import parse_subnet
+        except ImportError:  # before the shared helper moved to cli.common
+            from ofa_deploy.cli.core import parse_subnet_arg as parse_subnet
 
         assert supernet is not None and subnet is not None
         sup = create_supernet(supernet)
-        cfg = parse_subnet_arg(sup.space, subnet, resolution)
+        cfg = parse_subnet(sup.space, subnet, resolution)
         if weights:
             from ofa_deploy.compat.checkpoint import load_supernet_weights
 
