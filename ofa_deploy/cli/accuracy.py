@@ -131,7 +131,7 @@ def train_predictor_cmd(dataset_path: str, out: str, encoder_name: str | None, s
 def predict_cmd(predictor_dir: str | None, ofa_predictor: str | None, kind: str, subnets: tuple[str, ...],
                 resolution: int | None, output_format: str) -> None:
     """Predicted top-1 of subnets."""
-    from ofa_deploy.cli.predict import parse_subnet
+    from ofa_deploy.cli.common import parse_subnet
     from ofa_deploy.predictors.accuracy import AccuracyPredictor, load_ofa_predictor
 
     if (predictor_dir is None) == (ofa_predictor is None):

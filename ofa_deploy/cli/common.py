@@ -4,12 +4,14 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
-from ofa_deploy.errors import OfaDeployError, ValidationFailedError
+from ofa_deploy.errors import ConfigError, OfaDeployError, ValidationFailedError
+from ofa_deploy.spaces import SearchSpace, SubnetConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,3 +47,42 @@ def emit(data: Any, output_format: str, human: Callable[[Any], str] | None = Non
         click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
     else:
         click.echo(human(data) if human else json.dumps(data, indent=2, default=str))
+
+
+def parse_subnet(space: SearchSpace, text: str, resolution: int | None = None) -> SubnetConfig:
+    """A subnet from ``max`` | ``min`` | a compact string | JSON (ours or an OFA arch dict) | a .json path."""
+    text = text.strip()
+    if resolution is not None:
+        space.check_resolution(resolution)
+    if text in ("max", "min"):
+        return space.max_config(resolution) if text == "max" else space.min_config(resolution)
+    if text.startswith("{"):
+        cfg = _config_from_json(space, text, "--subnet JSON", resolution)
+    elif text.endswith(".json") or Path(text).is_file():
+        path = Path(text)
+        if not path.is_file():
+            raise ConfigError(f"--subnet file {text!r} does not exist; expected 'max', 'min', a compact string "
+                              "like 'r224-d2,3,4,...', JSON, or a path to a .json file")
+        cfg = _config_from_json(space, path.read_text(), f"--subnet file {text!r}", resolution)
+    else:
+        try:
+            cfg = SubnetConfig.from_string(text)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc}; --subnet also accepts 'max', 'min', JSON or a .json path") from exc
+    if resolution is not None:
+        cfg = cfg.replace(resolution=resolution)
+    return space.validate(cfg)
+
+
+def _config_from_json(space: SearchSpace, text: str, where: str, resolution: int | None) -> SubnetConfig:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{where} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a JSON object, got {type(data).__name__}")
+    if "resolution" in data or "depths" in data:
+        return SubnetConfig.from_dict(data)
+    if resolution is None and data.get("image_size") is None and data.get("r") is None:
+        raise ConfigError(f"{where} is an OFA arch dict without 'image_size'; add it or pass --resolution")
+    return space.from_ofa(data, resolution)

@@ -4,7 +4,6 @@ Torch is imported only where a model is built (``macs --check`` and ``--net-conf
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import platform
@@ -15,8 +14,7 @@ from typing import Any
 
 import click
 
-from ofa_deploy.cli.common import EXIT_DOMAIN_ERROR, emit, format_option, handle_errors
-from ofa_deploy.errors import ConfigError
+from ofa_deploy.cli.common import EXIT_DOMAIN_ERROR, emit, format_option, handle_errors, parse_subnet
 from ofa_deploy.spaces import LayerSpec, SearchSpace, SubnetConfig, get_space, list_spaces, space_description
 
 logger = logging.getLogger(__name__)
@@ -102,45 +100,6 @@ def sample_cmd(supernet: str, n: int, seed: int | None, resolution: int | None, 
 # ---------------------------------------------------------------------------------------------
 # macs
 # ---------------------------------------------------------------------------------------------
-def parse_subnet_arg(space: SearchSpace, text: str, resolution: int | None = None) -> SubnetConfig:
-    """A subnet from ``max`` | ``min`` | a compact string | JSON (ours or an OFA arch dict) | a .json path."""
-    text = text.strip()
-    if resolution is not None:
-        space.check_resolution(resolution)
-    if text in ("max", "min"):
-        return space.max_config(resolution) if text == "max" else space.min_config(resolution)
-    if text.startswith("{"):
-        cfg = _config_from_json(space, text, "--subnet JSON", resolution)
-    elif text.endswith(".json") or Path(text).is_file():
-        path = Path(text)
-        if not path.is_file():
-            raise ConfigError(f"--subnet file {text!r} does not exist; expected 'max', 'min', a compact string "
-                              "like 'r224-d2,3,4,...', JSON, or a path to a .json file")
-        cfg = _config_from_json(space, path.read_text(), f"--subnet file {text!r}", resolution)
-    else:
-        try:
-            cfg = SubnetConfig.from_string(text)
-        except ConfigError as exc:
-            raise ConfigError(f"{exc}; --subnet also accepts 'max', 'min', JSON or a .json path") from exc
-    if resolution is not None:
-        cfg = cfg.replace(resolution=resolution)
-    return space.validate(cfg)
-
-
-def _config_from_json(space: SearchSpace, text: str, where: str, resolution: int | None) -> SubnetConfig:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{where} is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where} must be a JSON object, got {type(data).__name__}")
-    if "resolution" in data or "depths" in data:
-        return SubnetConfig.from_dict(data)
-    if resolution is None and data.get("image_size") is None and data.get("r") is None:
-        raise ConfigError(f"{where} is an OFA arch dict without 'image_size'; add it or pass --resolution")
-    return space.from_ofa(data, resolution)
-
-
 def _layer_rows(specs: list[LayerSpec]) -> list[dict[str, Any]]:
     from ofa_deploy.predictors.macs import layer_macs, layer_params
 
@@ -190,7 +149,7 @@ def macs_cmd(supernet: str | None, subnet: str | None, net_config: str | None, r
     else:
         assert supernet is not None and subnet is not None
         space = _space(supernet)
-        cfg = parse_subnet_arg(space, subnet, resolution)
+        cfg = parse_subnet(space, subnet, resolution)
         specs = space.walk_layers(cfg)
         data = {"supernet": supernet, "subnet": cfg.to_string(), "resolution": cfg.resolution}
     data.update(_cost_dict(specs))

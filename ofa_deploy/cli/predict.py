@@ -1,14 +1,11 @@
 """`ofa-deploy predict`: efficiency of one subnet from a latency table (LUT) or from the MAC count."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import click
 
-from ofa_deploy.cli.common import emit, format_option, handle_errors
-from ofa_deploy.errors import ConfigError
+from ofa_deploy.cli.common import emit, format_option, handle_errors, parse_subnet
 
 _SUBNET_HELP = ("Subnet: compact string (r224-d4,...-k...-e...), JSON (ours or OFA's {ks,e,d}), a .json file, "
                 "or 'max' / 'min'.")
@@ -18,35 +15,6 @@ def _space(name: str) -> Any:
     from ofa_deploy.spaces import get_space
 
     return get_space(name)
-
-
-def parse_subnet(space: Any, text: str, resolution: int | None) -> Any:
-    """A validated `SubnetConfig` of `space` from the --subnet text (and optional --resolution)."""
-    from ofa_deploy.spaces import SubnetConfig
-
-    if text in ("max", "min"):
-        cfg = space.max_config(resolution) if text == "max" else space.min_config(resolution)
-        return space.validate(cfg)
-    raw = text
-    if not text.lstrip().startswith("{") and Path(text).suffix == ".json":
-        path = Path(text)
-        if not path.is_file():
-            raise ConfigError(f"--subnet file not found: {path}")
-        raw = path.read_text()
-    if raw.lstrip().startswith("{"):
-        try:
-            data = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"--subnet is not valid JSON ({exc})") from None
-        if "ks" in data or "d" in data:
-            cfg = space.from_ofa(data, resolution or data.get("image_size") or data.get("r") or max(space.resolutions))
-        else:
-            cfg = SubnetConfig.from_dict(data)
-    else:
-        cfg = SubnetConfig.from_string(text)
-    if resolution is not None:
-        cfg = cfg.replace(resolution=resolution)
-    return space.validate(cfg)
 
 
 def _load_table(space: Any, lut: str | None, ofa_lut: str | None, profile: str | None, stat: str | None) -> Any:

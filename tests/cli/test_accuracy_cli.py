@@ -71,7 +71,7 @@ def test_usage_and_domain_errors(tmp_path, ofa_reference_dir):
     assert both.exit_code == 2
     bad = CliRunner().invoke(accuracy_group, ["predict", "--ofa-predictor", str(ofa_reference_dir /
                              "acc_predictor_resnet50.pth"), "--subnet", "max", "--resolution", "200"])
-    assert bad.exit_code == 1 and "resolution = 200" in bad.stderr
+    assert bad.exit_code == 1 and "resolution 200 is outside the space" in bad.stderr
     missing = CliRunner().invoke(accuracy_group, ["train-predictor", "--dataset", str(tmp_path / "x.jsonl"),
                                                   "--out", str(tmp_path / "p")])
     assert missing.exit_code == 1 and "build-dataset" in missing.stderr
