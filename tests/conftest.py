@@ -24,3 +24,18 @@ def ofa_ref():
     from tests.ofa_reference import import_ofa
 
     return import_ofa()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """One intra-op torch thread for the whole suite, restored afterwards.
+
+    On this 2-core machine multi-threaded torch spin-waits whenever anything else runs; helpers measured
+    forwards 5-20x slower with 2 threads under load. Timing tests set their own threads via profiles.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -75,10 +75,7 @@ def build_model(*, supernet: str | None, subnet: str | None, weights: str | None
     else:
         from ofa_deploy.supernets import create_supernet
 
-        try:
-            from ofa_deploy.cli.common import parse_subnet
-        except ImportError:  # before the shared helper moved to cli.common
-            from ofa_deploy.cli.core import parse_subnet_arg as parse_subnet
+        from ofa_deploy.cli.common import parse_subnet
 
         assert supernet is not None and subnet is not None
         sup = create_supernet(supernet)

@@ -47,10 +47,12 @@ class SearchSpace(abc.ABC):
     resolutions: tuple[int, ...]
     n_classes: int
 
+    _genes: tuple[Gene, ...]
+
     # ---- subclasses implement ------------------------------------------------------------------
     @abc.abstractmethod
-    def genes(self) -> tuple[Gene, ...]:
-        """The decisions of a subnet in gene order; gene 0 is always the resolution."""
+    def _build_genes(self) -> tuple[Gene, ...]:
+        """The decisions of a subnet in gene order; gene 0 is always the resolution. Called once, by __init__."""
 
     @abc.abstractmethod
     def config_from_values(self, values: Sequence[float]) -> SubnetConfig:
@@ -69,6 +71,10 @@ class SearchSpace(abc.ABC):
         """Raise ConfigError if list lengths do not fit the space."""
 
     # ---- shared behaviour ----------------------------------------------------------------------
+    def genes(self) -> tuple[Gene, ...]:
+        """The decisions of a subnet in gene order (built once; spaces are immutable after __init__)."""
+        return self._genes
+
     def walk_layers(self, cfg: SubnetConfig, resolution: int | None = None) -> list[LayerSpec]:
         """The subnet's layers as `LayerSpec`s at `resolution` (default: the config's own)."""
         return [placed.spec for placed in self.walk(cfg, resolution)]

@@ -98,22 +98,19 @@ class MobileSpace(SearchSpace):
                 for i in range(6)
             )
         self.n_blocks = sum(s.n_blocks for s in self.stages)
+        self._genes = self._build_genes()
 
     def __repr__(self) -> str:
         return (f"MobileSpace(name={self.name!r}, family={self.family!r}, width_mult={self.width_mult}, "
                 f"kernel_sizes={self.kernel_sizes}, expand_ratios={self.expand_ratios}, depths={self.depths})")
 
     # ---- genes ---------------------------------------------------------------------------------
-    def genes(self) -> tuple[Gene, ...]:
-        cached = self.__dict__.get("_genes")  # immutable after __init__; batched predictors ask every call
-        if cached is not None:
-            return cached
+    def _build_genes(self) -> tuple[Gene, ...]:
         genes = [Gene("resolution", tuple(float(r) for r in self.resolutions))]
         genes += [Gene(f"depths[{i}]", tuple(float(d) for d in s.depth_choices)) for i, s in enumerate(self.stages)]
         genes += [Gene(f"kernel_sizes[{b}]", tuple(float(k) for k in self.kernel_sizes)) for b in range(self.n_blocks)]
         genes += [Gene(f"expand_ratios[{b}]", self.expand_ratios) for b in range(self.n_blocks)]
-        self._genes: tuple[Gene, ...] = tuple(genes)
-        return self._genes
+        return tuple(genes)
 
     def config_from_values(self, values: Sequence[float]) -> SubnetConfig:
         n_s, n_b = len(self.stages), self.n_blocks

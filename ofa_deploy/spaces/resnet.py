@@ -60,13 +60,14 @@ class ResNetSpace(SearchSpace):
         self.stage_blocks = tuple(b + max(self.depths) for b in BASE_DEPTHS)
         self.n_blocks = sum(self.stage_blocks)
         self.stem_depth_choices = tuple(sorted({min(self.depths), max(self.depths)}))
+        self._genes = self._build_genes()
 
     def __repr__(self) -> str:
         return (f"ResNetSpace(name={self.name!r}, depths={self.depths}, expand_ratios={self.expand_ratios}, "
                 f"width_mults={self.width_mults})")
 
     # ---- genes ---------------------------------------------------------------------------------
-    def genes(self) -> tuple[Gene, ...]:
+    def _build_genes(self) -> tuple[Gene, ...]:
         genes = [Gene("resolution", tuple(float(r) for r in self.resolutions)),
                  Gene("depths[0] (stem)", tuple(float(d) for d in self.stem_depth_choices))]
         genes += [Gene(f"depths[{i + 1}]", tuple(float(d) for d in self.depths)) for i in range(4)]

@@ -17,16 +17,6 @@ REPO = Path(__file__).resolve().parents[2]
 FLOPS_NET = "flops-595M_top1-80.0_finetune-75"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """`--check` builds and runs models in-process: one thread is much faster on the shared machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _run(*args: str):
     return CliRunner().invoke(cli, list(args))

@@ -15,15 +15,6 @@ REPO = Path(__file__).resolve().parents[2]
 SMALL = ("--supernet", "ofa_mbv3_w10", "--subnet", "min", "--resolution", "128")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _run(*args: str):
     return CliRunner().invoke(cli, ["export", *args])

@@ -85,7 +85,7 @@ def test_build_interrupt_and_resume(tmp_path, supernet, data):
 def test_measurements_are_real_and_deterministic(tmp_path, supernet, data):
     a = build_accuracy_dataset(supernet, data, tmp_path / "a.jsonl", n_subnets=2, resolutions=(16,), seed=0,
                                progress=False)
-    b = build_accuracy_dataset(supernet, data, tmp_path / "b.jsonl", n_subnets=2, resolutions=(16,), seed=0,
+    build_accuracy_dataset(supernet, data, tmp_path / "b.jsonl", n_subnets=2, resolutions=(16,), seed=0,
                                progress=False)
     ra, rb = load_accuracy_dataset(tmp_path / "a.jsonl"), load_accuracy_dataset(tmp_path / "b.jsonl")
     assert [c.to_string() for c in ra.configs] == [c.to_string() for c in rb.configs]

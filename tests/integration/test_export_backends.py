@@ -17,16 +17,9 @@ from ofa_deploy.spaces import get_space
 SHAPE = (1, 3, 128, 128)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(scope="module")
-def small(tmp_path_factory, _one_torch_thread):
+def small(tmp_path_factory):
     space = get_space("ofa_mbv3_w10")
     model = randomize_for_parity(SubnetModel(space.walk_layers(space.min_config(128))), seed=3)
     report = export_onnx(model, tmp_path_factory.mktemp("onnx") / "out", input_shape=SHAPE, n_inputs=2)

@@ -18,14 +18,6 @@ RES = 128
 SHAPE = (1, 3, RES, RES)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """2 shared cores: multi-threaded torch spin-waits under load (measured 20x slower); use one thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _model(space_name: str, which: str | int) -> tuple[SubnetModel, dict]:
     space = get_space(space_name)

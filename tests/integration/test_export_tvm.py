@@ -21,16 +21,9 @@ pytestmark = pytest.mark.tvm
 SHAPE = (1, 3, 128, 128)
 
 
-@pytest.fixture(scope="module")
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(scope="module", params=list_spaces())
-def built(request, tmp_path_factory, _one_torch_thread):
+def built(request, tmp_path_factory):
     """(model, onnx path, report) per space: the min subnet at 128 px, built once per module."""
     space = get_space(request.param)
     eps = 1e-3 if space.family == "proxyless" else 1e-5

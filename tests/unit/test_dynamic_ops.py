@@ -23,13 +23,6 @@ from ofa_deploy.spaces import LayerSpec
 G = torch.Generator().manual_seed(0)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _randn(*shape: int) -> torch.Tensor:
     return torch.randn(*shape, generator=G)

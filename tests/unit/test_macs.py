@@ -13,14 +13,6 @@ from ofa_deploy.predictors.macs import count_layers, count_module, count_subnet
 from ofa_deploy.spaces import SubnetConfig, get_space, list_spaces
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread: several times faster on the shared 2-core machine; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _resolution(name: str) -> int:
     return 64 if name == "ofa_resnet50" else 128

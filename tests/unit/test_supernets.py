@@ -24,14 +24,6 @@ N_RANDOM = 20
 TOL = 1e-5
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Intra-op threads spin badly on a shared 2-core box (10x slower forwards); run these tests on one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
     """Random BN affine + running stats, kernel transform matrices away from identity, larger logits; eval."""
