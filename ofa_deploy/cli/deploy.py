@@ -69,7 +69,7 @@ def _parse_res(text: str | None) -> tuple[int, ...] | None:
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Supernet weights: an OFA checkpoint, or an ofa-deploy .pt with its .json sidecar.")
 @click.option("--predictor", "predictor_dir", type=click.Path(exists=True, file_okay=False), required=True,
-              help="Accuracy predictor directory for this supernet (`ofa-deploy accuracy train`).")
+              help="Accuracy predictor directory for this supernet (`ofa-deploy accuracy train-predictor`).")
 @click.option("--profile", default="ort-cpu-1t", show_default=True, help="Hardware profile name or YAML.")
 @click.option("--lut", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Latency table for the profile (default: build one now; small spaces only).")
