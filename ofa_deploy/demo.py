@@ -31,9 +31,13 @@ import torch.nn.functional as F
 
 from ofa_deploy.data import DataSplits, load_digits
 from ofa_deploy.errors import CheckpointError
+from ofa_deploy.fileio import atomic_path, atomic_write_json
 from ofa_deploy.predictors.accuracy import AccuracyPredictor
 from ofa_deploy.predictors.dataset import (
-    build_accuracy_dataset, evaluate_subnet, load_accuracy_dataset, state_dict_sha256,
+    build_accuracy_dataset,
+    evaluate_subnet,
+    load_accuracy_dataset,
+    state_dict_sha256,
 )
 from ofa_deploy.predictors.training import encoder_for_data, torch_threads, train_predictor
 from ofa_deploy.spaces import SubnetConfig
@@ -208,16 +212,11 @@ def train_demo_supernet(recipe: DemoRecipe, data: DataSplits, *, progress: bool 
 
 def save_demo_supernet(supernet: Supernet, path: Path, recipe: DemoRecipe, info: dict[str, Any]) -> None:
     """Weights (plain state dict) + sidecar JSON naming the supernet and its space overrides."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(supernet.state_dict(), tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(supernet.state_dict(), tmp)
     meta = {"supernet": DEMO_BASE_SUPERNET, "name": DEMO_NAME, "space_overrides": _jsonable(recipe.space_overrides()),
             "recipe": recipe.to_dict(), "weights_sha256": state_dict_sha256(supernet), **info}
-    side = path.with_suffix(".json")
-    tmp = side.with_name(f".{side.name}.tmp")
-    tmp.write_text(json.dumps(meta, indent=2))
-    os.replace(tmp, side)
+    atomic_write_json(path.with_suffix(".json"), meta, default=None)
 
 
 def load_demo_supernet(path: str | os.PathLike[str]) -> Supernet:

@@ -15,9 +15,7 @@ Progress goes to the logger and the optional `progress` callback (the CLI prints
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -27,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ofa_deploy.errors import ConfigError
+from ofa_deploy.fileio import atomic_write_json
 from ofa_deploy.search import Budget, EvolutionSettings, GeneDomain, evolution_search, feasible_range
 from ofa_deploy.search.inputs import predictor_threads
 from ofa_deploy.search.objectives import Objective, accuracy_objective, latency_objective, macs_objective
@@ -356,6 +355,4 @@ def _agreement(points: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def save_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
+    atomic_write_json(path, data)

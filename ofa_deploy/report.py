@@ -2,15 +2,10 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+from ofa_deploy.fileio import atomic_path, atomic_write_text
 
 
 def write_run_report(out_dir: Path, report: dict[str, Any]) -> dict[str, str]:
@@ -19,8 +14,8 @@ def write_run_report(out_dir: Path, report: dict[str, Any]) -> dict[str, str]:
     files = {"report": str(out_dir / "report.json"), "summary": str(out_dir / "summary.md"),
              "pareto_plot": str(out_dir / "pareto.png")}
     report = {**report, "files": files}
-    _atomic_write_text(out_dir / "report.json", json.dumps(report, indent=2, default=str))
-    _atomic_write_text(out_dir / "summary.md", summary_markdown(report))
+    atomic_write_text(out_dir / "report.json", json.dumps(report, indent=2, default=str))
+    atomic_write_text(out_dir / "summary.md", summary_markdown(report))
     plot_pareto(report, out_dir / "pareto.png")
     return files
 
@@ -117,7 +112,6 @@ def plot_pareto(r: dict[str, Any], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
-    os.replace(tmp, path)

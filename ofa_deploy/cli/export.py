@@ -73,9 +73,8 @@ def build_model(*, supernet: str | None, subnet: str | None, weights: str | None
                                 "run_config": str(Path(run_config).absolute()) if run_config else None,
                                 "network": model.meta.get("net_config"), "resolution": res}
     else:
-        from ofa_deploy.supernets import create_supernet
-
         from ofa_deploy.cli.common import parse_subnet
+        from ofa_deploy.supernets import create_supernet
 
         assert supernet is not None and subnet is not None
         sup = create_supernet(supernet)

@@ -1,16 +1,14 @@
 """`ofa-deploy search`: best subnet under budgets (evolution) or the Pareto front (NSGA-II)."""
 from __future__ import annotations
 
-import json
 import logging
-import os
-from pathlib import Path
 from typing import Any
 
 import click
 
 from ofa_deploy.cli.common import emit, format_option, handle_errors
 from ofa_deploy.errors import ConfigError
+from ofa_deploy.fileio import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +75,7 @@ def search_cmd(supernet: str, predictor_dir: str | None, ofa_predictor: str | No
     with predictor_threads(threads):
         data, human = _run(domain, acc, lats, macs, budgets, pareto, population, generations, seed)
     if output:
-        path = Path(output)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2, default=str))
-        os.replace(tmp, path)
+        atomic_write_json(output, data)
     emit(data, output_format, human)
 
 

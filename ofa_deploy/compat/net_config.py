@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ofa_deploy.errors import CheckpointError, ConfigError
+from ofa_deploy.fileio import atomic_write_text
 from ofa_deploy.spaces import LayerSpec, conv_out_size, make_divisible
 
 logger = logging.getLogger(__name__)
@@ -564,25 +563,15 @@ def save_net_config(model: Any, path: str | Path, *, resolution: int | None = No
     A path ending in ``net.config`` gets its run.config next to it (``X.net.config`` → ``X.run.config``).
     """
     path = Path(path)
-    _atomic_write(path, json.dumps(subnet_to_net_config(model), indent=4) + "\n")
+    atomic_write_text(path, json.dumps(subnet_to_net_config(model), indent=4) + "\n")
     if resolution is not None:
         if not path.name.endswith("net.config"):
             raise ConfigError(f"cannot place a run.config next to {str(path)!r}: name it '<id>.net.config'")
         run = path.with_name(path.name[: -len("net.config")] + "run.config")
-        _atomic_write(run, json.dumps({"image_size": _positive_int(resolution, "resolution")}, indent=4) + "\n")
+        atomic_write_text(run, json.dumps({"image_size": _positive_int(resolution, "resolution")}, indent=4) + "\n")
     return path
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ---------------------------------------------------------------------------------------------

@@ -46,7 +46,8 @@ from typing import Any
 import yaml
 
 from ofa_deploy.errors import ConfigError
-from ofa_deploy.profiling.lut import LatencyStats, LatencyTable, Provenance, atomic_write_text, tool_version
+from ofa_deploy.fileio import atomic_write_text
+from ofa_deploy.profiling.lut import LatencyStats, LatencyTable, Provenance, tool_version
 from ofa_deploy.spaces import LayerSpec, SearchSpace, conv_out_size
 
 logger = logging.getLogger(__name__)

@@ -23,6 +23,7 @@ from typing import Any
 
 from ofa_deploy.errors import ExportError, ValidationFailedError
 from ofa_deploy.export.validate import ValidationResult
+from ofa_deploy.fileio import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -148,9 +149,7 @@ def raise_if_failed(report: ExportReport, out: Path) -> None:
 
 def write_json(path: Path, data: Any) -> None:
     """Atomic JSON write (temp file in the same dir, then rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
-    os.replace(tmp, path)
+    atomic_write_json(path, data, default=_json_default)
 
 
 def _json_default(obj: Any) -> Any:

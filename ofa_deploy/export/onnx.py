@@ -157,8 +157,14 @@ def export_onnx(
         ValidationFailedError: ORT disagrees with PyTorch; the artifacts and the report are kept on disk and the
             report is attached as ``err.report``.
     """
-    from ofa_deploy.export.artifacts import ExportReport, check_out_dir, finish, raise_if_failed, staging_dir, \
-        subnet_info_from_model
+    from ofa_deploy.export.artifacts import (
+        ExportReport,
+        check_out_dir,
+        finish,
+        raise_if_failed,
+        staging_dir,
+        subnet_info_from_model,
+    )
     from ofa_deploy.export.runners import ort_runner
     from ofa_deploy.export.validate import make_inputs, validate_runner
 

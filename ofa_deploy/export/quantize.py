@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +16,14 @@ import numpy as np
 
 from ofa_deploy.errors import ExportError
 from ofa_deploy.export.artifacts import ExportReport, check_out_dir, finish, raise_if_failed, staging_dir
-from ofa_deploy.export.common import copy_source, load_onnx_checked, onnx_input_shape, reference_for, \
-    resolve_input_shape, timed
+from ofa_deploy.export.common import (
+    copy_source,
+    load_onnx_checked,
+    onnx_input_shape,
+    reference_for,
+    resolve_input_shape,
+    timed,
+)
 
 log = logging.getLogger(__name__)
 

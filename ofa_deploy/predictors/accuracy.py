@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import torch
 from torch import nn
 
 from ofa_deploy.errors import CheckpointError, ConfigError
+from ofa_deploy.fileio import atomic_path, atomic_write_json
 from ofa_deploy.predictors.encoding import ArchEncoder, get_encoder
 from ofa_deploy.spaces import MobileSpace, ResNetSpace, SearchSpace, SubnetConfig, get_space
 
@@ -116,9 +116,9 @@ class AccuracyPredictor:
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
-        _atomic_write(out / WEIGHTS_NAME, lambda f: torch.save(state, f))
-        text = json.dumps(self.header(), indent=2, sort_keys=False)
-        _atomic_write(out / HEADER_NAME, lambda f: f.write(text.encode()))
+        with atomic_path(out / WEIGHTS_NAME) as tmp:
+            torch.save(state, tmp)
+        atomic_write_json(out / HEADER_NAME, self.header(), default=None)
         return out
 
     @classmethod
@@ -234,17 +234,3 @@ def space_from_dict(data: Mapping[str, Any]) -> SearchSpace:
     if data.get("class") == "ResNetSpace":
         return ResNetSpace(**kwargs)
     raise ConfigError(f"unknown space class {data.get('class')!r} in predictor header")
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

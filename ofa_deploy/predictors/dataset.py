@@ -28,6 +28,7 @@ from torch import nn
 
 from ofa_deploy.data import DataSplits
 from ofa_deploy.errors import ConfigError
+from ofa_deploy.fileio import atomic_write_text
 from ofa_deploy.nn.bn import recalibrate_bn
 from ofa_deploy.predictors.accuracy import space_to_dict
 from ofa_deploy.predictors.encoding import default_encoder
@@ -116,10 +117,7 @@ class _Store:
                                   "it, or choose another output path")
             self._load(header)
         else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text(json.dumps(header, separators=(",", ":")) + "\n")
-            os.replace(tmp, path)
+            atomic_write_text(path, json.dumps(header, separators=(",", ":")) + "\n")
 
     def _load(self, header: dict[str, Any]) -> None:
         raw = self.path.read_bytes()

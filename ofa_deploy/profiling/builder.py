@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ofa_deploy.errors import ConfigError
+from ofa_deploy.fileio import atomic_path
 from ofa_deploy.profiling.executor import Executor, LocalExecutor
 from ofa_deploy.profiling.plan import Plan, choose_anchors, export_layer, make_plan
 from ofa_deploy.profiling.store import JsonlStore
@@ -79,10 +80,8 @@ def write_identity_model(path: Path) -> Path:
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    onnx.save(model, str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        onnx.save(model, str(tmp))
     return path
 
 

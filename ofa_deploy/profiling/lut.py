@@ -25,7 +25,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime, timezone
@@ -35,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ofa_deploy.errors import ConfigError, LatencyTableMissError
+from ofa_deploy.fileio import atomic_write_text
 from ofa_deploy.spaces.layer_spec import LayerSpec
 
 logger = logging.getLogger(__name__)
@@ -423,16 +423,6 @@ def find_table(profile: str, supernet: str) -> Path:
     )
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` via a temp file in the same directory and `os.replace`."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 __all__ = ["FORMAT_NAME", "SCHEMA_VERSION", "LatencyStats", "LatencyTable", "Provenance", "atomic_write_text",

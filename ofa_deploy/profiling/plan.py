@@ -176,7 +176,7 @@ def write_plan(plan: Plan, out_dir: str | os.PathLike[str], *, profile: Any = No
     position) so the on-device script can time layers in context (about 20-30 MB per subnet: 9 per resolution
     for MobileNetV3). Returns the plan.json path.
     """
-    from ofa_deploy.profiling.lut import atomic_write_text
+    from ofa_deploy.fileio import atomic_write_text
 
     out = Path(out_dir)
     models = out / "models"

@@ -69,7 +69,7 @@ class ValidationReport:
         return dict(self.__dict__)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        from ofa_deploy.profiling.lut import atomic_write_text
+        from ofa_deploy.fileio import atomic_write_text
 
         path = Path(path)
         atomic_write_text(path, json.dumps(self.to_dict(), indent=1))

@@ -262,7 +262,6 @@ class EvolutionSearch:
     def run(self, *, seed: int | np.random.Generator | None = 0,
             progress: Callable[[int, float], None] | None = None) -> SearchResult:
         """Run the search; same seed, same result."""
-        s = self.settings
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         t0 = time.perf_counter()
         ranges = check_budgets(self.domain, self.budgets, rng=np.random.default_rng(0))

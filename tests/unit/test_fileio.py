@@ -1,0 +1,33 @@
+"""Atomic writes keep the old file on failure and leave no temp files behind."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ofa_deploy.fileio import atomic_path, atomic_write_json, atomic_write_text
+
+
+def test_atomic_write_replaces_and_cleans_up(tmp_path) -> None:
+    target = tmp_path / "sub" / "table.json"
+    atomic_write_json(target, {"a": 1})
+    atomic_write_json(target, {"a": 2})
+    assert json.loads(target.read_text()) == {"a": 2}
+    assert [p.name for p in target.parent.iterdir()] == ["table.json"]
+
+
+def test_failed_write_keeps_the_old_file(tmp_path) -> None:
+    target = tmp_path / "model.onnx"
+    atomic_write_text(target, "old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("interrupted")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+
+
+def test_temp_name_keeps_the_suffix(tmp_path) -> None:
+    with atomic_path(tmp_path / "plot.png") as tmp:
+        assert tmp.suffix == ".png" and tmp.parent == tmp_path
+        tmp.write_bytes(b"x")
+    assert (tmp_path / "plot.png").read_bytes() == b"x"
