@@ -8,6 +8,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +30,19 @@ class PlacedLayer:
 
     source: str | None
     spec: LayerSpec
+
+
+class LayerChain:
+    """Collects a walk: each added layer starts at the previous layer's output size."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.layers: list[PlacedLayer] = []
+
+    def add(self, source: str | None, **fields: Any) -> None:
+        spec = LayerSpec(in_size=self.size, **fields)
+        self.layers.append(PlacedLayer(source, spec))
+        self.size = spec.out_size
 
 
 @dataclass(frozen=True)

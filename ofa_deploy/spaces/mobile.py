@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ofa_deploy.errors import ConfigError
-from ofa_deploy.spaces.base import Gene, PlacedLayer, SearchSpace, check_length
+from ofa_deploy.spaces.base import Gene, LayerChain, PlacedLayer, SearchSpace, check_length
 from ofa_deploy.spaces.config import SubnetConfig
-from ofa_deploy.spaces.layer_spec import LayerSpec, conv_out_size, make_divisible
+from ofa_deploy.spaces.layer_spec import conv_out_size, make_divisible
 
 
 @dataclass(frozen=True)
@@ -161,41 +161,35 @@ class MobileSpace(SearchSpace):
 
     def walk(self, cfg: SubnetConfig, resolution: int | None = None) -> list[PlacedLayer]:
         self.validate(cfg)
-        size = resolution or cfg.resolution
-        layers: list[PlacedLayer] = []
-
-        def add(source: str | None, **kw: object) -> None:
-            nonlocal size
-            spec = LayerSpec(in_size=size, **kw)  # type: ignore[arg-type]
-            layers.append(PlacedLayer(source, spec))
-            size = spec.out_size
+        walk = LayerChain(resolution or cfg.resolution)
+        add = walk.add
 
         add("first_conv", kind="conv", role="stem", in_channels=3, out_channels=self.stem_width,
-            out_size=conv_out_size(size, 2), kernel_size=3, stride=2, act=self.stem_act)
+            out_size=conv_out_size(walk.size, 2), kernel_size=3, stride=2, act=self.stem_act)
         add("blocks.0", kind="mbconv", role="block", in_channels=self.stem_width, out_channels=self.first_block_width,
-            out_size=size, kernel_size=3, stride=1, mid_channels=self.stem_width, expand=False,
+            out_size=walk.size, kernel_size=3, stride=1, mid_channels=self.stem_width, expand=False,
             act=self.first_block_act, residual=self.first_block_residual)
         channels = self.first_block_width
         for stage_idx, pos, block in self.active_blocks(cfg):
             stage = self.stages[stage_idx]
             stride = stage.stride if pos == 0 else 1
             add(f"blocks.{block + 1}", kind="mbconv", role="block", in_channels=channels, out_channels=stage.width,
-                out_size=conv_out_size(size, stride), kernel_size=cfg.kernel_sizes[block], stride=stride,
+                out_size=conv_out_size(walk.size, stride), kernel_size=cfg.kernel_sizes[block], stride=stride,
                 mid_channels=self.mid_channels(channels, cfg.expand_ratios[block]), expand=True, se=stage.se,
                 act=stage.act, residual=stride == 1 and channels == stage.width)
             channels = stage.width
         if self.family == "mbv3":
             add("final_expand_layer", kind="conv", role="final_expand", in_channels=channels,
-                out_channels=self.final_expand_width, out_size=size, act="h_swish")
+                out_channels=self.final_expand_width, out_size=walk.size, act="h_swish")
             add(None, kind="avgpool", role="pool", in_channels=self.final_expand_width,
                 out_channels=self.final_expand_width, out_size=1)
             add("feature_mix_layer", kind="conv", role="feature_mix", in_channels=self.final_expand_width,
                 out_channels=self.last_width, out_size=1, act="h_swish", use_bn=False)
         else:
             add("feature_mix_layer", kind="conv", role="feature_mix", in_channels=channels,
-                out_channels=self.last_width, out_size=size, act="relu6")
+                out_channels=self.last_width, out_size=walk.size, act="relu6")
             add(None, kind="avgpool", role="pool", in_channels=self.last_width, out_channels=self.last_width,
                 out_size=1)
         add("classifier", kind="linear", role="classifier", in_channels=self.last_width, out_channels=self.n_classes,
             out_size=1, bias=True)
-        return layers
+        return walk.layers

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ofa_deploy.errors import ConfigError
-from ofa_deploy.spaces.base import Gene, PlacedLayer, SearchSpace, check_length
+from ofa_deploy.spaces.base import Gene, LayerChain, PlacedLayer, SearchSpace, check_length
 from ofa_deploy.spaces.config import SubnetConfig
-from ofa_deploy.spaces.layer_spec import LayerSpec, conv_out_size, make_divisible
+from ofa_deploy.spaces.layer_spec import conv_out_size, make_divisible
 
 BASE_DEPTHS = (2, 2, 4, 2)
 STAGE_WIDTHS = (256, 512, 1024, 2048)
@@ -119,36 +119,30 @@ class ResNetSpace(SearchSpace):
 
     def walk(self, cfg: SubnetConfig, resolution: int | None = None) -> list[PlacedLayer]:
         self.validate(cfg)
-        size = resolution or cfg.resolution
-        layers: list[PlacedLayer] = []
-
-        def add(source: str | None, **kw: object) -> None:
-            nonlocal size
-            spec = LayerSpec(in_size=size, **kw)  # type: ignore[arg-type]
-            layers.append(PlacedLayer(source, spec))
-            size = spec.out_size
+        walk = LayerChain(resolution or cfg.resolution)
+        add = walk.add
 
         w = cfg.width_indices
         mid, stem_out = self.stem_mid_widths[w[0]], self.stem_widths[w[1]]
         add("input_stem.0", kind="conv", role="stem", in_channels=3, out_channels=mid,
-            out_size=conv_out_size(size, 2), kernel_size=3, stride=2, act="relu")
+            out_size=conv_out_size(walk.size, 2), kernel_size=3, stride=2, act="relu")
         if not self.stem_skipped(cfg):
-            add("input_stem.1", kind="conv", role="stem", in_channels=mid, out_channels=mid, out_size=size,
+            add("input_stem.1", kind="conv", role="stem", in_channels=mid, out_channels=mid, out_size=walk.size,
                 kernel_size=3, act="relu", residual=True)
-        add("input_stem.2", kind="conv", role="stem", in_channels=mid, out_channels=stem_out, out_size=size,
+        add("input_stem.2", kind="conv", role="stem", in_channels=mid, out_channels=stem_out, out_size=walk.size,
             kernel_size=3, act="relu")
         add(None, kind="maxpool", role="stem", in_channels=stem_out, out_channels=stem_out,
-            out_size=conv_out_size(size, 2), kernel_size=3, stride=2)
+            out_size=conv_out_size(walk.size, 2), kernel_size=3, stride=2)
         channels = stem_out
         for stage, pos, block in self.active_blocks(cfg):
             out = self.stage_widths[stage][w[2 + stage]]
             stride = STAGE_STRIDES[stage] if pos == 0 else 1
             add(f"blocks.{block}", kind="bottleneck", role="block", in_channels=channels, out_channels=out,
-                out_size=conv_out_size(size, stride), kernel_size=3, stride=stride,
+                out_size=conv_out_size(walk.size, stride), kernel_size=3, stride=stride,
                 mid_channels=make_divisible(round(out * cfg.expand_ratios[block]), 8), act="relu", residual=True,
                 downsample="avgpool_conv" if pos == 0 else "identity")
             channels = out
         add(None, kind="avgpool", role="pool", in_channels=channels, out_channels=channels, out_size=1)
         add("classifier", kind="linear", role="classifier", in_channels=channels, out_channels=self.n_classes,
             out_size=1, bias=True)
-        return layers
+        return walk.layers
