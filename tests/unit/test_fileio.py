@@ -31,3 +31,17 @@ def test_temp_name_keeps_the_suffix(tmp_path) -> None:
         assert tmp.suffix == ".png" and tmp.parent == tmp_path
         tmp.write_bytes(b"x")
     assert (tmp_path / "plot.png").read_bytes() == b"x"
+
+
+def test_written_files_get_normal_permissions(tmp_path) -> None:
+    target = tmp_path / "lut.json"
+    atomic_write_json(target, {})
+    assert target.stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
