@@ -64,8 +64,8 @@ def reference_latency_table(ref: types.SimpleNamespace, ofa_dir: Path):
 def reference_predictor(ref: types.SimpleNamespace, ofa_dir: Path):
     """`ofa.tutorial.AccuracyPredictor` on CPU with the released weights loaded from disk."""
     pred = ref.ap.AccuracyPredictor(pretrained=False, device="cpu")
-    pred.model.load_state_dict(torch.load(ofa_dir / "acc_predictor_mbv3_tutorial.pth", map_location="cpu",
-                                          weights_only=True))
+    pred.model.load_state_dict(torch.load(ofa_dir / "acc_predictor_mbv3_tutorial.pth", weights_only=True,
+                                          map_location="cpu"))
     pred.model.eval()
     return pred
 

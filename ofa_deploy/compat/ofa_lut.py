@@ -271,7 +271,7 @@ def load_ofa_lut(
     per_file: list[tuple[int, dict[LayerSpec, LatencyStats]]] = []
     for path, res in files.items():
         try:
-            data = yaml.load(path.read_text(), Loader=_SAFE_LOADER)  # safe loader (C version when available)
+            data = yaml.load(path.read_text(), Loader=_SAFE_LOADER)  # = yaml.safe_load, with the C loader when available
         except FileNotFoundError:
             raise ConfigError(f"OFA latency table not found: {path}") from None
         except yaml.YAMLError as exc:

@@ -47,8 +47,8 @@ def reference(ofa_ref, ofa_reference_dir):
         est.lut = yaml.safe_load((ofa_reference_dir / f"note10_{r}_lookup_table.yaml").read_text())
         table.latency_tables[r] = est
     pred = ap.AccuracyPredictor(pretrained=False, device="cpu")
-    pred.model.load_state_dict(torch.load(ofa_reference_dir / "acc_predictor_mbv3_tutorial.pth", map_location="cpu",
-                                          weights_only=True))
+    pred.model.load_state_dict(torch.load(ofa_reference_dir / "acc_predictor_mbv3_tutorial.pth", weights_only=True,
+                                          map_location="cpu"))
     return table, pred
 
 
