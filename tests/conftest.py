@@ -26,6 +26,22 @@ def ofa_ref():
     return import_ofa()
 
 
+@pytest.fixture(scope="session")
+def w12():
+    """The OFA-MBv3 w1.2 space, the space of OFA's released Note10 tables."""
+    from ofa_deploy.spaces import get_space
+
+    return get_space("ofa_mbv3_w12")
+
+
+@pytest.fixture(scope="session")
+def note10(ofa_reference_dir, w12):
+    """OFA's Samsung Note10 latency tables (160..224 step 16), loaded against `w12`."""
+    from ofa_deploy.compat.ofa_lut import load_ofa_lut
+
+    return load_ofa_lut(ofa_reference_dir, w12)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _one_torch_thread():
     """One intra-op torch thread for the whole suite, restored afterwards.

@@ -86,3 +86,14 @@ def _config_from_json(space: SearchSpace, text: str, where: str, resolution: int
     if resolution is None and data.get("image_size") is None and data.get("r") is None:
         raise ConfigError(f"{where} is an OFA arch dict without 'image_size'; add it or pass --resolution")
     return space.from_ofa(data, resolution)
+
+
+def check_model_source(*, supernet: str | None, subnet: str | None, net_config: str | None,
+                       run_config: str | None) -> None:
+    """A model comes from --supernet/--subnet or from --net-config [--run-config], never both (usage error)."""
+    if net_config is not None and (supernet or subnet):
+        raise click.UsageError("use either --net-config or --supernet/--subnet, not both")
+    if net_config is None and not (supernet and subnet):
+        raise click.UsageError("pass --supernet NAME --subnet SUBNET, or --net-config PATH")
+    if run_config is not None and net_config is None:
+        raise click.UsageError("--run-config only goes with --net-config")

@@ -14,7 +14,14 @@ from typing import Any
 
 import click
 
-from ofa_deploy.cli.common import EXIT_DOMAIN_ERROR, emit, format_option, handle_errors, parse_subnet
+from ofa_deploy.cli.common import (
+    EXIT_DOMAIN_ERROR,
+    check_model_source,
+    emit,
+    format_option,
+    handle_errors,
+    parse_subnet,
+)
 from ofa_deploy.spaces import LayerSpec, SearchSpace, SubnetConfig, get_space, list_spaces, space_description
 
 logger = logging.getLogger(__name__)
@@ -131,12 +138,7 @@ def _build_for_check(supernet: str | None, cfg: SubnetConfig | None, net_config:
 def macs_cmd(supernet: str | None, subnet: str | None, net_config: str | None, run_config: str | None,
              resolution: int | None, per_layer: bool, check: bool, output_format: str) -> None:
     """MACs (OFA's "FLOPs": conv + linear multiply-accumulates) and params of one subnet."""
-    if net_config is not None and (supernet or subnet):
-        raise click.UsageError("use either --net-config or --supernet/--subnet, not both")
-    if net_config is None and not (supernet and subnet):
-        raise click.UsageError("pass --supernet NAME --subnet SUBNET, or --net-config PATH")
-    if run_config is not None and net_config is None:
-        raise click.UsageError("--run-config only goes with --net-config")
+    check_model_source(supernet=supernet, subnet=subnet, net_config=net_config, run_config=run_config)
     model: Any = None
     if net_config is not None:
         from ofa_deploy.compat.net_config import load_net_config, resolve_resolution

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from ofa_deploy.cli.common import emit, format_option, handle_errors
+from ofa_deploy.cli.common import check_model_source, emit, format_option, handle_errors
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +55,7 @@ def _onnx_option(func: Callable[..., Any]) -> Callable[..., Any]:
 def build_model(*, supernet: str | None, subnet: str | None, weights: str | None, net_config: str | None,
                 run_config: str | None, resolution: int | None) -> tuple[Any, dict[str, Any], list[str]]:
     """The eval-mode model to export, its provenance (for subnet.json) and notes for the report."""
-    if net_config is not None and (supernet or subnet):
-        raise click.UsageError("use either --net-config or --supernet/--subnet, not both")
-    if net_config is None and not (supernet and subnet):
-        raise click.UsageError("pass --supernet NAME --subnet SUBNET, or --net-config PATH")
-    if run_config is not None and net_config is None:
-        raise click.UsageError("--run-config only goes with --net-config")
+    check_model_source(supernet=supernet, subnet=subnet, net_config=net_config, run_config=run_config)
     notes: list[str] = []
     if net_config is not None:
         from ofa_deploy.compat.net_config import load_net_config, load_static_weights, resolve_resolution

@@ -16,16 +16,6 @@ NOTE10_RES = (160, 176, 192, 208, 224)
 
 
 @pytest.fixture(scope="module")
-def w12():
-    return get_space("ofa_mbv3_w12")
-
-
-@pytest.fixture(scope="module")
-def note10(ofa_reference_dir, w12):
-    return load_ofa_lut(ofa_reference_dir, w12)
-
-
-@pytest.fixture(scope="module")
 def predictor(w12, note10):
     return LatencyPredictor(w12, note10)
 

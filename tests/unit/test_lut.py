@@ -17,16 +17,6 @@ NOTE10_RES = (160, 176, 192, 208, 224)
 
 
 @pytest.fixture(scope="module")
-def w12():
-    return get_space("ofa_mbv3_w12")
-
-
-@pytest.fixture(scope="module")
-def note10(ofa_reference_dir, w12):
-    return load_ofa_lut(ofa_reference_dir, w12)
-
-
-@pytest.fixture(scope="module")
 def proxyless_mobile():
     """ProxylessNAS-mobile (w1.0, expand {3, 6}) at 224: the space the Pixel1 table was measured for."""
     return MobileSpace(name="proxylessnas_mobile_w10", family="proxyless", width_mult=1.0, expand_ratios=(3, 6),
