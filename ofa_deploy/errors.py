@@ -1,7 +1,7 @@
 """One error hierarchy for the whole toolchain.
 
 Every message says what was wrong, what was expected, and how to fix it. The CLI maps
-`OfaDeployError` to exit code 1 and `ValidationFailedError` to exit code 3.
+`OfaDeployError` to exit code 1, `ValidationFailedError` to exit code 3 and `BudgetNotVerifiedError` to 4.
 """
 from __future__ import annotations
 
@@ -53,6 +53,18 @@ class InfeasibleConstraintError(OfaDeployError):
 
 class BackendUnavailableError(OfaDeployError):
     """A backend or device is not present on this machine (e.g. CUDA, TVM not installed)."""
+
+
+class ForeignTableError(OfaDeployError):
+    """A latency table was measured on another host or runtime than the one it is used for."""
+
+
+class BudgetNotVerifiedError(OfaDeployError):
+    """No deployed subnet could be verified under the latency budget on the target; the run dir is kept."""
+
+    def __init__(self, message: str, report: object | None = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 def unknown_name(kind: str, name: str, known: Iterable[str]) -> UnknownNameError:

@@ -11,14 +11,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.predictors.gather import SlotTables
 from ofa_deploy.predictors.macs import layer_macs, layer_params
-from ofa_deploy.profiling.lut import LatencyTable
+from ofa_deploy.profiling.lut import Calibration, LatencyTable
 from ofa_deploy.spaces import LayerSpec, MobileSpace, ResNetSpace, SearchSpace, SubnetConfig
 
 logger = logging.getLogger(__name__)
@@ -37,22 +37,6 @@ class EfficiencyPredictor(Protocol):
 
 
 @dataclass(frozen=True)
-class Calibration:
-    """Linear correction ``measured ~ scale * lut_sum + offset`` fitted on whole-subnet measurements."""
-
-    scale: float = 1.0
-    offset: float = 0.0
-
-    def apply(self, values: np.ndarray) -> np.ndarray:
-        if self.scale == 1.0 and self.offset == 0.0:
-            return values
-        return self.scale * values + self.offset
-
-    def to_dict(self) -> dict[str, float]:
-        return {"scale": self.scale, "offset": self.offset}
-
-
-@dataclass(frozen=True)
 class CalibrationFit:
     """A fitted calibration and its errors on the fitting subnets, before and after (ms and %)."""
 
@@ -63,7 +47,7 @@ class CalibrationFit:
     mape_before: float
     mape_after: float
 
-    def to_dict(self) -> dict[str, float]:
+    def to_dict(self) -> dict[str, Any]:
         return {**self.calibration.to_dict(), "n": self.n, "mae_before_ms": self.mae_before_ms,
                 "mae_after_ms": self.mae_after_ms, "mape_before_pct": self.mape_before,
                 "mape_after_pct": self.mape_after}
@@ -129,21 +113,43 @@ class _SlotPredictor:
         raise ConfigError(f"internal error: NaN prediction for {cfg.to_string()}")  # pragma: no cover
 
 
+class LayerCounter(_SlotPredictor):
+    """Number of layers in a subnet's walk (the per-layer term of a calibration), batched like the others."""
+
+    name = "layers"
+    unit = "layers"
+
+    def _layer_value(self, spec: LayerSpec, resolution: int) -> float:
+        return 1.0
+
+    def predict(self, cfgs: Sequence[SubnetConfig]) -> np.ndarray:
+        return np.array([len(self.space.walk_layers(c)) for c in cfgs], dtype=np.float64)
+
+    def predict_genes(self, genes: np.ndarray) -> np.ndarray:
+        return self._raw_genes(genes)
+
+
 class LatencyPredictor(_SlotPredictor):
-    """Latency (ms) of a subnet = sum of the table's statistic over its layers (+ optional calibration).
+    """Latency (ms) of a subnet from a per-layer table: the calibrated sum of its layers' entries.
+
+    ``ms = (scale * sum(layer units) + offset + per_layer * n_layers) * table.ms_per_unit``: entries are in the
+    table's units (anchor units for tables built with the anchor-paired protocol, else ms).
 
     Args:
         space: the search space whose walk defines the layers.
         table: per-layer latency table; `table.stat` (median by default) is the statistic summed.
-        calibration: optional linear correction fitted on measured whole subnets (`fit_calibration`).
+        calibration: whole-subnet correction; None: the table's own (fitted during its build, identity if none).
+        calibrated: False ignores every calibration (the raw layer sum).
     """
 
     unit = "ms"
 
-    def __init__(self, space: SearchSpace, table: LatencyTable, *, calibration: Calibration | None = None) -> None:
+    def __init__(self, space: SearchSpace, table: LatencyTable, *, calibration: Calibration | None = None,
+                 calibrated: bool = True) -> None:
         super().__init__(space)
         self.table = table
-        self.calibration = calibration or Calibration()
+        self.calibration = (calibration or table.calibration) if calibrated else Calibration()
+        self._counter: LayerCounter | None = None
         device = table.provenance.profile_name or table.provenance.device or "lut"
         self.name = f"latency[{device}]"
 
@@ -152,21 +158,36 @@ class LatencyPredictor(_SlotPredictor):
         return None if stats is None else stats.value(self.table.stat)
 
     def _required(self, spec: LayerSpec, resolution: int) -> float:
-        return self.table.latency(spec, resolution, supernet=self.space.name)
+        return self.table.units(spec, resolution, supernet=self.space.name)
+
+    def _layer_counts(self, genes: np.ndarray | None = None, cfgs: Sequence[SubnetConfig] | None = None
+                      ) -> np.ndarray | None:
+        if not self.calibration.per_layer:
+            return None
+        if self._counter is None:
+            self._counter = LayerCounter(self.space)
+        return self._counter.predict_genes(genes) if genes is not None else self._counter.predict(cfgs or [])
+
+    def predict_units(self, cfgs: Sequence[SubnetConfig] | SubnetConfig, resolution: int | None = None) -> np.ndarray:
+        """Calibrated prediction in table units (anchor units for anchored tables)."""
+        cfgs = [cfgs] if isinstance(cfgs, SubnetConfig) else list(cfgs)
+        if resolution is not None:
+            cfgs = [c.replace(resolution=resolution) for c in cfgs]
+        raw = np.array([self.walk_sum(c) for c in cfgs], dtype=np.float64)
+        return self.calibration.apply(raw, self._layer_counts(cfgs=cfgs))
 
     def predict(self, cfgs: Sequence[SubnetConfig] | SubnetConfig, resolution: int | None = None) -> np.ndarray:
         """Predicted latency (ms) per config (at `resolution` if given, else each config's own)."""
-        cfgs = [cfgs] if isinstance(cfgs, SubnetConfig) else list(cfgs)
-        raw = np.array([self.walk_sum(c, resolution) for c in cfgs], dtype=np.float64)
-        return self.calibration.apply(raw)
+        return self.predict_units(cfgs, resolution) * self.table.ms_per_unit
 
     def predict_genes(self, genes: np.ndarray) -> np.ndarray:
         """Predicted latency (ms) of each gene row (N, n_genes): vectorised gathers, no per-row loop."""
-        return self.calibration.apply(self._raw_genes(genes))
+        units = self.calibration.apply(self._raw_genes(genes), self._layer_counts(genes=genes))
+        return units * self.table.ms_per_unit
 
     def breakdown(self, cfg: SubnetConfig, resolution: int | None = None) -> list[tuple[LayerSpec, float]]:
         """(layer, ms) in walk order (uncalibrated)."""
-        return self.walk_values(cfg, resolution)
+        return [(spec, units * self.table.ms_per_unit) for spec, units in self.walk_values(cfg, resolution)]
 
     def check_coverage(self, resolutions: Sequence[int] | None = None) -> dict[int, list[LayerSpec]]:
         """Per resolution, the layers of the space the table lacks (empty lists: full coverage)."""
@@ -185,26 +206,51 @@ class LatencyPredictor(_SlotPredictor):
         res = self.space.resolutions
         return tuple(r for i, r in enumerate(res) if not any(np.isnan(v[i]).any() for v in values))
 
-    def fit_calibration(self, cfgs: Sequence[SubnetConfig], measured_ms: Sequence[float]) -> CalibrationFit:
-        """Least-squares ``measured ~ a * lut_sum + b`` on whole subnets; sets and returns the fit."""
+    def fit_calibration(self, cfgs: Sequence[SubnetConfig], measured_ms: Sequence[float], *,
+                        per_layer: bool = False) -> CalibrationFit:
+        """Least-squares ``measured ~ scale * layer_sum + offset (+ per_layer * n_layers)`` on whole subnets
+        (in table units); sets and returns the fit."""
         measured = np.asarray(measured_ms, dtype=np.float64)
-        if len(cfgs) != len(measured) or len(cfgs) < 2:
-            raise ConfigError(f"fit_calibration needs >= 2 configs and one measurement each, "
+        n_params = 3 if per_layer else 2
+        if len(cfgs) != len(measured) or len(cfgs) < n_params:
+            raise ConfigError(f"fit_calibration needs >= {n_params} configs and one measurement each, "
                               f"got {len(cfgs)} configs and {len(measured)} measurements")
-        raw = np.array([self.walk_sum(c) for c in cfgs], dtype=np.float64)
-        design = np.stack([raw, np.ones_like(raw)], axis=1)
-        (scale, offset), *_ = np.linalg.lstsq(design, measured, rcond=None)
-        cal = Calibration(float(scale), float(offset))
-        after = cal.apply(raw)
+        cal = fit_linear_calibration(
+            np.array([self.walk_sum(c) for c in cfgs], dtype=np.float64),
+            np.array([len(self.space.walk_layers(c)) for c in cfgs], dtype=np.float64),
+            measured / self.table.ms_per_unit, per_layer=per_layer)
+        before = Calibration()
+        self.calibration = before
+        raw = self.predict(cfgs)
+        self.calibration = cal
+        after = self.predict(cfgs)
         fit = CalibrationFit(
             calibration=cal, n=len(raw),
             mae_before_ms=float(np.mean(np.abs(raw - measured))), mae_after_ms=float(np.mean(np.abs(after - measured))),
             mape_before=float(np.mean(np.abs(raw - measured) / measured) * 100),
             mape_after=float(np.mean(np.abs(after - measured) / measured) * 100),
         )
-        self.calibration = cal
         logger.info("latency calibration: %s", fit.to_dict())
         return fit
+
+
+def fit_linear_calibration(sums: np.ndarray, n_layers: np.ndarray, measured: np.ndarray, *,
+                           per_layer: bool = True) -> Calibration:
+    """Least squares ``measured ~ scale * sums + offset (+ per_layer * n_layers)``, all in one unit.
+
+    Falls back to the two-term model when the per-layer term is not identifiable (layer counts all equal) or
+    when the fit is degenerate (scale <= 0).
+    """
+    columns = [sums, np.ones_like(sums)]
+    if per_layer and np.ptp(n_layers) > 0:
+        columns.append(n_layers)
+    coef, *_ = np.linalg.lstsq(np.stack(columns, axis=1), measured, rcond=None)
+    if coef[0] <= 0 and len(columns) == 3:
+        return fit_linear_calibration(sums, n_layers, measured, per_layer=False)
+    if coef[0] <= 0:
+        return Calibration(scale=float(np.median(measured / sums)))
+    return Calibration(scale=float(coef[0]), offset=float(coef[1]),
+                       per_layer=float(coef[2]) if len(coef) == 3 else 0.0)
 
 
 class MacsPredictor(_SlotPredictor):
@@ -245,5 +291,6 @@ class ParamsPredictor(_SlotPredictor):
         return self._raw_genes(genes)
 
 
-__all__ = ["Calibration", "CalibrationFit", "EfficiencyPredictor", "LatencyPredictor", "MacsPredictor",
+__all__ = ["Calibration", "CalibrationFit", "EfficiencyPredictor", "LatencyPredictor", "LayerCounter", "MacsPredictor",
+           "fit_linear_calibration",
            "ParamsPredictor"]

@@ -17,6 +17,14 @@ A profile is a small YAML file, read with `yaml.safe_load` and validated field b
     repeats: 50                     # timed runs per entry and round
     rounds: 3                       # rounds spread over time, interleaved across entries
     device_kind: host               # host | mobile | gpu
+    # the anchor-paired protocol (ofa_deploy.profiling.protocol); null: the protocol's defaults
+    anchor: auto                    # the anchor subnet (a subnet string of the space) or auto (middle choices)
+    interval_target: 0.03           # stop once the 95% interval of the median ratio is within ±3%
+    min_rounds: 5                   # paired rounds before convergence is judged
+    max_rounds: 30                  # paired rounds at most
+    time_cap_s: 300                 # no new paired round after this many seconds
+    visit_warmup: 3                 # untimed runs before each paired visit
+    visit_repeats: 10               # timed runs per paired visit (their minimum is the visit's value)
     # optional: session_config (ORT session config entries), and the timer's statistic / clock /
     # anchor_every / seed (null: the profiler's defaults; validated by the profiler's TimerSettings)
 
@@ -73,6 +81,13 @@ _DEFAULTS: dict[str, Any] = {
     "anchor_every": None,
     "seed": None,
     "device_kind": "host",
+    "anchor": None,
+    "interval_target": None,
+    "min_rounds": None,
+    "max_rounds": None,
+    "time_cap_s": None,
+    "visit_warmup": None,
+    "visit_repeats": None,
 }
 _FIELDS = ("name", *_DEFAULTS)
 
@@ -93,6 +108,31 @@ def _int(source: str, name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise _fail(source, name, value, f"an integer >= {minimum}")
     return value
+
+
+def _optional_int(source: str, name: str, value: Any, minimum: int) -> int | None:
+    return None if value is None else _int(source, name, value, minimum)
+
+
+def _optional_str(source: str, name: str, value: Any) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise _fail(source, name, value, "a non-empty string or null")
+    return value
+
+
+def _optional_positive(source: str, name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise _fail(source, name, value, "a finite number > 0 or null")
+    return float(value)
+
+
+def _optional_fraction(source: str, name: str, value: Any) -> float | None:
+    number = _optional_positive(source, name, value)
+    if number is not None and number >= 1:
+        raise _fail(source, name, value, "a fraction between 0 and 1 (0.03 = ±3%) or null")
+    return number
 
 
 def _threads(source: str, name: str, value: Any) -> int:
@@ -126,6 +166,13 @@ class HardwareProfile:
     anchor_every: int | None
     seed: int | None
     device_kind: str
+    anchor: str | None
+    interval_target: float | None
+    min_rounds: int | None
+    max_rounds: int | None
+    time_cap_s: float | None
+    visit_warmup: int | None
+    visit_repeats: int | None
     raw: Mapping[str, Any] = field(repr=False, compare=False)
     path: Path | None = field(default=None, compare=False)
 
@@ -196,6 +243,13 @@ class HardwareProfile:
             anchor_every=None if raw["anchor_every"] is None else _int(source, "anchor_every", raw["anchor_every"], 0),
             seed=None if raw["seed"] is None else _int(source, "seed", raw["seed"], 0),
             device_kind=_choice(source, "device_kind", raw["device_kind"], DEVICE_KINDS),
+            anchor=_optional_str(source, "anchor", raw["anchor"]),
+            interval_target=_optional_fraction(source, "interval_target", raw["interval_target"]),
+            min_rounds=_optional_int(source, "min_rounds", raw["min_rounds"], 2),
+            max_rounds=_optional_int(source, "max_rounds", raw["max_rounds"], 2),
+            time_cap_s=_optional_positive(source, "time_cap_s", raw["time_cap_s"]),
+            visit_warmup=_optional_int(source, "visit_warmup", raw["visit_warmup"], 0),
+            visit_repeats=_optional_int(source, "visit_repeats", raw["visit_repeats"], 1),
             raw=raw,
             path=path,
         )

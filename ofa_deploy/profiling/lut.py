@@ -10,10 +10,19 @@ when predicting a subnet at one input resolution: OFA's tables were measured per
 some identical layers differently in different files, so `load_ofa_lut` keeps those per resolution to
 reproduce OFA's predictions exactly. `lookup(spec, resolution)` prefers the scoped entry.
 
+Tables built with the anchor-paired protocol (`profiling.protocol`) store every entry in *anchor units*
+(the layer's time divided by the anchor model's, timed alongside it) plus `AnchorInfo`: the anchor subnet and
+its absolute median time during the build. `ms_per_unit` converts: ``ms = units * anchor.ms``. Tables
+without an anchor (OFA's, or built before anchors) are in milliseconds (`ms_per_unit` 1) and say so. A table
+may also carry a `Calibration` fitted on whole subnets measured during its build, which the latency
+predictor applies: ``subnet = scale * sum(layers) + offset + per_layer * n_layers``.
+
 On disk a table is one versioned JSON document (written atomically)::
 
-    {"format": "ofa-deploy-latency-table", "schema_version": 1, "stat": "median",
-     "provenance": {...},
+    {"format": "ofa-deploy-latency-table", "schema_version": 2, "stat": "median", "unit": "anchor",
+     "anchor": {"config": "r20-d1,...", "space": "...", "batch_size": 1, "ms": 0.071, ...},
+     "calibration": {"scale": .., "offset": .., "per_layer": .., "fit": {...}},
+     "provenance": {..., "host": {host fingerprint}},
      "entries": [{"layer": {LayerSpec fields}, "label": "mbconv 24->32 @112 k3 s2 ...",
                   "stats": {"median": .., "mean": .., "std": .., "p90": .., "n": ..}}, ...]}
 
@@ -26,7 +35,7 @@ import logging
 import math
 import os
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -35,12 +44,14 @@ import numpy as np
 
 from ofa_deploy.errors import ConfigError, LatencyTableMissError
 from ofa_deploy.fileio import atomic_write_text
+from ofa_deploy.profiling.anchor import AnchorInfo
 from ofa_deploy.spaces.layer_spec import LayerSpec
 
 logger = logging.getLogger(__name__)
 
 FORMAT_NAME = "ofa-deploy-latency-table"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+UNITS = ("ms", "anchor")
 STATS = ("median", "mean", "std", "p90", "n")
 SELECTABLE_STATS = ("median", "mean", "p90")
 
@@ -132,6 +143,7 @@ class Provenance:
     date: str = ""
     tool_version: str = ""
     notes: str = ""
+    host: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -160,6 +172,55 @@ def tool_version() -> str:
         return "unknown"
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """Whole-subnet correction in table units: ``scale * sum(layers) + offset + per_layer * n_layers``.
+
+    A sum of per-layer times misses per-inference costs (the run call, input/output copies, layout changes
+    at the graph's edges) that dominate small models; `offset` and `per_layer` carry them.
+    `fit` holds how it was fitted and how it scored on held-out subnets (informational).
+    """
+
+    scale: float = 1.0
+    offset: float = 0.0
+    per_layer: float = 0.0
+    fit: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in ("scale", "offset", "per_layer"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(f"calibration.{name} must be a finite number, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        if self.scale <= 0:
+            raise ConfigError(f"calibration.scale must be > 0, got {self.scale}")
+
+    @property
+    def is_identity(self) -> bool:
+        return self.scale == 1.0 and self.offset == 0.0 and self.per_layer == 0.0
+
+    def apply(self, sums: np.ndarray, n_layers: np.ndarray | None = None) -> np.ndarray:
+        if self.is_identity:
+            return sums
+        out = self.scale * sums + self.offset
+        if self.per_layer:
+            if n_layers is None:
+                raise ConfigError("this calibration has a per-layer term; pass the layer counts")
+            out = out + self.per_layer * n_layers
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"scale": self.scale, "offset": self.offset, "per_layer": self.per_layer,
+                **({"fit": self.fit} if self.fit else {})}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Calibration:
+        if not isinstance(data, Mapping) or set(data) - {"scale", "offset", "per_layer", "fit"}:
+            raise ConfigError(f"latency table calibration: expected keys scale, offset, per_layer, fit; got {data!r}")
+        return cls(scale=data.get("scale", 1.0), offset=data.get("offset", 0.0),
+                   per_layer=data.get("per_layer", 0.0), fit=dict(data.get("fit") or {}))
+
+
 class LatencyTable:
     """A mapping `LayerSpec -> LatencyStats` plus provenance and the statistic predictions use.
 
@@ -167,6 +228,8 @@ class LatencyTable:
         entries: initial entries.
         provenance: where the numbers come from.
         stat: which statistic predictions use ("median", "mean" or "p90").
+        anchor: the anchor the entries are relative to (entries in anchor units); None: entries in ms.
+        calibration: whole-subnet correction fitted during the build (applied by the latency predictor).
     """
 
     def __init__(
@@ -175,15 +238,29 @@ class LatencyTable:
         *,
         provenance: Provenance | None = None,
         stat: str = "median",
+        anchor: AnchorInfo | None = None,
+        calibration: Calibration | None = None,
     ) -> None:
         if stat not in SELECTABLE_STATS:
             raise ConfigError(f"LatencyTable stat must be one of {SELECTABLE_STATS}, got {stat!r}")
         self.provenance = provenance or Provenance()
         self.stat = stat
+        self.anchor = anchor
+        self.calibration = calibration or Calibration()
         self._entries: dict[LayerSpec, LatencyStats] = {}
         self._scoped: dict[int, dict[LayerSpec, LatencyStats]] = {}
         for spec, stats in (entries or {}).items():
             self[spec] = stats
+
+    @property
+    def unit(self) -> str:
+        """"anchor" (entries relative to `anchor`) or "ms"."""
+        return "anchor" if self.anchor is not None else "ms"
+
+    @property
+    def ms_per_unit(self) -> float:
+        """Milliseconds per table unit: the anchor's build-time median, or 1 for tables in ms."""
+        return self.anchor.ms if self.anchor is not None else 1.0
 
     # ---- mapping -------------------------------------------------------------------------------
     def __setitem__(self, spec: LayerSpec, stats: LatencyStats) -> None:
@@ -221,7 +298,8 @@ class LatencyTable:
         if not isinstance(other, LatencyTable):
             return NotImplemented
         return (self._entries == other._entries and self._scoped == other._scoped
-                and self.provenance == other.provenance and self.stat == other.stat)
+                and self.provenance == other.provenance and self.stat == other.stat and self.anchor == other.anchor
+                and self.calibration == other.calibration)
 
     def __repr__(self) -> str:
         name = self.provenance.profile_name or self.provenance.device or "unnamed"
@@ -259,7 +337,11 @@ class LatencyTable:
         return self._entries.get(spec, default)
 
     def latency(self, spec: LayerSpec, resolution: int | None = None, *, supernet: str | None = None) -> float:
-        """The selected statistic (`self.stat`, ms) of `spec`; LatencyTableMissError if absent."""
+        """The selected statistic (`self.stat`) of `spec` in ms; LatencyTableMissError if absent."""
+        return self.units(spec, resolution, supernet=supernet) * self.ms_per_unit
+
+    def units(self, spec: LayerSpec, resolution: int | None = None, *, supernet: str | None = None) -> float:
+        """The selected statistic of `spec` in table units (`unit`); LatencyTableMissError if absent."""
         stats = self.lookup(spec, resolution)
         if stats is None:
             raise self.miss_error(spec, resolution=resolution, supernet=supernet)
@@ -275,7 +357,8 @@ class LatencyTable:
 
     def copy(self, *, stat: str | None = None, provenance: Provenance | None = None) -> LatencyTable:
         """A shallow copy, optionally predicting with another `stat` (every entry must have it)."""
-        table = LatencyTable(provenance=provenance or self.provenance, stat=stat or self.stat)
+        table = LatencyTable(provenance=provenance or self.provenance, stat=stat or self.stat, anchor=self.anchor,
+                             calibration=self.calibration)
         for resolution, spec, stats in self.all_items():
             if stat is not None:
                 stats.value(stat)
@@ -286,6 +369,9 @@ class LatencyTable:
         """A new table with the entries of both; `on_conflict` is "other", "self" or "error"."""
         if on_conflict not in ("other", "self", "error"):
             raise ConfigError(f"merge on_conflict must be 'other', 'self' or 'error', got {on_conflict!r}")
+        if self.unit != other.unit or (self.anchor and other.anchor and self.anchor.config != other.anchor.config):
+            raise ConfigError(f"cannot merge a table in {self.unit!r} units with one in {other.unit!r} units (or with "
+                              "another anchor); rebuild them with the same profile")
         notes = "; ".join(n for n in (self.provenance.notes, other.provenance.notes) if n)
         merged = self.copy(provenance=replace(self.provenance, notes=notes))
         for resolution, spec, stats in other.all_items():
@@ -335,6 +421,9 @@ class LatencyTable:
             "format": FORMAT_NAME,
             "schema_version": SCHEMA_VERSION,
             "stat": self.stat,
+            "unit": self.unit,
+            **({"anchor": self.anchor.to_dict()} if self.anchor is not None else {}),
+            **({"calibration": self.calibration.to_dict()} if not self.calibration.is_identity else {}),
             "provenance": self.provenance.to_dict(),
             "entries": [
                 {"layer": spec.to_dict(), "label": spec.short(), "stats": stats.to_dict(),
@@ -356,7 +445,14 @@ class LatencyTable:
                 f"{source}: latency table schema_version {version} is newer than this ofa-deploy understands "
                 f"({SCHEMA_VERSION}); upgrade ofa-deploy to read it"
             )
-        table = cls(provenance=Provenance.from_dict(data.get("provenance", {})), stat=data.get("stat", "median"))
+        anchor = AnchorInfo.from_dict(data["anchor"]) if data.get("anchor") is not None else None
+        unit = data.get("unit", "ms")
+        if unit not in UNITS or (unit == "anchor") != (anchor is not None):
+            raise ConfigError(f"{source}: unit {unit!r} with anchor {data.get('anchor')!r}; expected unit 'anchor' "
+                              "with an anchor, or 'ms' without one")
+        calibration = Calibration.from_dict(data["calibration"]) if data.get("calibration") else None
+        table = cls(provenance=Provenance.from_dict(data.get("provenance", {})), stat=data.get("stat", "median"),
+                    anchor=anchor, calibration=calibration)
         for i, entry in enumerate(data.get("entries", [])):
             try:
                 spec = LayerSpec.from_dict(entry["layer"])
@@ -425,5 +521,6 @@ def find_table(profile: str, supernet: str) -> Path:
 
 
 
-__all__ = ["FORMAT_NAME", "SCHEMA_VERSION", "LatencyStats", "LatencyTable", "Provenance", "atomic_write_text",
+__all__ = ["FORMAT_NAME", "SCHEMA_VERSION", "AnchorInfo", "Calibration", "LatencyStats", "LatencyTable", "Provenance",
+           "atomic_write_text",
            "find_table", "table_path", "tool_version"]

@@ -1,0 +1,165 @@
+"""Host fingerprints: which machine and runtime a latency table was measured on, and whether that is here.
+
+A table measured on one CPU predicts nothing certain on another (a table from an Intel Xeon used on an AMD EPYC
+put a 11.98 ms prediction at 17.76 ms). Every table stores the fingerprint of its host; `check_host` compares
+it with the current one. `predict`/`search` warn on a mismatch, `deploy` refuses unless told otherwise.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import platform
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: the fields compared, in the order they are reported
+FINGERPRINT_KEYS = ("cpu_model", "cpu_flags_sha256", "cores", "os", "machine", "backend", "backend_version",
+                    "provider", "threads", "profile_sha256")
+
+
+def _cpuinfo() -> tuple[str, str]:
+    """(model name, space-separated flags) from /proc/cpuinfo; platform values elsewhere."""
+    model, flags = "", ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key == "model name" and not model:
+                model = value.strip()
+            elif key in ("flags", "Features") and not flags:
+                flags = " ".join(sorted(value.split()))
+    except OSError:
+        pass
+    return model or platform.processor() or platform.machine(), flags
+
+
+def host_fingerprint(*, backend: Mapping[str, Any] | None = None, profile: Any = None) -> dict[str, Any]:
+    """This machine's fingerprint for a backend description (`Backend.describe()`) and a hardware profile."""
+    model, flags = _cpuinfo()
+    desc = dict(backend or {})
+    return {
+        "cpu_model": model,
+        "cpu_flags_sha256": hashlib.sha256(flags.encode()).hexdigest()[:16] if flags else "",
+        "cores": os.cpu_count() or 1,
+        "os": platform.system(),
+        "machine": platform.machine(),
+        "backend": str(desc.get("backend", getattr(profile, "backend", "")) or ""),
+        "backend_version": str(desc.get("version", "")),
+        "provider": str(desc.get("provider", getattr(profile, "execution_provider", "")) or ""),
+        "threads": desc.get("threads", getattr(profile, "intra_op_threads", None)),
+        "profile_sha256": str(getattr(profile, "sha256", "") or ""),
+    }
+
+
+def backend_fingerprint(profile: Any) -> dict[str, Any]:
+    """The fingerprint here for `profile`, with its backend's versions (backend created and closed)."""
+    from ofa_deploy.profiling.backends import create_backend
+
+    backend = create_backend(profile)
+    try:
+        return host_fingerprint(backend=backend.describe(), profile=profile)
+    finally:
+        backend.close()
+
+
+@dataclass(frozen=True)
+class HostCheck:
+    """The outcome of comparing a table's fingerprint with this host's."""
+
+    table: Mapping[str, Any]
+    here: Mapping[str, Any]
+    differences: tuple[str, ...]
+    known: bool
+
+    @property
+    def ok(self) -> bool:
+        return self.known and not self.differences
+
+    def describe(self) -> str:
+        if not self.known:
+            return ("the table records no host fingerprint (built before fingerprints, or imported): it cannot be "
+                    f"checked against this host ({_short(self.here)})")
+        if not self.differences:
+            return f"the table was measured on this host ({_short(self.here)})"
+        diffs = "; ".join(f"{k}: table {self.table.get(k)!r}, here {self.here.get(k)!r}" for k in self.differences)
+        return f"the table was measured on another host: {diffs}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "known": self.known, "differences": list(self.differences),
+                "table": dict(self.table), "here": dict(self.here), "message": self.describe()}
+
+
+def _short(fp: Mapping[str, Any]) -> str:
+    return (f"{fp.get('cpu_model')}, {fp.get('cores')} cores, {fp.get('backend')} {fp.get('backend_version')} "
+            f"{fp.get('provider')}, {fp.get('threads')} thread(s)")
+
+
+def compare(table_fp: Mapping[str, Any] | None, here: Mapping[str, Any]) -> HostCheck:
+    """Compare a stored fingerprint with `here` (only keys both record; profile hash only if both have it)."""
+    if not table_fp:
+        return HostCheck(table={}, here=dict(here), differences=(), known=False)
+    diffs = tuple(k for k in FINGERPRINT_KEYS if k in table_fp and k in here and table_fp[k] not in ("", None)
+                  and here[k] not in ("", None) and table_fp[k] != here[k])
+    return HostCheck(table=dict(table_fp), here=dict(here), differences=diffs, known=True)
+
+
+def stored_fingerprint(provenance: Any) -> dict[str, Any]:
+    """A table's fingerprint: its own, or for tables built before fingerprints the part their provenance
+    recorded (CPU model, backend and version, provider, threads); empty when nothing was recorded."""
+    host = dict(getattr(provenance, "host", None) or {})
+    if host or not getattr(provenance, "cpu_model", ""):
+        return host
+    return {"cpu_model": provenance.cpu_model, "backend": provenance.backend,
+            "backend_version": provenance.backend_version, "provider": provenance.execution_provider,
+            "threads": provenance.threads}
+
+
+def check_table_host(table: Any, profile: Any = None, *, here: Mapping[str, Any] | None = None) -> HostCheck:
+    """Whether `table` (a `LatencyTable`) was measured on this host with `profile`'s runtime."""
+    if here is None:
+        here = backend_fingerprint(profile) if profile is not None else host_fingerprint()
+    return compare(stored_fingerprint(table.provenance), here)
+
+
+def table_profile(table: Any) -> Any:
+    """The hardware profile a table names, if it can be loaded here (else None)."""
+    from ofa_deploy.errors import OfaDeployError
+    from ofa_deploy.profiling.hardware import HardwareProfile
+
+    name = getattr(table.provenance, "profile_name", "")
+    if not name:
+        return None
+    try:
+        return HardwareProfile.load(name)
+    except OfaDeployError:
+        return None
+
+
+def warn_if_foreign(table: Any, profile: Any = None, *, source: str = "latency table") -> HostCheck:
+    """Log a warning naming both fingerprints when `table` was measured on another host; returns the check.
+
+    Tables without a fingerprint (OFA's, or built before fingerprints) are checked by no one: they describe
+    the device they name, and a note says so at info level.
+    """
+    from ofa_deploy.errors import OfaDeployError
+
+    try:
+        check = check_table_host(table, profile if profile is not None else table_profile(table))
+    except OfaDeployError as exc:  # the profile's backend is missing here: compare the machine only
+        log.info("checking %s against this host's backend failed (%s); comparing the machine only", source, exc)
+        check = check_table_host(table, None, here=host_fingerprint())
+    if check.known and check.differences:
+        log.warning("%s: %s. Its predictions are for that host; build a table here with `ofa-deploy profile "
+                    "build` (check with `ofa-deploy profile check`)", source, check.describe())
+    elif not check.known:
+        log.info("%s: %s", source, check.describe())
+    return check
+
+
+__all__ = ["FINGERPRINT_KEYS", "HostCheck", "backend_fingerprint", "check_table_host", "compare",
+           "host_fingerprint", "table_profile", "warn_if_foreign"]

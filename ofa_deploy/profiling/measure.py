@@ -1,0 +1,111 @@
+"""Measure model files on a hardware profile with the anchor-paired protocol.
+
+One entry point for every whole-model measurement (table validation, deploy's budget check, timing any
+exported model): prepare each model and the anchor on the profile's backend, run `measure_paired`, and express
+the ratios in milliseconds at a reference anchor time: a table's (the device at the table's reference speed)
+or, without one, this run's (wall clock now).
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ofa_deploy.profiling.protocol import PairedResult, PairedRun, ProtocolSettings, measure_paired
+from ofa_deploy.spaces import SearchSpace, SubnetConfig
+
+log = logging.getLogger(__name__)
+
+Model = tuple[Any, Sequence[int]]  # (model file or module, input shape)
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One model's latency: at the reference anchor time (`ms`, `interval_ms`) and on this run's clock."""
+
+    ms: float
+    interval_ms: tuple[float, float]
+    wall_ms: float
+    ratio: float
+    converged: bool
+    rounds: int
+
+    @classmethod
+    def of(cls, result: PairedResult, reference_ms: float) -> Measured:
+        return cls(ms=result.ms(reference_ms), interval_ms=result.interval_ms(reference_ms), wall_ms=result.wall_ms,
+                   ratio=result.ratio, converged=result.converged, rounds=result.rounds)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ms": self.ms, "interval_ms": list(self.interval_ms), "wall_ms": self.wall_ms, "ratio": self.ratio,
+                "converged": self.converged, "rounds": self.rounds}
+
+
+def anchor_for(space: SearchSpace, table: Any, profile: Any) -> SubnetConfig:
+    """The anchor to pair with: the table's own, else the profile's for the space."""
+    from ofa_deploy.profiling.anchor import resolve_anchor_config
+
+    if table is not None and getattr(table, "anchor", None) is not None:
+        return resolve_anchor_config(space, table.anchor.config, source="the latency table")
+    return resolve_anchor_config(space, getattr(profile, "anchor", None),
+                                 source=f"profile {getattr(profile, 'name', profile)}")
+
+
+def reference_ms(table: Any) -> float | None:
+    """The table's anchor time (ms) that ratios are converted with; None for a table without an anchor."""
+    anchor = getattr(table, "anchor", None) if table is not None else None
+    return anchor.ms if anchor is not None else None
+
+
+def measure_models(
+    models: Mapping[Hashable, Model],
+    anchor: Model,
+    profile: Any,
+    *,
+    protocol: ProtocolSettings | None = None,
+    backend: Any = None,
+    progress: bool = False,
+) -> PairedRun:
+    """Prepare every model and the anchor on `profile`'s backend and time them in paired rounds."""
+    from ofa_deploy.profiling.backends import create_backend
+
+    settings = protocol or ProtocolSettings.from_profile(profile)
+    own_backend = backend is None
+    backend = backend or create_backend(profile)
+    runners: dict[Hashable, Any] = {}
+    anchor_runner = None
+    bar = None
+    try:
+        anchor_runner = backend.prepare(anchor[0], tuple(anchor[1]))
+        for key, (model, shape) in models.items():
+            runners[key] = backend.prepare(model, tuple(shape))
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(desc="timing (anchor-paired)", unit="visit", file=sys.stderr, leave=False)
+        return measure_paired(runners, anchor_runner, settings, progress=bar.update if bar is not None else None)
+    finally:
+        if bar is not None:
+            bar.close()
+        for runner in [*runners.values(), anchor_runner]:
+            if runner is not None:
+                runner.close()
+        if own_backend:
+            backend.close()
+
+
+def space_anchor(space: SearchSpace, table: Any, profile: Any, model_dir: Path | None = None) -> Model:
+    """The anchor model file (exported if needed) and its input shape for `space` on `profile`."""
+    from ofa_deploy.profiling.anchor import anchor_model
+    from ofa_deploy.profiling.builder import model_cache_dir
+
+    cfg = anchor_for(space, table, profile)
+    batch = int(getattr(profile, "batch_size", 1))
+    path = anchor_model(space, cfg, model_dir or model_cache_dir(), batch_size=batch,
+                        profile=getattr(profile, "name", ""))
+    return path, (batch, 3, cfg.resolution, cfg.resolution)
+
+
+__all__ = ["Measured", "anchor_for", "measure_models", "reference_ms", "space_anchor"]

@@ -1,0 +1,145 @@
+"""Latency tables in anchor units, their calibration, and host fingerprints (foreign-table warning/refusal)."""
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ofa_deploy.errors import ConfigError
+from ofa_deploy.predictors.latency import LatencyPredictor, fit_linear_calibration
+from ofa_deploy.profiling.anchor import AnchorInfo, default_anchor_config, resolve_anchor_config
+from ofa_deploy.profiling.host import backend_fingerprint, check_table_host, compare, warn_if_foreign
+from ofa_deploy.profiling.lut import Calibration, LatencyStats, LatencyTable, Provenance
+from ofa_deploy.spaces import get_space
+
+
+@pytest.fixture(scope="module")
+def space():
+    return get_space("ofa_mbv3_w10")
+
+
+def units_table(space, *, host=None, anchor_ms=2.0, calibration=None, profile="ort-cpu-1t"):
+    """Every layer of the space at 160 px gets 0.01 anchor units per 1M MACs (+0.001)."""
+    from ofa_deploy.predictors.macs import layer_macs
+    from ofa_deploy.profiling.plan import make_plan
+
+    anchor = AnchorInfo(config=default_anchor_config(space).to_string(), space=space.name, batch_size=1,
+                        ms=anchor_ms, visits=10, swing=1.4)
+    table = LatencyTable(provenance=Provenance(profile_name=profile, host=host or {}), anchor=anchor,
+                         calibration=calibration)
+    for item in make_plan(space, [160]).items:
+        table[item.spec] = LatencyStats.from_samples([0.001 + 0.01 * layer_macs(item.spec) / 1e6] * 3)
+    return table
+
+
+def test_anchor_units_round_trip_and_convert_to_ms(space, tmp_path):
+    cal = Calibration(scale=1.1, offset=0.2, per_layer=0.003, fit={"n": 7})
+    table = units_table(space, calibration=cal)
+    path = table.save(tmp_path / "t.json")
+    data = json.loads(path.read_text())
+    assert data["schema_version"] == 2 and data["unit"] == "anchor" and data["anchor"]["ms"] == 2.0
+    again = LatencyTable.load(path)
+    assert again == table and again.calibration.fit == {"n": 7}
+    spec = next(iter(again))
+    assert again.latency(spec) == pytest.approx(again.units(spec) * 2.0)
+
+    cfg = space.sample(0, resolution=160)
+    raw = sum(again.units(s) for s in space.walk_layers(cfg))
+    n = len(space.walk_layers(cfg))
+    expected_ms = (1.1 * raw + 0.2 + 0.003 * n) * 2.0
+    pred = LatencyPredictor(space, again)
+    assert pred.predict([cfg])[0] == pytest.approx(expected_ms)
+    genes = space.to_genes(space.sample_batch(50, 1, resolution=160) + [cfg])
+    assert pred.predict_genes(genes)[-1] == pytest.approx(expected_ms)
+    batch = pred.predict(space.from_genes(genes))
+    assert np.allclose(pred.predict_genes(genes), batch)
+    assert LatencyPredictor(space, again, calibrated=False).predict([cfg])[0] == pytest.approx(raw * 2.0)
+
+
+def test_old_tables_without_anchor_still_load_in_ms(space, tmp_path):
+    table = units_table(space)
+    data = table.to_dict()
+    data.update(schema_version=1, unit="ms")
+    del data["anchor"]
+    data["provenance"].pop("host")
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(data))
+    old = LatencyTable.load(path)
+    assert old.unit == "ms" and old.anchor is None and old.ms_per_unit == 1.0
+    spec = next(iter(old))
+    assert old.latency(spec) == old.units(spec)
+
+
+def test_inconsistent_unit_is_refused(space, tmp_path):
+    data = units_table(space).to_dict()
+    data["unit"] = "ms"
+    with pytest.raises(ConfigError, match="unit"):
+        LatencyTable.from_dict(data)
+    data["unit"] = "anchor"
+    data["anchor"]["ms"] = -1
+    with pytest.raises(ConfigError, match="anchor.ms"):
+        LatencyTable.from_dict(data)
+
+
+def test_calibration_fit_recovers_a_known_model():
+    rng = np.random.default_rng(0)
+    sums = rng.uniform(1, 5, 30)
+    counts = rng.integers(20, 40, 30).astype(float)
+    measured = 1.2 * sums + 0.3 + 0.01 * counts
+    cal = fit_linear_calibration(sums, counts, measured)
+    assert (cal.scale, cal.offset, cal.per_layer) == pytest.approx((1.2, 0.3, 0.01), abs=1e-6)
+    same_counts = fit_linear_calibration(sums, np.full(30, 25.0), 2 * sums + 1)
+    assert same_counts.per_layer == 0 and same_counts.scale == pytest.approx(2)
+
+
+def test_anchor_config_defaults_and_validation(space):
+    cfg = default_anchor_config(space)
+    assert space.is_valid(cfg) and resolve_anchor_config(space, "auto") == cfg
+    assert resolve_anchor_config(space, space.max_config(160).to_string()) == space.max_config(160)
+    with pytest.raises(ConfigError, match="anchor 'r999.*profile p"):
+        resolve_anchor_config(space, "r999-d2,2,2,2,2", source="profile p")
+
+
+def test_foreign_host_is_named_with_both_fingerprints(space, caplog):
+    from ofa_deploy.profiling.hardware import HardwareProfile
+
+    profile = HardwareProfile.load("ort-cpu-1t")
+    here = backend_fingerprint(profile)
+    assert check_table_host(units_table(space, host=here), profile).ok
+    elsewhere = {**here, "cpu_model": "Intel(R) Xeon(R) Platinum 8375C", "cores": 64}
+    check = check_table_host(units_table(space, host=elsewhere), profile)
+    assert not check.ok and check.differences == ("cpu_model", "cores")
+    assert "Intel(R) Xeon(R) Platinum 8375C" in check.describe() and here["cpu_model"] in check.describe()
+    with caplog.at_level(logging.WARNING):
+        warn_if_foreign(units_table(space, host=elsewhere), profile)
+    assert "measured on another host" in caplog.text and "Platinum 8375C" in caplog.text
+    unknown = compare({}, here)
+    assert not unknown.ok and not unknown.known
+
+
+def test_legacy_provenance_gives_a_partial_fingerprint(space):
+    table = units_table(space)
+    table.provenance = Provenance(cpu_model="Intel(R) Xeon(R) Processor", backend="onnxruntime",
+                                  backend_version="1.0.0", execution_provider="CPUExecutionProvider", threads=1)
+    check = check_table_host(table, None)
+    assert check.known and "cpu_model" in check.differences
+
+
+def test_profile_check_cli(space, tmp_path):
+    from ofa_deploy.profiling.hardware import HardwareProfile
+
+    here = backend_fingerprint(HardwareProfile.load("ort-cpu-1t"))
+    good = units_table(space, host=here).save(tmp_path / "good.json")
+    bad = units_table(space, host={**here, "cpu_model": "Some Other CPU"}).save(tmp_path / "bad.json")
+    ok = subprocess.run([sys.executable, "-m", "ofa_deploy", "profile", "check", str(good)], capture_output=True,
+                        text=True)
+    assert ok.returncode == 0 and ok.stdout.startswith("valid here"), ok.stderr
+    no = subprocess.run([sys.executable, "-m", "ofa_deploy", "profile", "check", str(bad), "--format", "json"],
+                        capture_output=True, text=True)
+    assert no.returncode == 1 and "Traceback" not in no.stderr
+    data = json.loads(no.stdout)
+    assert data["ok"] is False and data["differences"] == ["cpu_model"] and "Some Other CPU" in data["message"]
