@@ -11,15 +11,22 @@ it was written with ``profile plan --in-context``) runs whole covering subnets w
 every kernel (and the gap before it) to its layer through the ``/layers.<i>/`` node names, keeps per layer the
 minimum over the runs of a round, and scales a subnet's layer values to its run time measured without the
 profiler. ``--method isolated`` times the per-layer models: per round, every layer (in a seeded random order)
-gets `--warmup` untimed
-runs and `--repeats` timed runs, the round keeps the minimum; an Identity model measures the fixed per-call
-overhead each round; anchor layers are re-timed every `--anchor-every` layers to record drift. Results are
-written atomically after every layer, and a rerun with the same settings resumes where it stopped.
+gets `--warmup` untimed runs and `--repeats` timed runs, the round keeps the minimum; an Identity model
+measures the fixed per-call overhead each round. Results are written atomically after every item, and a rerun
+with the same settings resumes where it stopped.
+
+Anchor-paired timing (the toolchain's protocol, when the plan carries an ``anchor`` model): the device's speed
+drifts, so every measurement is tied to a fixed anchor subnet timed alongside it. In context, each subnet's
+unprofiled run is bracketed by the anchor (A, subnet, A); isolated, the anchor is re-timed at the start and end
+of each round and every `--anchor-every` layers. The table is then built in anchor units with the anchor's
+median time on this device, and the results record the device's fingerprint (CPU model and flags, cores, OS,
+onnxruntime version, provider, threads).
 Bring results.json back and run `ofa-deploy profile import results.json --plan DIR --out LUT`.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -31,6 +38,27 @@ import time
 
 RESULTS_FORMAT = "ofa-deploy-ondevice-results"
 OVERHEAD_ID = "__overhead__"
+ANCHOR_ID = "__anchor__"
+
+
+def device_fingerprint(ort, provider: str, threads: int) -> dict:
+    """The same fields as the toolchain's host fingerprint (ofa_deploy.profiling.host), from the device."""
+    model, flags = "", ""
+    try:
+        with open("/proc/cpuinfo", errors="replace") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "Hardware", "Processor") and not model:
+                    model = value.strip()
+                elif key in ("flags", "Features") and not flags:
+                    flags = " ".join(sorted(value.split()))
+    except OSError:
+        pass
+    return {"cpu_model": model or platform.processor() or platform.machine(),
+            "cpu_flags_sha256": hashlib.sha256(flags.encode()).hexdigest()[:16] if flags else "",
+            "cores": os.cpu_count() or 1, "os": platform.system(), "machine": platform.machine(),
+            "backend": "onnxruntime", "backend_version": ort.__version__, "provider": provider, "threads": threads}
 
 
 def atomic_write(path: str, data: dict) -> None:
@@ -116,8 +144,9 @@ def layer_times_from_trace(events, n_layers: int, skip_runs: int):
     return out
 
 
-def time_subnet_in_context(ort, np, args, path: str, shape, n_layers: int, clock, tmp_dir: str):
-    """(per-layer minima ms, unprofiled run ms) for one covering subnet."""
+def time_subnet_in_context(ort, np, args, path: str, shape, n_layers: int, clock, tmp_dir: str, anchor=None):
+    """(per-layer minima ms, unprofiled visit) for one covering subnet; with an anchor runner the unprofiled
+    run is bracketed by it (A, subnet, A) and the visit carries the ratio."""
     so_session = make_session(ort, path, args.provider, args.threads, args.opt_level, profile_prefix=tmp_dir)
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     name = so_session.get_inputs()[0].name
@@ -130,7 +159,13 @@ def time_subnet_in_context(ort, np, args, path: str, shape, n_layers: int, clock
     rows = layer_times_from_trace(events, n_layers, args.warmup)
     layers = [min(r[i] for r in rows) for i in range(n_layers)]
     runner = Runner(ort, np, make_session(ort, path, args.provider, args.threads, args.opt_level), tuple(shape))
-    return layers, time_round(runner, args.warmup, args.repeats, clock)
+    if anchor is None:
+        return layers, {"run_ms": time_round(runner, args.warmup, args.repeats, clock)}
+    before = time_round(anchor, args.visit_warmup, args.visit_repeats, clock)
+    item = time_round(runner, args.visit_warmup, args.visit_repeats, clock)
+    after = time_round(anchor, args.visit_warmup, args.visit_repeats, clock)
+    bracket = (before + after) / 2
+    return layers, {"item_ms": item, "anchor_ms": bracket, "ratio": item / bracket}
 
 
 def main(argv=None) -> int:
@@ -144,6 +179,8 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--anchor-every", type=int, default=25)
+    ap.add_argument("--visit-warmup", type=int, default=3, help="untimed runs before each anchor-paired visit")
+    ap.add_argument("--visit-repeats", type=int, default=10, help="timed runs per anchor-paired visit")
     ap.add_argument("--clock", default="auto", choices=["auto", "wall", "thread"],
                     help="auto: thread CPU time for 1-thread CPU runs, else wall clock")
     ap.add_argument("--format", default="auto", choices=["auto", "onnx", "ort"], help="which model files to run")
@@ -169,7 +206,8 @@ def main(argv=None) -> int:
         print("error: the plan lists no covering subnets; write it with `profile plan --in-context`", file=sys.stderr)
         return 1
     items = {i["id"]: i for i in plan["items"]}
-    anchors = [a for a in plan.get("anchors", []) if a in items]
+    anchor_entry = plan.get("anchor")
+    anchors = [ANCHOR_ID] if anchor_entry else [a for a in plan.get("anchors", []) if a in items]
     overhead_file = plan.get("overhead_file", "models/overhead.onnx")
     if use_ort and overhead_file.endswith(".onnx"):
         overhead_file = overhead_file[:-5] + ".ort"
@@ -180,12 +218,14 @@ def main(argv=None) -> int:
     settings = {"provider": args.provider, "threads": args.threads, "opt_level": args.opt_level,
                 "warmup": args.warmup, "repeats": args.repeats, "rounds": args.rounds,
                 "anchor_every": args.anchor_every, "clock": clock_name, "seed": args.seed, "model_format": key,
-                "method": method}
+                "method": method, "anchor": anchor_entry["config"] if anchor_entry else None,
+                "visit_warmup": args.visit_warmup, "visit_repeats": args.visit_repeats}
     results = {"format": RESULTS_FORMAT, "version": 1, "plan_space": plan["space"],
                "plan_resolutions": plan["resolutions"], "settings": settings,
                "device": {"node": platform.node(), "machine": platform.machine(), "processor": platform.processor(),
                           "system": platform.platform(), "python": platform.python_version(),
-                          "onnxruntime": ort.__version__},
+                          "onnxruntime": ort.__version__,
+                          "fingerprint": device_fingerprint(ort, args.provider, args.threads)},
                "records": []}
     if os.path.exists(args.out):
         with open(args.out) as fh:
@@ -199,8 +239,14 @@ def main(argv=None) -> int:
     rng = random.Random(args.seed)
     tasks = []
     ids = sorted(items)
+    def anchor_runner():
+        path = os.path.join(args.plan_dir, anchor_entry.get(key, anchor_entry["file"]))
+        session = make_session(ort, path, args.provider, args.threads, args.opt_level)
+        return Runner(ort, np, session, tuple(anchor_entry["input_shape"]))
+
     if method == "in_context":
-        return run_in_context(ort, np, args, plan, results, done, rng, clock, key)
+        anchor = anchor_runner() if anchor_entry else None
+        return run_in_context(ort, np, args, plan, results, done, rng, clock, key, anchor)
     for rnd in range(args.rounds):
         seq = 0
         tasks.append((OVERHEAD_ID, rnd, seq, False))
@@ -213,7 +259,8 @@ def main(argv=None) -> int:
         for n, item_id in enumerate(order, 1):
             tasks.append((item_id, rnd, seq, False))
             seq += 1
-            if anchors and args.anchor_every and n % args.anchor_every == 0 and n < len(order):
+            last = n == len(order) and bool(anchor_entry)  # the anchor closes every round: a visit on both sides
+            if anchors and ((args.anchor_every and n % args.anchor_every == 0 and n < len(order)) or last):
                 for a in anchors:
                     tasks.append((a, rnd, seq, True))
                     seq += 1
@@ -224,6 +271,8 @@ def main(argv=None) -> int:
         if item_id not in runners:
             if item_id == OVERHEAD_ID:
                 path, shape = overhead_file, [1, 1, 1, 1]
+            elif item_id == ANCHOR_ID:
+                path, shape = anchor_entry.get(key, anchor_entry["file"]), anchor_entry["input_shape"]
             else:
                 path, shape = items[item_id][key], items[item_id]["input_shape"]
             session = make_session(ort, os.path.join(args.plan_dir, path), args.provider, args.threads, args.opt_level)
@@ -239,7 +288,7 @@ def main(argv=None) -> int:
     return 0
 
 
-def run_in_context(ort, np, args, plan, results, done, rng, clock, key) -> int:
+def run_in_context(ort, np, args, plan, results, done, rng, clock, key, anchor=None) -> int:
     subnets = {s["config"]: s for s in plan["subnets"]}
     tasks = []
     for rnd in range(args.rounds):
@@ -252,10 +301,12 @@ def run_in_context(ort, np, args, plan, results, done, rng, clock, key) -> int:
         for k, (cfg, rnd, seq) in enumerate(todo, 1):
             sub = subnets[cfg]
             path = os.path.join(args.plan_dir, sub.get(key, sub["file"]))
-            layers, run_ms = time_subnet_in_context(ort, np, args, path, tuple(sub["input_shape"]),
-                                                    len(sub["layers"]), clock, tmp_dir)
+            layers, visit = time_subnet_in_context(ort, np, args, path, tuple(sub["input_shape"]),
+                                                   len(sub["layers"]), clock, tmp_dir, anchor)
+            if "ratio" not in visit:
+                visit["scale"] = visit["run_ms"] / sum(layers)
             results["records"].append({"id": cfg, "round": rnd, "seq": seq, "anchor": False, "layers": layers,
-                                       "run_ms": run_ms, "scale": run_ms / sum(layers), "t": time.time()})
+                                       **visit, "t": time.time()})
             atomic_write(args.out, results)
             print(f"[{k}/{len(todo)}] {time.time() - started:.0f} s", file=sys.stderr)
     atomic_write(args.out, results)

@@ -34,6 +34,10 @@ def _load_table(space: Any, lut: str | None, ofa_lut: str | None, profile: str |
 
         name = HardwareProfile.load(str(profile)).name  # unknown names fail here, with suggestions
         table = LatencyTable.load(find_table(name, space.name))
+    if not ofa_lut:
+        from ofa_deploy.profiling.host import warn_if_foreign
+
+        warn_if_foreign(table, source=f"latency table {lut or profile}")
     return table.copy(stat=stat) if stat else table
 
 

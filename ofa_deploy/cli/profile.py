@@ -35,6 +35,30 @@ def _timer_options(func: Any) -> Any:
     return func
 
 
+def _protocol(profile: Any, target: float | None, min_rounds: int | None, max_rounds: int | None,
+              time_cap: float | None, visit_repeats: int | None, visit_warmup: int | None) -> Any:
+    from ofa_deploy.profiling.protocol import ProtocolSettings
+
+    return ProtocolSettings.from_profile(profile, target=target, min_rounds=min_rounds, max_rounds=max_rounds,
+                                         time_cap_s=time_cap, repeats=visit_repeats, warmup=visit_warmup)
+
+
+def _protocol_options(func: Any) -> Any:
+    func = click.option("--visit-warmup", type=int, default=None,
+                        help="Untimed runs before each paired visit (default: profile).")(func)
+    func = click.option("--visit-repeats", type=int, default=None,
+                        help="Timed runs per paired visit; their minimum counts (default: profile).")(func)
+    func = click.option("--time-cap", type=float, default=None,
+                        help="Seconds after which no new paired round starts (default: profile).")(func)
+    func = click.option("--max-rounds", type=int, default=None, help="Paired rounds at most (default: profile).")(func)
+    func = click.option("--min-rounds", type=int, default=None,
+                        help="Paired rounds before convergence is judged (default: profile).")(func)
+    func = click.option("--interval-target", "target", type=float, default=None,
+                        help="Stop once the 95%% interval of each median ratio is within ± this fraction "
+                             "(default: profile, 0.03).")(func)
+    return func
+
+
 @click.group("profile")
 def profile_group() -> None:
     """Measure per-layer latency tables on a hardware profile, and check them against whole subnets."""
@@ -53,6 +77,9 @@ def profile_group() -> None:
                    "isolated: one model per layer.")
 @click.option("--context-subnets", type=int, default=0, show_default=True,
               help="in_context: extra random subnets per resolution profiled besides the covering ones.")
+@click.option("--calibration-subnets", type=int, default=24, show_default=True,
+              help="Random whole subnets timed against the anchor each round; the table's calibration is fitted "
+                   "on them (0: none).")
 @click.option("--limit", type=int, default=None,
               help="Quick checks: only the first N layers (isolated) or covering subnets (in_context).")
 @click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
@@ -60,9 +87,11 @@ def profile_group() -> None:
 @format_option
 @handle_errors
 def build_cmd(profile_name: str, supernet: str, resolutions: str | None, out: str | None, resume: bool,
-              method: str, context_subnets: int, limit: int | None, no_progress: bool, rounds: int | None,
-              repeats: int | None, warmup: int | None, clock: str | None, output_format: str) -> None:
-    """Time every distinct layer of SUPERNET at RESOLUTIONS on PROFILE and write the LUT."""
+              method: str, context_subnets: int, calibration_subnets: int, limit: int | None, no_progress: bool,
+              rounds: int | None, repeats: int | None, warmup: int | None, clock: str | None,
+              output_format: str) -> None:
+    """Time every distinct layer of SUPERNET at RESOLUTIONS on PROFILE and write the LUT (in units of the
+    profile's anchor model, with a calibration fitted on whole subnets and this host's fingerprint)."""
     from ofa_deploy.profiling.builder import build_lut
     from ofa_deploy.profiling.hardware import HardwareProfile
     from ofa_deploy.profiling.lut import table_path
@@ -73,11 +102,21 @@ def build_cmd(profile_name: str, supernet: str, resolutions: str | None, out: st
     path = Path(out) if out else table_path(profile.name, space.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     result = build_lut(space, _resolutions(resolutions), profile, path, resume=resume, limit=limit, method=method,
-                       context_subnets=context_subnets,
+                       context_subnets=context_subnets, calibration_subnets=calibration_subnets,
                        progress=not no_progress, timer=_timer(profile, rounds, repeats, warmup, clock))
-    emit(result.summary(), output_format,
-         lambda d: f"wrote {d['path']}: {d['entries']} layers ({d['measured']} items measured, {d['reused']} "
-                   f"reused) in {d['seconds']} s")
+    emit(result.summary(), output_format, _build_human)
+
+
+def _build_human(d: dict[str, Any]) -> str:
+    lines = [f"wrote {d['path']}: {d['entries']} layers ({d['measured']} items measured, {d['reused']} reused) "
+             f"in {d['seconds']} s",
+             f"  anchor {d['anchor']['config']}: {d['anchor']['ms']:.4g} ms median during the build "
+             f"(slowest/fastest visit {d['anchor']['swing']:.2f}x)"]
+    held = d.get("calibration", {}).get("fit", {}).get("held_out_2fold")
+    if held:
+        lines.append(f"  calibration on {held['n']} whole subnets (held-out halves): {held['within_10pct']:.0%} "
+                     f"within ±10%, Spearman {held['spearman']:.3f}, bias {held['mean_pct_error']:+.1f}%")
+    return "\n".join(lines)
 
 
 @profile_group.command("validate")
@@ -91,13 +130,14 @@ def build_cmd(profile_name: str, supernet: str, resolutions: str | None, out: st
 @click.option("--out", default=None, type=click.Path(dir_okay=False),
               help="Report JSON (default: <lut>.validation.json).")
 @click.option("--no-progress", is_flag=True)
-@_timer_options
+@_protocol_options
 @format_option
 @handle_errors
 def validate_cmd(profile_name: str, supernet: str, lut: str | None, n: int, seed: int, resolutions: str | None,
-                 out: str | None, no_progress: bool, rounds: int | None, repeats: int | None, warmup: int | None,
-                 clock: str | None, output_format: str) -> None:
-    """Measure N random subnets whole and compare them with the LUT's predictions."""
+                 out: str | None, no_progress: bool, target: float | None, min_rounds: int | None,
+                 max_rounds: int | None, time_cap: float | None, visit_repeats: int | None, visit_warmup: int | None,
+                 output_format: str) -> None:
+    """Measure N random subnets whole against the table's anchor and compare them with its predictions."""
     from ofa_deploy.profiling.hardware import HardwareProfile
     from ofa_deploy.profiling.lut import LatencyTable, find_table
     from ofa_deploy.profiling.validate import validate_lut
@@ -109,18 +149,51 @@ def validate_cmd(profile_name: str, supernet: str, lut: str | None, n: int, seed
     table = LatencyTable.load(lut_path)
     report_path = Path(out) if out else lut_path.with_name(lut_path.stem + ".validation.json")
     report = validate_lut(space, table, profile, n=n, seed=seed, resolutions=_resolutions(resolutions),
-                          timer=_timer(profile, rounds, repeats, warmup, clock), out_path=report_path,
-                          progress=not no_progress)
-    data = {"report": str(report_path), "metrics": report.metrics, "noise_floor": report.noise_floor,
-            "calibrated_held_out": report.calibrated.get("held_out"), "seconds": round(report.seconds, 1)}
+                          protocol=_protocol(profile, target, min_rounds, max_rounds, time_cap, visit_repeats,
+                                             visit_warmup),
+                          out_path=report_path, progress=not no_progress)
+    data = {"report": str(report_path), "metrics": report.metrics, "scaled_metrics": report.scaled_metrics,
+            "noise_floor": report.noise_floor, "converged": report.converged, "reference": report.reference,
+            "host": report.host, "seconds": round(report.seconds, 1)}
 
     def human(d: dict) -> str:
-        m, f = d["metrics"], d["noise_floor"]
-        return (f"{m['n']} subnets: {m['within_10pct']:.0%} within ±10%, Spearman {m['spearman']:.3f}, "
-                f"Kendall {m['kendall']:.3f}, mean |err| {m['mean_abs_pct_error']:.1f}% "
-                f"(noise floor: {f['within_10pct']:.0%}, Spearman {f['spearman']:.3f}); report {d['report']}")
+        m, g, f = d["metrics"], d["scaled_metrics"], d["noise_floor"]
+        lines = [f"{m['n']} subnets ({d['converged']} converged), measured at the {d['reference']}:",
+                 f"  predicted: {m['within_5pct']:.0%} within ±5%, {m['within_10pct']:.0%} within ±10%, "
+                 f"Spearman {m['spearman']:.3f}, Kendall {m['kendall']:.3f}, bias {m['mean_pct_error']:+.1f}%",
+                 f"  after one global scale ({g['scale']:.3f}): {g['within_10pct']:.0%} within ±10%",
+                 f"  noise floor (even vs odd rounds): {f['within_10pct']:.0%} within ±10%, "
+                 f"Spearman {f['spearman']:.3f}"]
+        if not d["host"]["ok"]:
+            lines.append(f"  warning: {d['host']['message']}")
+        lines.append(f"  report {d['report']}")
+        return "\n".join(lines)
 
     emit(data, output_format, human)
+
+
+@profile_group.command("check")
+@click.argument("table_path", metavar="TABLE", type=click.Path(dir_okay=False))
+@click.option("--profile", "profile_name", default=None,
+              help="Hardware profile to check against (default: the one the table was built with).")
+@format_option
+@handle_errors
+def check_cmd(table_path: str, profile_name: str | None, output_format: str) -> None:
+    """Say whether TABLE was measured on this host with this runtime (exit 0) or elsewhere (exit 1)."""
+    from ofa_deploy.errors import ForeignTableError
+    from ofa_deploy.profiling.hardware import HardwareProfile
+    from ofa_deploy.profiling.host import check_table_host
+    from ofa_deploy.profiling.lut import LatencyTable
+
+    table = LatencyTable.load(table_path)
+    name = profile_name or table.provenance.profile_name
+    profile = HardwareProfile.load(name) if name else None
+    check = check_table_host(table, profile)
+    data = {"table": table_path, "profile": name, "unit": table.unit,
+            "anchor": table.anchor.to_dict() if table.anchor else None, **check.to_dict()}
+    emit(data, output_format, lambda d: ("valid here: " if d["ok"] else "NOT valid here: ") + d["message"])
+    if not check.ok:
+        raise ForeignTableError(f"{table_path}: {check.describe()}")
 
 
 @profile_group.command("plan")
@@ -146,7 +219,12 @@ def plan_cmd(supernet: str, resolutions: str | None, out: str, profile_name: str
     plan = make_plan(space, _resolutions(resolutions), batch_size=profile.batch_size if profile else 1, limit=limit)
     if in_context and limit is not None:
         raise click.UsageError("--in-context needs the full plan; drop --limit")
-    path = write_plan(plan, out, profile=profile, ort_format=ort_format, space=space if in_context else None)
+    from ofa_deploy.profiling.anchor import resolve_anchor_config
+
+    anchor = resolve_anchor_config(space, getattr(profile, "anchor", None),
+                                   source=f"profile {profile.name}" if profile else "")
+    path = write_plan(plan, out, profile=profile, ort_format=ort_format, space=space, anchor=anchor,
+                      in_context=in_context)
     emit({"plan": str(path), "layers": len(plan), "space": space.name, "resolutions": list(plan.resolutions)},
          output_format, lambda d: f"wrote {d['plan']} ({d['layers']} layer models)")
 

@@ -13,6 +13,14 @@ seeded random order, so every layer gets one sample from each phase of a driftin
 per-run overhead (an Identity model with the same input binding) is timed every round too and subtracted:
 a subnet pays it once, not once per layer. A few anchor layers are re-timed through each round to record drift.
 The table is written atomically at the end, with provenance.
+
+Every measurement is tied to the profile's anchor model (`profiling.anchor`, `profiling.protocol`): in-context
+tasks time their subnet bracketed by the anchor (A, subnet, A), isolated builds visit the anchor through every
+round and divide each layer by the anchor visits around it. Entries are stored in anchor units with the
+anchor's median absolute time (`AnchorInfo`), so a machine that is faster or slower for a while shifts the
+anchor and the items alike. Each round also times `calibration_subnets` random whole subnets against the
+anchor; a calibration ``scale * sum + offset + per_layer * n_layers`` is fitted on them, scored on held-out
+halves, and stored with the table. The table records the host's fingerprint (`profiling.host`).
 """
 from __future__ import annotations
 
@@ -34,14 +42,19 @@ import numpy as np
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.fileio import atomic_path
 from ofa_deploy.profiling.executor import Executor, LocalExecutor
-from ofa_deploy.profiling.plan import Plan, choose_anchors, export_layer, make_plan
+from ofa_deploy.profiling.plan import Plan, export_layer, make_plan
 from ofa_deploy.profiling.store import JsonlStore
+from ofa_deploy.profiling.protocol import ProtocolSettings, runner_visit
 from ofa_deploy.profiling.timer import CacheFlusher, TimerSettings, measure_round
 from ofa_deploy.spaces import SearchSpace
 
 log = logging.getLogger(__name__)
 
 OVERHEAD_ID = "__overhead__"
+ANCHOR_ID = "__anchor__"
+CALIBRATION_PREFIX = "calib:"
+#: seed of the random whole subnets a build measures for its calibration
+CALIBRATION_SEED = 20_261_130
 #: seed of the extra random in-context subnets (fixed, and distinct from validation's default seed 0)
 CONTEXT_SEED = 20_241_122
 
@@ -85,6 +98,84 @@ def write_identity_model(path: Path) -> Path:
     return path
 
 
+class PairedVisits:
+    """Times a runner bracketed by the anchor (A, item, A) with the protocol's per-visit settings.
+
+    The anchor runner is prepared on first use and kept for the job's life.
+    """
+
+    def __init__(self, backend: Any, anchor_path: Any, anchor_shape: Sequence[int], protocol: ProtocolSettings
+                 ) -> None:
+        self.backend = backend
+        self.anchor_path = anchor_path
+        self.anchor_shape = tuple(anchor_shape)
+        self.visit = runner_visit(protocol)
+        self._anchor: Any = None
+
+    def anchor(self) -> float:
+        """One visit of the anchor alone (ms)."""
+        if self._anchor is None:
+            self._anchor = self.backend.prepare(self.anchor_path, self.anchor_shape)
+        return self.visit(self._anchor)
+
+    def __call__(self, runner: Any) -> dict[str, float]:
+        before = self.anchor()
+        item = self.visit(runner)
+        after = self.anchor()
+        bracket = (before + after) / 2
+        return {"item_ms": item, "anchor_ms": bracket, "ratio": item / bracket}
+
+    def close(self) -> None:
+        if self._anchor is not None:
+            self._anchor.close()
+            self._anchor = None
+
+
+class CalibrationJob:
+    """Times calibration tasks (``calib:<subnet>``): the whole subnet against the anchor; other tasks go to
+    `inner` (the layer-timing job)."""
+
+    def __init__(self, inner: Any, space: SearchSpace, paired: PairedVisits, model_dir: Path, batch_size: int
+                 ) -> None:
+        self.inner = inner
+        self.space = space
+        self.paired = paired
+        self.model_dir = model_dir
+        self.batch_size = batch_size
+        self.calibrations = 0
+
+    @property
+    def measurements(self) -> int:
+        """Tasks timed by this job (layer tasks and calibration subnets)."""
+        return int(getattr(self.inner, "measurements", 0)) + self.calibrations
+
+    def __call__(self, task: Task) -> dict[str, Any]:
+        if not task.item_id.startswith(CALIBRATION_PREFIX):
+            return self.inner(task)
+        self.calibrations += 1
+        from ofa_deploy.profiling.models import export_subnet
+        from ofa_deploy.spaces import SubnetConfig
+
+        cfg = SubnetConfig.from_string(task.item_id[len(CALIBRATION_PREFIX):])
+        if self.paired.backend.model_format == "module":
+            from ofa_deploy.nn.layers import SubnetModel
+
+            path: Any = SubnetModel(self.space.walk_layers(cfg)).eval()
+        else:
+            path = export_subnet(self.space, cfg, self.model_dir, batch_size=self.batch_size)
+        with self.backend_prepare(path, cfg) as runner:
+            visit = self.paired(runner)
+        return {"id": task.item_id, "round": task.round, "seq": task.seq, "anchor": False, **visit,
+                "t": time.time()}
+
+    def backend_prepare(self, path: Any, cfg: Any) -> Any:
+        return self.paired.backend.prepare(path, (self.batch_size, 3, cfg.resolution, cfg.resolution))
+
+    def close(self) -> None:
+        self.inner.close()
+        self.paired.close()
+
+
 class LayerTimingJob:
     """Times one task: prepares (and caches) a runner per layer, then runs one round of the timer.
 
@@ -93,8 +184,9 @@ class LayerTimingJob:
     """
 
     def __init__(self, plan: Plan, backend: Any, settings: TimerSettings, model_dir: Path, *,
-                 max_runners: int = 512) -> None:
+                 max_runners: int = 512, anchor: tuple[Any, tuple[int, ...]] | None = None) -> None:
         self.items = {i.id: i for i in plan.items}
+        self.anchor = anchor
         self.backend = backend
         self.settings = settings
         self.model_dir = model_dir
@@ -104,6 +196,10 @@ class LayerTimingJob:
         self.measurements = 0
 
     def _model(self, item_id: str) -> tuple[Any, tuple[int, ...]]:
+        if item_id == ANCHOR_ID:
+            if self.anchor is None:
+                raise ConfigError("this layer-timing job was built without an anchor model")
+            return self.anchor
         if item_id == OVERHEAD_ID:
             if self.backend.model_format == "module":
                 from torch import nn
@@ -141,26 +237,32 @@ class LayerTimingJob:
         self._runners.clear()
 
 
-def schedule(plan: Plan, settings: TimerSettings, anchors: Sequence[str]) -> list[Task]:
-    """All tasks in execution order: per round, overhead + anchors, then the layers in a seeded random order
-    with the anchors re-timed every `settings.anchor_every` layers."""
+def schedule(plan: Plan, settings: TimerSettings, anchors: Sequence[str], calibration: Sequence[str] = ()
+             ) -> list[Task]:
+    """All isolated-build tasks in execution order: per round, overhead + anchors, then the layers and the
+    calibration subnets in a seeded random order with the anchors re-timed every `settings.anchor_every` items
+    and at the end of the round (so every item has an anchor visit on both sides)."""
     rng = np.random.default_rng(settings.seed)
-    ids = [i.id for i in plan.items]
+    ids = [i.id for i in plan.items] + list(calibration)
+    every = settings.anchor_every or len(ids)
     tasks: list[Task] = []
     for r in range(settings.rounds):
         seq = 0
+
+        def visit_anchors() -> None:
+            nonlocal seq
+            for a in anchors:
+                tasks.append(Task(a, r, seq, anchor=True))
+                seq += 1
+
         tasks.append(Task(OVERHEAD_ID, r, seq))
         seq += 1
-        for a in anchors:
-            tasks.append(Task(a, r, seq, anchor=True))
-            seq += 1
+        visit_anchors()
         for n, j in enumerate(rng.permutation(len(ids)), 1):
             tasks.append(Task(ids[j], r, seq))
             seq += 1
-            if anchors and settings.anchor_every and n % settings.anchor_every == 0 and n < len(ids):
-                for a in anchors:
-                    tasks.append(Task(a, r, seq, anchor=True))
-                    seq += 1
+            if anchors and (n % every == 0 or n == len(ids)):
+                visit_anchors()
     return tasks
 
 
@@ -200,58 +302,126 @@ def store_path_for(out_path: Path) -> Path:
     return out_path.with_name(out_path.name + ".measurements.jsonl")
 
 
+def anchor_units(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Isolated-build records with ``ratio`` = ms / the anchor visits around them in the same round.
+
+    Each record is divided by the mean of the nearest anchor visit before it and the nearest after it (either
+    alone at a round's edge); anchor records themselves get ratio 1. Needs `ANCHOR_ID` visits in every round;
+    records with no anchor visit at all (on-device results from plans without an anchor) keep ``ratio = ms``.
+    """
+    visits: dict[int, list[tuple[int, float]]] = defaultdict(list)
+    for rec in records:
+        if rec["id"] == ANCHOR_ID:
+            visits[rec["round"]].append((rec["seq"], rec["ms"]))
+    if not visits:
+        return [{**rec, "ratio": rec["ms"], "anchor_ms": 1.0} for rec in records]
+    out = []
+    for rec in records:
+        if rec["id"] == ANCHOR_ID or "ratio" in rec:
+            out.append({**rec, "ratio": rec.get("ratio", 1.0), "anchor_ms": rec.get("anchor_ms", rec.get("ms"))})
+            continue
+        around = sorted(visits.get(rec["round"], []))
+        if not around:
+            raise ConfigError(f"round {rec['round']} of the measurement store has no anchor visit; resume the build")
+        before = [ms for seq, ms in around if seq < rec["seq"]][-1:]
+        after = [ms for seq, ms in around if seq > rec["seq"]][:1]
+        bracket = float(np.mean(before + after))
+        out.append({**rec, "ratio": rec["ms"] / bracket, "anchor_ms": bracket})
+    return out
+
+
+def _drift(anchor_visits: Sequence[float]) -> dict[str, float]:
+    """The anchor's absolute series over the build, relative to its median (how much the machine moved)."""
+    if len(anchor_visits) < 2:
+        return {}
+    ratios = np.asarray(anchor_visits) / float(np.median(anchor_visits))
+    return {"visits": int(ratios.size), "min": float(ratios.min()), "max": float(ratios.max()),
+            "std": float(ratios.std())}
+
+
 def table_from_records(plan: Plan, records: Sequence[dict[str, Any]], *, provenance: Any,
                        subtract_overhead: bool = True) -> tuple[Any, float, dict[str, float]]:
-    """Per-layer LatencyStats from store records: per-round values minus the round's overhead.
-
-    Returns (table, overhead estimate ms, drift summary). Anchor visits give the drift series only.
-    """
+    """Per-layer LatencyStats (anchor units) from isolated-build records: per-round ratios minus the round's
+    overhead ratio. Returns (table without anchor info, overhead in anchor units, drift of the anchor)."""
     from ofa_deploy.profiling.lut import LatencyStats, LatencyTable
 
-    overhead: dict[int, float] = {r["round"]: r["ms"] for r in records if r["id"] == OVERHEAD_ID}
+    records = anchor_units(records)
+    overhead: dict[int, float] = {r["round"]: r["ratio"] for r in records if r["id"] == OVERHEAD_ID}
     per_item: dict[str, list[float]] = defaultdict(list)
-    anchors: dict[str, list[float]] = defaultdict(list)
     for rec in records:
-        if rec["id"] == OVERHEAD_ID:
-            continue
-        if rec.get("anchor"):
-            anchors[rec["id"]].append(rec["ms"])
+        if rec["id"] in (OVERHEAD_ID, ANCHOR_ID) or rec["id"].startswith(CALIBRATION_PREFIX):
             continue
         cut = overhead.get(rec["round"], 0.0) if subtract_overhead else 0.0
-        per_item[rec["id"]].append(max(rec["ms"] - cut, 0.0))
+        per_item[rec["id"]].append(max(rec["ratio"] - cut, 0.0))
     missing = [i.id for i in plan.items if i.id not in per_item]
     if missing:
         raise ConfigError(f"{len(missing)} layers have no measurement yet (e.g. {missing[0]}); resume the build")
     table = LatencyTable(provenance=provenance, stat="median")
     for item in plan.items:
         table[item.spec] = LatencyStats.from_samples(per_item[item.id])
-    ratios = [v / statistics.median(vs) for vs in anchors.values() for v in vs if statistics.median(vs) > 0]
-    drift = ({"visits": len(ratios), "min": float(min(ratios)), "max": float(max(ratios)),
-              "std": float(np.std(ratios))} if ratios else {})
+    anchors = [r["ms"] for r in records if r["id"] == ANCHOR_ID]
     over = float(statistics.median(overhead.values())) if overhead else 0.0
-    return table, over, drift
+    return table, over, _drift(anchors)
 
 
 def in_context_table(space: SearchSpace, records: Sequence[dict[str, Any]], provenance: Any
                      ) -> tuple[Any, float, dict[str, float]]:
-    """LatencyTable from in-context records; drift = spread of each config's per-round run sums."""
+    """LatencyTable (anchor units) from in-context records; drift = the anchor's spread over the build."""
     from ofa_deploy.profiling.incontext import table_entries
     from ofa_deploy.profiling.lut import LatencyStats, LatencyTable
 
+    layer_records = [r for r in records if not r["id"].startswith(CALIBRATION_PREFIX)]
     table = LatencyTable(provenance=provenance, stat="median")
-    for spec, values in table_entries(space, records).items():
+    for spec, values in table_entries(space, layer_records).items():
         table[spec] = LatencyStats.from_samples(values)
-    sums: dict[str, list[float]] = defaultdict(list)
+    return table, 0.0, _drift([r["anchor_ms"] for r in records])
+
+
+def calibration_points(space: SearchSpace, records: Sequence[dict[str, Any]]) -> tuple[list[Any], np.ndarray]:
+    """(configs, median anchor ratio over rounds) of the build's calibration subnets."""
+    from ofa_deploy.spaces import SubnetConfig
+
+    ratios: dict[str, list[float]] = defaultdict(list)
     for rec in records:
-        sums[rec["id"]].append(float(sum(rec["layers"])))
-    ratios = [v / statistics.median(vs) for vs in sums.values() for v in vs]
-    drift = ({"visits": len(ratios), "min": float(min(ratios)), "max": float(max(ratios)),
-              "std": float(np.std(ratios))} if len(ratios) > 1 else {})
-    return table, 0.0, drift
+        if rec["id"].startswith(CALIBRATION_PREFIX):
+            ratios[rec["id"][len(CALIBRATION_PREFIX):]].append(rec["ratio"])
+    cfgs = [SubnetConfig.from_string(c) for c in ratios]
+    return cfgs, np.array([np.median(v) for v in ratios.values()])
+
+
+def fit_table_calibration(space: SearchSpace, table: Any, cfgs: Sequence[Any], measured_units: np.ndarray) -> Any:
+    """Fit the table's calibration on all calibration subnets; score it by two-fold cross-validation.
+
+    `fit` records the held-out scores (each half predicted by a fit on the other half) next to the raw sum's.
+    """
+    from ofa_deploy.predictors.latency import LatencyPredictor, fit_linear_calibration
+    from ofa_deploy.profiling.lut import Calibration
+
+    if len(cfgs) < 6:
+        return Calibration(fit={"n": len(cfgs), "note": "too few calibration subnets to fit (need >= 6)"})
+    raw = LatencyPredictor(space, table, calibrated=False)
+    sums = raw.predict_units(cfgs)
+    counts = np.array([len(space.walk_layers(c)) for c in cfgs], dtype=float)
+    folds = np.arange(len(cfgs)) % 2
+    held_out = np.empty_like(sums)
+    for k in (0, 1):
+        train, test = folds != k, folds == k
+        cal = fit_linear_calibration(sums[train], counts[train], measured_units[train])
+        held_out[test] = cal.apply(sums[test], counts[test])
+    final = fit_linear_calibration(sums, counts, measured_units)
+    scale_only = sums * float(np.median(measured_units / sums))
+    from ofa_deploy.profiling.validate import agreement
+
+    fit = {"n": len(cfgs), "model": "scale * sum + offset + per_layer * n_layers (anchor units)",
+           "raw_sum": agreement(sums, measured_units), "global_scale": agreement(scale_only, measured_units),
+           "held_out_2fold": agreement(held_out, measured_units),
+           "configs": [c.to_string() for c in cfgs], "measured_units": measured_units.tolist()}
+    return Calibration(scale=final.scale, offset=final.offset, per_layer=final.per_layer, fit=fit)
 
 
 def make_provenance(profile: Any, backend: Any, space_name: str, settings: TimerSettings, *, notes: str = "",
-                    estimate: str = "", method: str = "isolated") -> Any:
+                    estimate: str = "", method: str = "isolated", protocol: ProtocolSettings | None = None) -> Any:
+    from ofa_deploy.profiling.host import host_fingerprint
     from ofa_deploy.profiling.lut import Provenance, tool_version
 
     desc = backend.describe() if backend is not None else {}
@@ -265,7 +435,9 @@ def make_provenance(profile: Any, backend: Any, space_name: str, settings: Timer
         profile_name=getattr(profile, "name", ""), profile_sha256=getattr(profile, "sha256", ""),
         supernet=space_name, date=Provenance.now(), tool_version=tool_version(),
         notes=notes or json.dumps({"method": method, "timer": settings.to_dict(), "estimate": estimate,
+                                   "protocol": protocol.to_dict() if protocol else None,
                                    "python": sys.version.split()[0]}),
+        host=host_fingerprint(backend=desc, profile=profile),
     )
 
 
@@ -301,26 +473,27 @@ def build_lut(
     progress: bool = True,
     resume: bool = True,
     timer: TimerSettings | None = None,
+    protocol: ProtocolSettings | None = None,
     limit: int | None = None,
-    n_anchors: int = 3,
     model_dir: str | os.PathLike[str] | None = None,
     backend: Any = None,
     method: str = "auto",
     context_subnets: int = 0,
+    calibration_subnets: int = 24,
 ) -> BuildResult:
     """Measure every distinct layer of `space` at `resolutions` on `profile`'s backend; write the LUT.
 
     Args:
         space: the search space (its `walk_layers` defines the layers).
         resolutions: input sides (None: all of the space's).
-        profile: a `HardwareProfile` (backend, threads, warm-up/repeats/rounds).
+        profile: a `HardwareProfile` (backend, threads, anchor, warm-up/repeats/rounds).
         out_path: the LUT JSON to write (atomically, at the end).
         executor: runs the work items (default `LocalExecutor`: sequential, in this process).
         progress: a tqdm bar on stderr.
         resume: continue from ``<out>.measurements.jsonl`` if present (False: start over).
-        timer: timing settings (default: from the profile).
+        timer: layer timing settings (default: from the profile): rounds, and runs per profiled/isolated visit.
+        protocol: anchor-paired visit settings (default: from the profile).
         limit: only the first `limit` layers of the plan (quick runs and tests).
-        n_anchors: layers re-timed through every round to record drift.
         model_dir: where models are exported (default: `model_cache_dir()`, shared across builds).
         backend: a prepared backend (default: `create_backend(profile)`).
         method: "in_context" (ORT profiler inside covering subnets), "isolated" (one model per layer) or
@@ -328,26 +501,45 @@ def build_lut(
             covering subnets instead of layers.
         context_subnets: in_context only: this many extra random subnets per resolution (seeded, fixed) are
             profiled besides the covering ones, so each layer is also seen in mixed contexts.
+        calibration_subnets: random whole subnets timed against the anchor every round; the table's
+            calibration is fitted on them (0: no calibration).
     """
+    from ofa_deploy.profiling.anchor import AnchorInfo, anchor_model, resolve_anchor_config
     from ofa_deploy.profiling.backends import create_backend
 
     start = time.perf_counter()
     out = Path(out_path)
     settings = timer or TimerSettings.from_profile(profile)
+    paired_settings = protocol or ProtocolSettings.from_profile(profile)
     plan = make_plan(space, resolutions, batch_size=int(getattr(profile, "batch_size", 1)), limit=limit)
     backend = backend or create_backend(profile)
     method = resolve_method(method, backend, space.family)
     models = Path(model_dir) if model_dir else model_cache_dir()
     models.mkdir(parents=True, exist_ok=True)
+    profile_name = getattr(profile, "name", str(profile))
+    anchor_cfg = resolve_anchor_config(space, getattr(profile, "anchor", None), source=f"profile {profile_name}")
+    if backend.model_format == "module":
+        from ofa_deploy.nn.layers import SubnetModel
+
+        anchor_path: Any = SubnetModel(space.walk_layers(anchor_cfg)).eval()
+    else:
+        anchor_path = anchor_model(space, anchor_cfg, models, batch_size=plan.batch_size, profile=profile_name)
+    anchor_shape = (plan.batch_size, 3, anchor_cfg.resolution, anchor_cfg.resolution)
+    paired = PairedVisits(backend, anchor_path, anchor_shape, paired_settings)
+    if limit is not None:
+        calibration_subnets = 0  # a partial table cannot predict whole subnets
+    rng = np.random.default_rng(CALIBRATION_SEED)
+    calib_ids = list(dict.fromkeys(
+        CALIBRATION_PREFIX + space.sample(rng, resolution=int(rng.choice(plan.resolutions))).to_string()
+        for _ in range(calibration_subnets)))
     header: dict[str, Any] = {
         "job": "lut-build", "method": method, "space": space.name, "resolutions": list(plan.resolutions),
-        "limit": limit, "profile": getattr(profile, "name", str(profile)),
-        "profile_sha256": getattr(profile, "sha256", ""), "timer": settings.to_dict()}
+        "limit": limit, "profile": profile_name, "profile_sha256": getattr(profile, "sha256", ""),
+        "timer": settings.to_dict(), "protocol": paired_settings.to_dict(), "anchor": anchor_cfg.to_string(),
+        "calibration_subnets": calibration_subnets}
     if method == "isolated":
-        anchors = [i.id for i in choose_anchors(plan, n_anchors)]
-        header["anchors"] = anchors
-        all_tasks = schedule(plan, settings, anchors)
-        job: Any = LayerTimingJob(plan, backend, settings, models)
+        all_tasks = schedule(plan, settings, [ANCHOR_ID], calib_ids)
+        inner: Any = LayerTimingJob(plan, backend, settings, models, anchor=(anchor_path, anchor_shape))
     else:
         from ofa_deploy.profiling.incontext import InContextJob, covering_set
 
@@ -355,13 +547,14 @@ def build_lut(
         cfgs = covering_set(space, plan.resolutions, {i.spec for i in plan.items})
         cfg_ids = [c.to_string() for c in cfgs][:limit]
         if context_subnets:
-            rng = np.random.default_rng(CONTEXT_SEED)
-            extra = [space.sample(rng, resolution=r).to_string() for r in plan.resolutions
+            ctx_rng = np.random.default_rng(CONTEXT_SEED)
+            extra = [space.sample(ctx_rng, resolution=r).to_string() for r in plan.resolutions
                      for _ in range(context_subnets)]
             cfg_ids += [c for c in dict.fromkeys(extra) if c not in cfg_ids]
         header["configs"] = len(cfg_ids)
-        all_tasks = schedule_configs(cfg_ids, settings)
-        job = InContextJob(space, backend, settings, models, batch_size=plan.batch_size)
+        all_tasks = schedule_configs(cfg_ids + calib_ids, settings)
+        inner = InContextJob(space, backend, settings, models, batch_size=plan.batch_size, paired=paired)
+    job = CalibrationJob(inner, space, paired, models, plan.batch_size)
     store = JsonlStore(store_path_for(out), header, resume=resume)
     done = {_key(r) for r in store}
     tasks = [t for t in all_tasks if _key(t) not in done]
@@ -384,14 +577,25 @@ def build_lut(
             bar.close()
         job.close()
     estimate = ("in-context: per-layer minimum over the runs of each round (ORT profiler kernel times inside "
-                "covering subnets), median over occurrences, then over rounds" if method == "in_context" else
-                "isolated: median over rounds of per-round minima, minus per-call overhead")
-    provenance = make_provenance(profile, backend, space.name, settings, estimate=estimate, method=method)
+                "covering subnets), scaled to the subnet's anchor ratio, median over occurrences, then over rounds"
+                if method == "in_context" else
+                "isolated: median over rounds of per-round minima divided by the anchor visits around them, minus "
+                "per-call overhead")
+    provenance = make_provenance(profile, backend, space.name, settings, estimate=estimate, method=method,
+                                 protocol=paired_settings)
     if method == "isolated":
         table, overhead, drift = table_from_records(plan, store.records, provenance=provenance)
+        anchor_visits = [r["ms"] for r in store.records if r["id"] == ANCHOR_ID]
     else:
         table, overhead, drift = in_context_table(space, store.records, provenance)
+        anchor_visits = [r["anchor_ms"] for r in store.records]
+    table.anchor = AnchorInfo(config=anchor_cfg.to_string(), space=space.name, batch_size=plan.batch_size,
+                              ms=float(np.median(anchor_visits)), visits=len(anchor_visits),
+                              swing=float(max(anchor_visits) / min(anchor_visits)))
+    cal_cfgs, cal_units = calibration_points(space, store.records)
+    if calibration_subnets:
+        table.calibration = fit_table_calibration(space, table, cal_cfgs, cal_units)
     table.save(out)
     seconds = time.perf_counter() - start
     log.info("wrote %s: %d layers, %d measured now, %d reused, %.1f s", out, len(table), measured, reused, seconds)
-    return BuildResult(table, out, store.path, measured, reused, seconds, overhead, drift)
+    return BuildResult(table, out, store.path, measured, reused, seconds, overhead * table.anchor.ms, drift)

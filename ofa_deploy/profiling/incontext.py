@@ -12,8 +12,9 @@ events stay usable on a loaded machine. A spec occurring several times (repeated
 configs) gets the median of its occurrences per round; the LUT value is the median over rounds.
 
 The time between kernels (ORT's executor work per node) is charged to the next kernel's layer, and each task
-also times the same subnet without the profiler (like validation times whole subnets): the layer values of that
-task are scaled so that they sum to it, which removes the profiler's own overhead.
+also times the same subnet without the profiler, bracketed by the anchor model (A, subnet, A; see
+`profiling.protocol`): the layer values of that task are scaled so that they sum to the subnet's anchor ratio.
+This removes the profiler's own overhead and puts every entry in anchor units, immune to the machine's drift.
 """
 from __future__ import annotations
 
@@ -78,25 +79,17 @@ def layer_times_from_trace(events: Sequence[dict[str, Any]], n_layers: int, *, s
 
 
 def export_config(space: SearchSpace, cfg: SubnetConfig, model_dir: Path, batch_size: int = 1) -> Path:
-    """The whole subnet as ONNX (random init; latency does not depend on weights); reused if present."""
-    path = model_dir / f"{cfg.to_string().replace(',', '_')}_b{batch_size}.onnx"
-    if not path.is_file():
-        import torch
+    """The whole subnet as ONNX (`profiling.models.export_subnet`)."""
+    from ofa_deploy.profiling.models import export_subnet
 
-        from ofa_deploy.export.onnx import torch_to_onnx
-        from ofa_deploy.nn.layers import SubnetModel
-
-        torch.manual_seed(0)
-        torch_to_onnx(SubnetModel(space.walk_layers(cfg)), path, dynamic_batch=False,
-                      input_shape=(batch_size, 3, cfg.resolution, cfg.resolution))
-    return path
+    return export_subnet(space, cfg, model_dir, batch_size=batch_size)
 
 
 class InContextJob:
     """Times one (covering config, round) task with a profiling ORT session; returns per-layer minima (ms)."""
 
     def __init__(self, space: SearchSpace, backend: Any, settings: TimerSettings, model_dir: Path, *,
-                 batch_size: int = 1) -> None:
+                 batch_size: int = 1, paired: Any) -> None:
         if getattr(backend, "name", "") != "onnxruntime":
             raise ConfigError(f"in-context timing needs the onnxruntime backend (its profiler), got "
                               f"{getattr(backend, 'name', backend)!r}; use method='isolated'")
@@ -105,6 +98,7 @@ class InContextJob:
         self.settings = settings
         self.model_dir = model_dir
         self.batch_size = batch_size
+        self.paired = paired
         self.measurements = 0
 
     def __call__(self, task: Any) -> dict[str, Any]:
@@ -131,15 +125,12 @@ class InContextJob:
             trace.unlink(missing_ok=True)
         per_run = layer_times_from_trace(events, n_layers, skip_runs=self.settings.warmup)
         layers = per_run.min(axis=0)
-        # the same subnet without the profiler, timed like validation times whole subnets
-        from ofa_deploy.profiling.timer import measure_round
-
+        # the same subnet without the profiler, bracketed by the anchor
         with self.backend.prepare(path, (self.batch_size, 3, cfg.resolution, cfg.resolution)) as runner:
-            run_ms, _ = measure_round(runner, self.settings)
+            visit = self.paired(runner)
         self.measurements += 1
         return {"id": task.item_id, "round": task.round, "seq": task.seq, "anchor": task.anchor,
-                "layers": layers.tolist(), "run_ms": run_ms, "scale": run_ms / float(layers.sum()),
-                "t": time.time()}
+                "layers": layers.tolist(), **visit, "t": time.time()}
 
     def close(self) -> None:
         pass
@@ -160,14 +151,14 @@ def table_entries(space: SearchSpace, records: Sequence[dict[str, Any]], *, resc
                   ) -> dict[Any, list[float]]:
     """spec → per-round values: median over the spec's occurrences within each round.
 
-    With `rescale`, each record's layer times are scaled so they sum to the same subnet's run time measured
-    without the profiler in the same task (removes the profiler's own per-node cost; the shares between
-    layers come from the profiler, the total from end-to-end timing).
+    With `rescale`, each record's layer times are scaled so they sum to the same subnet's anchor ratio measured
+    without the profiler in the same task (removes the profiler's own per-node cost and gives anchor units; the
+    shares between layers come from the profiler, the total from the paired end-to-end timing).
     """
     per_round: dict[tuple[Any, int], list[float]] = defaultdict(list)
     for rec in records:
         cfg = SubnetConfig.from_string(rec["id"])
-        scale = float(rec.get("scale", 1.0)) if rescale else 1.0
+        scale = float(rec["ratio"]) / float(sum(rec["layers"])) if rescale else 1.0
         for spec, value in zip(space.walk_layers(cfg), rec["layers"]):
             per_round[(spec, rec["round"])].append(value * scale)
     out: dict[Any, list[float]] = defaultdict(list)

@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from ofa_deploy.errors import ConfigError
-from ofa_deploy.profiling.builder import table_from_records
+import numpy as np
+
+from ofa_deploy.profiling.builder import ANCHOR_ID, table_from_records
 from ofa_deploy.profiling.plan import read_plan
 
 RESULTS_FORMAT = "ofa-deploy-ondevice-results"
@@ -29,7 +31,8 @@ def _in_context_table(plan: Any, raw_plan: dict[str, Any], records: list[dict[st
         if rec["id"] not in layers:
             raise ConfigError(f"results name subnet {rec['id']!r}, which the plan does not list")
         for sid, value in zip(layers[rec["id"]], rec["layers"]):
-            per_round[(sid, rec["round"])].append(value * float(rec.get("scale", 1.0)))
+            scale = float(rec["ratio"]) / float(sum(rec["layers"])) if "ratio" in rec else float(rec.get("scale", 1.0))
+            per_round[(sid, rec["round"])].append(value * scale)
     values: dict[str, list[float]] = defaultdict(list)
     for (sid, _), vals in per_round.items():
         values[sid].append(float(np.median(vals)))
@@ -75,12 +78,24 @@ def import_results(results_path: str | os.PathLike[str], plan_dir: str | os.Path
         date=Provenance.now(), tool_version=tool_version(),
         notes=json.dumps({"source": "benchmarks/ondevice_profile.py", "settings": settings,
                           "system": device.get("system", "")}),
+        host={**device.get("fingerprint", {}), "profile_sha256": str(getattr(prof, "sha256", ""))}
+        if device.get("fingerprint") else {},
     )
     records = data.get("records", [])
     if settings.get("method") == "in_context":
         table = _in_context_table(plan, raw_plan, records, provenance)
+        anchor_visits = [r["anchor_ms"] for r in records if "anchor_ms" in r]
     else:
         table, _, _ = table_from_records(plan, records, provenance=provenance)
+        anchor_visits = [r["ms"] for r in records if r["id"] == ANCHOR_ID]
+    anchor = raw_plan.get("anchor")
+    if anchor and settings.get("anchor") == anchor["config"] and anchor_visits:
+        from ofa_deploy.profiling.anchor import AnchorInfo
+
+        table.anchor = AnchorInfo(config=anchor["config"], space=plan.space, batch_size=int(plan.batch_size),
+                                  ms=float(np.median(anchor_visits)), visits=len(anchor_visits),
+                                  swing=float(max(anchor_visits) / min(anchor_visits)))
+
     if out_path is not None:
         table.save(out_path)
     return table

@@ -167,17 +167,21 @@ def convert_to_ort(model_dir: Path, *, optimization_style: str = "Runtime", targ
 
 
 def write_plan(plan: Plan, out_dir: str | os.PathLike[str], *, profile: Any = None, ort_format: bool = False,
-               timer: dict[str, Any] | None = None, anchors: int = 3, space: SearchSpace | None = None) -> Path:
+               timer: dict[str, Any] | None = None, anchors: int = 3, space: SearchSpace | None = None,
+               anchor: SubnetConfig | None = None, in_context: bool | None = None) -> Path:
     """Export every item's layer model into `out_dir`/models and write `out_dir`/plan.json (atomically).
 
     Existing model files are kept, so an interrupted `write_plan` resumes. With `ort_format`, .ort files
     (Runtime optimisation style, portable) are written next to the .onnx files and listed in the plan.
     With `space`, the covering subnets are exported too (``subnets`` in plan.json, with the layer ids of each
     position) so the on-device script can time layers in context (about 20-30 MB per subnet: 9 per resolution
-    for MobileNetV3). Returns the plan.json path.
+    for MobileNetV3). With `anchor` (a subnet of `space`, which is then required), the anchor model is
+    exported (``anchor`` in plan.json) and the device times every item against it (`profiling.protocol`).
+    Returns the plan.json path.
     """
     from ofa_deploy.fileio import atomic_write_text
 
+    in_context = space is not None if in_context is None else in_context
     out = Path(out_dir)
     models = out / "models"
     models.mkdir(parents=True, exist_ok=True)
@@ -194,7 +198,7 @@ def write_plan(plan: Plan, out_dir: str | os.PathLike[str], *, profile: Any = No
 
     write_identity_model(models / "overhead.onnx")
     subnets = []
-    if space is not None:
+    if space is not None and in_context:
         from ofa_deploy.profiling.incontext import covering_set, export_config
 
         for cfg in covering_set(space, plan.resolutions, {i.spec for i in plan.items}):
@@ -205,9 +209,22 @@ def write_plan(plan: Plan, out_dir: str | os.PathLike[str], *, profile: Any = No
             if ort_format:
                 entry["ort_file"] = f"models/{path.stem}.ort"
             subnets.append(entry)
+    anchor_entry = None
+    if anchor is not None:
+        if space is None:
+            raise ConfigError("write_plan: an anchor subnet needs the space it belongs to (space=...)")
+        from ofa_deploy.profiling.models import export_subnet
+
+        path = export_subnet(space, anchor, models, batch_size=plan.batch_size)
+        anchor_entry = {"config": anchor.to_string(), "file": f"models/{path.name}",
+                        "input_shape": [plan.batch_size, 3, anchor.resolution, anchor.resolution]}
+        if ort_format:
+            anchor_entry["ort_file"] = f"models/{path.stem}.ort"
     if ort_format:
         convert_to_ort(models)
     data = plan.to_dict()
+    if anchor_entry is not None:
+        data["anchor"] = anchor_entry
     data["overhead_file"] = "models/overhead.ort" if ort_format else "models/overhead.onnx"
     data["items"] = entries
     if subnets:

@@ -1,17 +1,18 @@
-"""Check a latency table against whole-subnet measurements on the same backend.
+"""Check a latency table against whole subnets measured on the same backend with the anchor-paired protocol.
 
-N random subnets are exported whole (random init: weights do not change latency; BN folded by the exporter)
-and timed exactly like the layers: per-round minima over several rounds, interleaved across subnets in a
-fresh order each round (`time_interleaved`). Two independent passes are made; their agreement is the noise
-floor, i.e. the best any predictor could score against one pass. The predicted-vs-measured figures use both
-passes together. Optionally a linear calibration is fitted on one half and scored on the other.
+N random subnets are exported whole (seeded random init: weights do not change latency; BN folded by the
+exporter) and timed against the table's anchor model in paired rounds until each converges
+(`profiling.protocol`). A measured ratio times the anchor's build-time median (stored with the table) is the
+subnet's time at the table's reference speed, which is what the table predicts; the wall-clock figure of this
+run is kept beside it. The protocol's own test-retest noise floor compares the even rounds with the odd ones.
+Figures: share within ±5% / ±10%, raw and after one global scale, Spearman, Kendall, bias. Tables without an
+anchor (OFA's, older builds) are compared with wall-clock times of this run, and the report says so.
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,14 +22,14 @@ from typing import Any
 import numpy as np
 
 from ofa_deploy.errors import ConfigError
-from ofa_deploy.profiling.timer import TimerSettings, time_interleaved
+from ofa_deploy.profiling.protocol import PairedRun, ProtocolSettings
 from ofa_deploy.spaces import SearchSpace, SubnetConfig
 
 log = logging.getLogger(__name__)
 
 
 def agreement(predicted: Sequence[float], measured: Sequence[float], *, tolerance: float = 0.10) -> dict[str, float]:
-    """Share within ±tolerance, Spearman, Kendall, mean/max abs % error, mean signed % error."""
+    """Share within ±5% and ±tolerance, Spearman, Kendall, mean/max abs % error, mean signed % error (bias)."""
     from scipy import stats
 
     p = np.asarray(predicted, dtype=float)
@@ -38,6 +39,7 @@ def agreement(predicted: Sequence[float], measured: Sequence[float], *, toleranc
     rel = (p - m) / m
     return {
         "n": int(p.size),
+        "within_5pct": float(np.mean(np.abs(rel) <= 0.05)),
         "within_10pct": float(np.mean(np.abs(rel) <= tolerance)),
         "spearman": float(stats.spearmanr(p, m).statistic),
         "kendall": float(stats.kendalltau(p, m).statistic),
@@ -47,9 +49,22 @@ def agreement(predicted: Sequence[float], measured: Sequence[float], *, toleranc
     }
 
 
+def scaled_agreement(predicted: Sequence[float], measured: Sequence[float]) -> dict[str, float]:
+    """`agreement` after one global scale (the median of measured/predicted), which is also returned."""
+    p = np.asarray(predicted, dtype=float)
+    m = np.asarray(measured, dtype=float)
+    scale = float(np.median(m / p))
+    return {**agreement(p * scale, m), "scale": scale}
+
+
 @dataclass
 class ValidationReport:
-    """Predicted vs measured whole-subnet latency, the noise floor, and (optionally) a calibrated split."""
+    """Predicted vs measured whole-subnet latency, the protocol's noise floor, and how the run went.
+
+    `measured_ms` is at the table's reference speed (ratio x the table's anchor ms) for anchored tables, else
+    this run's wall clock; `wall_ms` is always this run's wall clock. `pass_a_ms`/`pass_b_ms` are the even and
+    odd rounds (the noise floor compares them).
+    """
 
     space: str
     profile: str
@@ -60,9 +75,17 @@ class ValidationReport:
     pass_b_ms: list[float]
     metrics: dict[str, float]
     noise_floor: dict[str, float]
+    raw_predicted_ms: list[float] = field(default_factory=list)
+    raw_metrics: dict[str, float] = field(default_factory=dict)
+    scaled_metrics: dict[str, float] = field(default_factory=dict)
+    wall_ms: list[float] = field(default_factory=list)
+    intervals_ms: list[list[float]] = field(default_factory=list)
+    converged: int = 0
+    reference: str = "anchor"
+    anchor: dict[str, Any] = field(default_factory=dict)
+    host: dict[str, Any] = field(default_factory=dict)
     calibrated: dict[str, Any] = field(default_factory=dict)
-    timer: dict[str, Any] = field(default_factory=dict)
-    drift: dict[str, float] = field(default_factory=dict)
+    protocol: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -86,23 +109,22 @@ def sample_configs(space: SearchSpace, n: int, resolutions: Sequence[int], seed:
     return [space.sample(rng, resolution=int(rng.choice(list(resolutions)))) for _ in range(n)]
 
 
-def export_subnets(space: SearchSpace, cfgs: Sequence[SubnetConfig], out_dir: Path, *, batch_size: int = 1
-                   ) -> list[Path]:
-    """One ONNX file per subnet (random init with a fixed seed: file names are content keys); reused if present."""
-    import torch
+def measure_subnets(space: SearchSpace, cfgs: Sequence[SubnetConfig], profile: Any, *, table: Any = None,
+                    protocol: ProtocolSettings | None = None, work_dir: Path | None = None, backend: Any = None,
+                    progress: bool = False) -> tuple[PairedRun, float | None]:
+    """Time whole subnets against the table's (or profile's) anchor; returns the run and the reference anchor ms
+    (the table's, or None for a table without an anchor)."""
+    from ofa_deploy.profiling.builder import model_cache_dir
+    from ofa_deploy.profiling.measure import measure_models, reference_ms, space_anchor
+    from ofa_deploy.profiling.models import export_subnet
 
-    from ofa_deploy.export.onnx import torch_to_onnx
-    from ofa_deploy.nn.layers import SubnetModel
-
-    paths = []
-    for i, cfg in enumerate(cfgs):
-        path = out_dir / f"{cfg.to_string().replace(',', '_')}_b{batch_size}.onnx"
-        if not path.is_file():
-            torch.manual_seed(0)
-            torch_to_onnx(SubnetModel(space.walk_layers(cfg)), path, dynamic_batch=False,
-                          input_shape=(batch_size, 3, cfg.resolution, cfg.resolution))
-        paths.append(path)
-    return paths
+    batch = int(getattr(profile, "batch_size", 1))
+    model_dir = Path(work_dir) if work_dir else model_cache_dir()
+    anchor = space_anchor(space, table, profile, model_dir)
+    models = {i: (export_subnet(space, c, model_dir, batch_size=batch), (batch, 3, c.resolution, c.resolution))
+              for i, c in enumerate(cfgs)}
+    run = measure_models(models, anchor, profile, protocol=protocol, backend=backend, progress=progress)
+    return run, reference_ms(table)
 
 
 def validate_lut(
@@ -113,28 +135,27 @@ def validate_lut(
     seed: int = 0,
     *,
     resolutions: Sequence[int] | None = None,
-    timer: TimerSettings | None = None,
+    protocol: ProtocolSettings | None = None,
     calibrate: bool = True,
     work_dir: str | os.PathLike[str] | None = None,
     out_path: str | os.PathLike[str] | None = None,
     backend: Any = None,
     progress: bool = True,
 ) -> ValidationReport:
-    """Predict `n` random subnets with `table`, measure them whole on `profile`'s backend, compare.
+    """Predict `n` random subnets with `table`, measure them whole with the anchor-paired protocol, compare.
 
     Args:
         space, table, profile: what to check, with what, where.
         n, seed: how many random subnets, and their seed.
         resolutions: resolutions to sample (default: the table's).
-        timer: timing settings (default: the profile's); the two passes use seeds `seed` and `seed + 1`.
+        protocol: paired-timing settings (default: the profile's).
         calibrate: also fit ``measured ~ a * sum + b`` on the first half and score the second half.
-        work_dir: where the subnet models go (default: a temporary directory).
+        work_dir: where the subnet models go (default: the shared profiling model cache).
         out_path: save the report JSON here.
     """
-    import tempfile
-
     from ofa_deploy.predictors.latency import LatencyPredictor
-    from ofa_deploy.profiling.backends import create_backend
+    from ofa_deploy.profiling.host import check_table_host
+    from ofa_deploy.profiling.measure import anchor_for
 
     start = time.perf_counter()
     res = list(resolutions or table_resolutions(table))
@@ -143,46 +164,34 @@ def validate_lut(
     cfgs = sample_configs(space, n, res, seed)
     predictor = LatencyPredictor(space, table)
     predicted = predictor.predict(cfgs)
-    settings = timer or TimerSettings.from_profile(profile)
-    backend = backend or create_backend(profile)
-    batch = int(getattr(profile, "batch_size", 1))
-    with tempfile.TemporaryDirectory() as tmp:
-        model_dir = Path(work_dir) if work_dir else Path(tmp)
-        model_dir.mkdir(parents=True, exist_ok=True)
-        paths = export_subnets(space, cfgs, model_dir, batch_size=batch)
-        runners = {i: backend.prepare(p, (batch, 3, c.resolution, c.resolution)) for i, (p, c) in
-                   enumerate(zip(paths, cfgs))}
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=2 * settings.rounds * len(cfgs), desc="validating", unit="run", file=sys.stderr,
-                       leave=False)
-        try:
-            step = bar.update if bar is not None else None
-            anchors = [0] if len(cfgs) > 1 else []
-            pass_a = time_interleaved(runners, settings, anchors=anchors, progress=step)
-            settings_b = TimerSettings(**{**settings.to_dict(), "seed": settings.seed + 1})
-            pass_b = time_interleaved(runners, settings_b, anchors=anchors, progress=step)
-        finally:
-            if bar is not None:
-                bar.close()
-            for r in runners.values():
-                r.close()
-    a = np.array([pass_a.samples[i].estimate for i in range(len(cfgs))])
-    b = np.array([pass_b.samples[i].estimate for i in range(len(cfgs))])
-    both = np.array([np.median(pass_a.samples[i].per_round + pass_b.samples[i].per_round) for i in range(len(cfgs))])
+    raw = LatencyPredictor(space, table, calibrated=False).predict(cfgs)
+    run, reference = measure_subnets(space, cfgs, profile, table=table, protocol=protocol,
+                                     work_dir=Path(work_dir) if work_dir else None, backend=backend,
+                                     progress=progress)
+    results = [run.results[i] for i in range(len(cfgs))]
+    ref = reference if reference is not None else run.anchor_ms
+    measured = np.array([r.ms(ref) for r in results])
+    halves = np.array([r.halves() for r in results]) * ref
+    host = check_table_host(table, profile)
     report = ValidationReport(
         space=space.name, profile=getattr(profile, "name", str(profile)), configs=[c.to_string() for c in cfgs],
-        predicted_ms=[float(x) for x in predicted], measured_ms=both.tolist(), pass_a_ms=a.tolist(),
-        pass_b_ms=b.tolist(), metrics=agreement(predicted, both), noise_floor=agreement(a, b),
-        timer=settings.to_dict(), drift={"a": pass_a.drift_summary(), "b": pass_b.drift_summary()},
+        predicted_ms=[float(x) for x in predicted], measured_ms=measured.tolist(),
+        pass_a_ms=halves[:, 0].tolist(), pass_b_ms=halves[:, 1].tolist(),
+        metrics=agreement(predicted, measured), noise_floor=agreement(halves[:, 0], halves[:, 1]),
+        raw_predicted_ms=[float(x) for x in raw], raw_metrics=agreement(raw, measured),
+        scaled_metrics=scaled_agreement(raw, measured), wall_ms=[r.wall_ms for r in results],
+        intervals_ms=[list(r.interval_ms(ref)) for r in results], converged=sum(r.converged for r in results),
+        reference="table anchor" if reference is not None else "wall clock of this run (table has no anchor)",
+        anchor={"config": anchor_for(space, table, profile).to_string(), "table_ms": reference,
+                "run_ms": run.anchor_ms, "swing": run.anchor_swing},
+        host=host.to_dict(), protocol=run.summary(),
     )
     if calibrate and len(cfgs) >= 4:
         half = len(cfgs) // 2
-        fit = predictor.fit_calibration(cfgs[:half], both[:half])
-        held_out = predictor.predict(cfgs[half:])
-        report.calibrated = {"fit": fit.to_dict(), "fit_on": half, "held_out": agreement(held_out, both[half:])}
+        fitter = LatencyPredictor(space, table, calibrated=False)
+        fit = fitter.fit_calibration(cfgs[:half], measured[:half])
+        held_out = fitter.predict(cfgs[half:])
+        report.calibrated = {"fit": fit.to_dict(), "fit_on": half, "held_out": agreement(held_out, measured[half:])}
     report.seconds = time.perf_counter() - start
     if out_path is not None:
         report.save(out_path)

@@ -41,7 +41,11 @@ def load_latency(space: SearchSpace, *, luts: Sequence[str | os.PathLike[str]] =
     from ofa_deploy.predictors.latency import LatencyPredictor
     from ofa_deploy.profiling.lut import LatencyTable
 
+    from ofa_deploy.profiling.host import warn_if_foreign
+
     tables = [LatencyTable.load(p) for p in luts]
+    for path, table in zip(luts, tables):
+        warn_if_foreign(table, source=f"latency table {path}")
     tables += [load_ofa_lut(p, space, device=ofa_device) for p in ofa_luts]
     objectives, seen = [], set()
     for table in tables:

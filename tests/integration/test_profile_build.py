@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from ofa_deploy.profiling.builder import LayerTimingJob, build_lut, schedule
+from ofa_deploy.profiling.builder import ANCHOR_ID, CALIBRATION_PREFIX, LayerTimingJob, build_lut
 from ofa_deploy.profiling.executor import LocalExecutor
 from ofa_deploy.profiling.hardware import HardwareProfile
 from ofa_deploy.profiling.lut import LatencyTable
-from ofa_deploy.profiling.plan import choose_anchors, make_plan, read_plan, write_plan
+from ofa_deploy.profiling.plan import make_plan, read_plan, write_plan
+from ofa_deploy.profiling.protocol import ProtocolSettings
 from ofa_deploy.profiling.timer import TimerSettings
 from ofa_deploy.spaces import get_space
 
@@ -42,7 +43,12 @@ def models_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def full_build(space, profile, models_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("lut") / "tiny.lut.json"
-    return build_lut(space, None, profile, out, timer=FAST, progress=False, model_dir=models_dir, method="isolated")
+    return build_lut(space, None, profile, out, timer=FAST, progress=False, model_dir=models_dir, method="isolated",
+                     calibration_subnets=8)
+
+
+def store_records(result):
+    return [json.loads(line) for line in result.store_path.read_text().splitlines()[1:]]
 
 
 def test_tiny_build_writes_a_valid_lut(full_build, space):
@@ -55,15 +61,20 @@ def test_tiny_build_writes_a_valid_lut(full_build, space):
     assert table.provenance.profile_name == "ort-cpu-1t"
     assert table.provenance.backend == "onnxruntime" and table.provenance.threads == 1
     assert json.loads(table.provenance.notes)["timer"]["rounds"] == FAST.rounds
-    assert full_build.measured == len(schedule(plan, FAST, full_build_anchors(full_build)))
+    records = store_records(full_build)
+    assert full_build.measured == len(records)
+    for r in range(FAST.rounds):  # every round: the overhead, every layer, anchor visits on both sides of each
+        in_round = sorted((x for x in records if x["round"] == r), key=lambda x: x["seq"])
+        assert {x["id"] for x in in_round} >= {i.id for i in plan} | {ANCHOR_ID}
+        assert in_round[1]["id"] == ANCHOR_ID and in_round[-1]["id"] == ANCHOR_ID
+    # entries are in anchor units, with the anchor's build-time median and a calibration fitted on whole subnets
+    assert table.unit == "anchor" and table.anchor.ms > 0 and table.anchor.space == space.name
+    calib = {x["id"] for x in records if x["id"].startswith(CALIBRATION_PREFIX)}
+    assert table.calibration.fit["n"] == len(calib) >= 6 and "held_out_2fold" in table.calibration.fit
+    assert table.provenance.host["cpu_model"] and table.provenance.host["backend"] == "onnxruntime"
     pred = LatencyPredictor(space, table).predict(space.sample_batch(5, 0))
     assert pred.shape == (5,) and (pred > 0).all()
-    assert 0 < full_build.overhead_ms < min(table[i.spec].median + full_build.overhead_ms for i in plan)
-
-
-def full_build_anchors(result):
-    lines = result.store_path.read_text().splitlines()
-    return json.loads(lines[0])["header"]["anchors"]
+    assert 0 < full_build.overhead_ms < min(table.latency(i.spec) + full_build.overhead_ms for i in plan)
 
 
 class InterruptingExecutor(LocalExecutor):
@@ -92,23 +103,24 @@ class CountingExecutor(LocalExecutor):
 
 def test_interrupted_build_resumes_without_remeasuring(space, profile, models_dir, tmp_path):
     out = tmp_path / "resume.lut.json"
-    plan = make_plan(space)
-    total = len(schedule(plan, FAST, [i.id for i in choose_anchors(plan, 3)]))
     with pytest.raises(KeyboardInterrupt):
         build_lut(space, None, profile, out, timer=FAST, progress=False, model_dir=models_dir,
-                  executor=InterruptingExecutor(17), method="isolated")
+                  executor=InterruptingExecutor(17), method="isolated", calibration_subnets=4)
     assert not out.exists()  # the table is only written when complete
     store = out.with_name(out.name + ".measurements.jsonl")
     assert len(store.read_text().splitlines()) == 1 + 17
     counting = CountingExecutor()
     result = build_lut(space, None, profile, out, timer=FAST, progress=False, model_dir=models_dir, executor=counting,
-                       method="isolated")
+                       method="isolated", calibration_subnets=4)
+    total = len(store.read_text().splitlines()) - 1
     assert counting.jobs[0].measurements == total - 17
     assert (result.measured, result.reused) == (total - 17, 17)
+    keys = [(r["id"], r["round"], r["seq"]) for r in store_records(result)]
+    assert len(keys) == len(set(keys))  # nothing measured twice
     assert len(LatencyTable.load(out)) == 26
     again = CountingExecutor()
     assert build_lut(space, None, profile, out, timer=FAST, progress=False, model_dir=models_dir,
-                     executor=again, method="isolated").measured == 0
+                     executor=again, method="isolated", calibration_subnets=4).measured == 0
     assert again.jobs[0].measurements == 0
 
 
@@ -117,10 +129,12 @@ def test_isolated_build_on_other_backends(space, name, tmp_path):
     if name == "tvm-cpu":
         pytest.importorskip("tvm")
     result = build_lut(space, None, HardwareProfile.load(name), tmp_path / "t.json", progress=False, limit=2,
-                       model_dir=tmp_path, timer=TimerSettings(warmup=1, repeats=2, rounds=1))
+                       model_dir=tmp_path, timer=TimerSettings(warmup=1, repeats=2, rounds=1), calibration_subnets=0,
+                       protocol=ProtocolSettings(warmup=1, repeats=2))
     table = LatencyTable.load(result.path)
     assert len(table) == 2 and table.provenance.backend == name.split("-")[0]
     assert json.loads(table.provenance.notes)["method"] == "isolated"
+    assert table.unit == "anchor" and table.anchor.ms > 0
 
 
 def test_resume_with_other_settings_is_refused(space, profile, models_dir, full_build):
@@ -134,8 +148,11 @@ def test_resume_with_other_settings_is_refused(space, profile, models_dir, full_
 def test_ondevice_script_runs_without_torch_and_imports(space, profile, tmp_path):
     from ofa_deploy.profiling.ondevice_import import import_results
 
+    from ofa_deploy.profiling.anchor import default_anchor_config
+
     plan = make_plan(space, limit=6)
-    write_plan(plan, tmp_path / "plan", profile=profile)
+    write_plan(plan, tmp_path / "plan", profile=profile, space=space, anchor=default_anchor_config(space),
+               in_context=False)
     blocker = tmp_path / "blocked"
     for name in ("torch", "ofa_deploy"):
         (blocker / name).mkdir(parents=True)
@@ -148,19 +165,24 @@ def test_ondevice_script_runs_without_torch_and_imports(space, profile, tmp_path
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
-    assert summary["measured"] == summary["records"] == 2 * (1 + 3 + 6)  # overhead + anchors + layers per round
+    assert summary["measured"] == summary["records"] == 2 * (1 + 6 + 2)  # overhead + layers + anchor twice per round
     rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert json.loads(rerun.stdout)["measured"] == 0  # resumable: nothing left to do
     table = import_results(tmp_path / "results.json", tmp_path / "plan", tmp_path / "device.lut.json")
     assert len(table) == 6 and set(table) == {i.spec for i in read_plan(tmp_path / "plan")[0]}
-    assert LatencyTable.load(tmp_path / "device.lut.json").provenance.execution_provider == "CPUExecutionProvider"
+    saved = LatencyTable.load(tmp_path / "device.lut.json")
+    assert saved.provenance.execution_provider == "CPUExecutionProvider"
+    assert saved.unit == "anchor" and saved.anchor.config == default_anchor_config(space).to_string()
+    assert saved.provenance.host["cores"] == os.cpu_count() and saved.provenance.host["backend"] == "onnxruntime"
 
 
 def test_ondevice_script_in_context_mode(space, profile, tmp_path):
     from ofa_deploy.profiling.ondevice_import import import_results
 
+    from ofa_deploy.profiling.anchor import default_anchor_config
+
     plan = make_plan(space)
-    write_plan(plan, tmp_path / "plan", profile=profile, space=space)
+    write_plan(plan, tmp_path / "plan", profile=profile, space=space, anchor=default_anchor_config(space))
     raw = json.loads((tmp_path / "plan" / "plan.json").read_text())
     assert raw["subnets"] and all(len(s["layers"]) > 5 for s in raw["subnets"])
     cmd = [sys.executable, str(SCRIPT), str(tmp_path / "plan"), "--out", str(tmp_path / "ctx.json"),
@@ -172,15 +194,21 @@ def test_ondevice_script_in_context_mode(space, profile, tmp_path):
     assert results["settings"]["method"] == "in_context"
     table = import_results(tmp_path / "ctx.json", tmp_path / "plan")
     assert set(table) == {i.spec for i in plan} and all(table[i.spec].n == 2 for i in plan)
+    assert table.unit == "anchor" and all("ratio" in r for r in results["records"])
 
 
 def test_validate_lut_reports_all_metrics(space, profile, full_build, tmp_path):
     from ofa_deploy.profiling.validate import validate_lut
 
     out = tmp_path / "val.json"
-    report = validate_lut(space, full_build.table, profile, n=6, seed=3, timer=FAST, progress=False, out_path=out)
-    keys = {"n", "within_10pct", "spearman", "kendall", "mean_abs_pct_error", "max_abs_pct_error", "mean_pct_error"}
-    assert keys <= set(report.metrics) and keys <= set(report.noise_floor)
+    protocol = ProtocolSettings(warmup=1, repeats=3, min_rounds=2, max_rounds=3)
+    report = validate_lut(space, full_build.table, profile, n=6, seed=3, protocol=protocol, progress=False,
+                          out_path=out)
+    keys = {"n", "within_5pct", "within_10pct", "spearman", "kendall", "mean_abs_pct_error", "max_abs_pct_error",
+            "mean_pct_error"}
+    assert keys <= set(report.metrics) and keys <= set(report.noise_floor) and keys <= set(report.scaled_metrics)
+    assert report.reference == "table anchor" and report.anchor["table_ms"] == full_build.table.anchor.ms
+    assert report.host["ok"] is True and 2 <= report.protocol["rounds"] <= 3
     assert report.metrics["n"] == 6 and len(report.measured_ms) == 6
     assert all(m > 0 for m in report.measured_ms + report.pass_a_ms + report.pass_b_ms)
     assert keys <= set(report.calibrated["held_out"]) and report.calibrated["fit_on"] == 3
@@ -195,17 +223,17 @@ def test_in_context_build_covers_the_space_and_resumes(space, profile, full_buil
     n_cfgs = len(covering_set(space, plan.resolutions, {i.spec for i in plan}))
     with pytest.raises(KeyboardInterrupt):
         build_lut(space, None, profile, out, timer=FAST, progress=False, executor=InterruptingExecutor(1),
-                  model_dir=tmp_path / "models")
+                  model_dir=tmp_path / "models", calibration_subnets=0)
     counting = CountingExecutor()
     result = build_lut(space, None, profile, out, timer=FAST, progress=False, executor=counting,
-                       model_dir=tmp_path / "models")
+                       model_dir=tmp_path / "models", calibration_subnets=0)
     assert (result.measured, result.reused) == (FAST.rounds * n_cfgs - 1, 1)
     table = LatencyTable.load(out)
     assert set(table) == {i.spec for i in plan}
     assert json.loads(table.provenance.notes)["method"] == "in_context"
     extra = build_lut(space, None, profile, tmp_path / "ctx2.lut.json", timer=FAST, progress=False,
-                      model_dir=tmp_path / "models", context_subnets=2)
+                      model_dir=tmp_path / "models", context_subnets=2, calibration_subnets=0)
     assert extra.measured == FAST.rounds * (n_cfgs + 2) and set(extra.table) == set(table)
     # in context, each layer costs about what it costs alone or more (colder caches), never ~0
-    ratio = sorted(table[s].median / full_build.table[s].median for s in table)
+    ratio = sorted(table.latency(s) / full_build.table.latency(s) for s in table)
     assert ratio[len(ratio) // 2] > 0.5
