@@ -1,4 +1,4 @@
-"""deploy: search under a budget → extract → export → measure on the target → report.
+"""deploy: search under a budget → extract → export → measure on the target → verify the budget → report.
 
 One call takes a supernet, an accuracy predictor and a hardware profile (with its latency table, built
 on the fly for small spaces) to an exported, measured model and a run directory::
@@ -8,14 +8,27 @@ on the fly for small spaces) to an exported, measured model and a run directory:
       summary.md       the same for people
       pareto.png       predicted accuracy vs latency: the Pareto front, the chosen subnet, the measured points
       lut.json         the latency table used (when it was built for this run)
-      model/           the exported best subnet (ONNX + export_report.json; TVM adds model_tvm/)
+      model/           the exported subnet that was shipped (ONNX + export_report.json; TVM adds model_tvm/)
+      tries/           every pick exported and measured while verifying the budget
       checks/          exported comparison subnets timed alongside it (predicted vs measured)
+
+**Budget verification.** The pick is measured on the target with the anchor-paired protocol against the
+table's anchor. Its latency at the table's reference speed is the measured ratio times the anchor time stored
+with the table, so a machine that is momentarily slower or faster does not flip the verdict (the raw wall-clock
+figure is reported beside it). If the upper end of its 95% interval exceeds the budget, the next subnet is
+searched under a predicted budget tightened by the worst measured/predicted ratio seen so far, exported and
+measured, up to `max_tries` picks. The report's ``budget`` says whether the shipped model was verified;
+`BudgetNotVerifiedError` (CLI exit 4) is raised after the report is written when none was.
+
+A table measured on another host (its fingerprint differs from this one's) is refused unless
+`allow_foreign_lut`.
 
 Progress goes to the logger and the optional `progress` callback (the CLI prints it on stderr).
 """
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -56,6 +69,9 @@ class DeployRequest:
         timing_rounds, timing_repeats: override the profile's timer (LUT build and measurement).
         search_threads: torch threads while searching (None: leave as is).
         validate_export: compare exported outputs to PyTorch.
+        max_tries: picks exported and measured at most while verifying the budget.
+        allow_foreign_lut: use a table measured on another host (its verdicts are then about that host's speed).
+        verify_budget: measure the pick against the budget and retry; False: measure and report only.
     """
 
     out_dir: Path
@@ -75,6 +91,9 @@ class DeployRequest:
     timing_repeats: int | None = None
     validate_export: bool = True
     search_threads: int | None = 1
+    max_tries: int = 4
+    allow_foreign_lut: bool = False
+    verify_budget: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
@@ -110,10 +129,16 @@ def deploy(request: DeployRequest, *, supernet: Any, predictor: Any, data: Any =
         predictor: an `AccuracyPredictor` (batched ``predict_genes``) for the supernet's space.
         data: `DataSplits` for BN recalibration and the measured top-1 on the holdout (optional).
         supernet_name: name shown in reports (default: the space name).
+
+    Raises:
+        BudgetNotVerifiedError: no pick was verified under the budget (the run dir and report are written).
+        ForeignTableError: the table was measured on another host and `allow_foreign_lut` is False.
     """
     from ofa_deploy.predictors.latency import LatencyPredictor, MacsPredictor
     from ofa_deploy.profiling.hardware import HardwareProfile
 
+    if request.max_tries < 1:
+        raise ConfigError(f"max_tries must be >= 1, got {request.max_tries}")
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     out = Path(request.out_dir)
@@ -127,6 +152,9 @@ def deploy(request: DeployRequest, *, supernet: Any, predictor: Any, data: Any =
     t0 = time.perf_counter()
     domain = GeneDomain.for_space(space, resolutions=request.resolutions)
     table, lut_info = _latency_table(request, space, domain.resolutions, profile, out, progress)
+    lut_info["host"] = _check_host(table, profile, request, progress)
+    lut_info.update(unit=table.unit, anchor=table.anchor.to_dict() if table.anchor else None,
+                    calibration=table.calibration.to_dict() if not table.calibration.is_identity else None)
     timings["lut_s"] = time.perf_counter() - t0
 
     acc = accuracy_objective(predictor)
@@ -141,23 +169,11 @@ def deploy(request: DeployRequest, *, supernet: Any, predictor: Any, data: Any =
         limit = round(lat_range.low + request.budget_fraction * (lat_range.high - lat_range.low), 4)
         _say(progress, f"latency budget {limit:.4g} ms picked at {request.budget_fraction:.0%} of the feasible range "
                        f"{lat_range.low:.4g}..{lat_range.high:.4g} ms")
-    budgets = [Budget(lat, float(limit))]
-    if request.macs_budget is not None:
-        budgets.append(Budget(macs, float(request.macs_budget)))
-    _say(progress, f"searching {space.name} ({domain.describe_resolutions()}): {request.generations} generations x "
-                   f"{request.population}, budget {', '.join(b.describe() for b in budgets)}")
-    with predictor_threads(request.search_threads):
-        result = evolution_search(domain=domain, objective=acc, budgets=budgets, seed=request.seed,
-                                  settings=EvolutionSettings(population_size=request.population,
-                                                             generations=request.generations))
+    limit = float(limit)
+    search = _Searcher(domain, acc, lat, macs, request, progress)
+    result = search.best(limit)
     timings["search_s"] = time.perf_counter() - t0
-    best = result.best_genes[None, :]
     cfg = result.best_config
-    predicted = {"accuracy": result.score, "latency_ms": float(lat.predict_genes(best)[0]),
-                 "macs_m": float(macs.predict_genes(best)[0])}
-    _say(progress, f"best: {cfg.to_string()}  predicted {predicted['accuracy']:.2f}% @ "
-                   f"{predicted['latency_ms']:.4g} ms, {predicted['macs_m']:.4g}M MACs "
-                   f"({result.timings['total_s']:.2f} s)")
 
     front = None
     if request.pareto_generations > 0:
@@ -173,55 +189,227 @@ def deploy(request: DeployRequest, *, supernet: Any, predictor: Any, data: Any =
     checks = _check_configs(cfg, front, lat, request.n_checks)
     exported: dict[str, dict[str, Any]] = {}
     t0 = time.perf_counter()
-    for key, c in [("best", cfg), *checks]:
-        target_dir = out / "model" if key == "best" else out / "checks" / key
+    for key, c in [("try1", cfg), *checks]:
+        target_dir = out / "tries" / key if key == "try1" else out / "checks" / key
         _say(progress, f"extract + export {key}: {c.to_string()}")
         exported[key] = _extract_and_export(supernet, c, data, target_dir, profile, request.validate_export)
     timings["export_s"] = time.perf_counter() - t0
 
-    # ---- measure on the target ------------------------------------------------------------------------
+    # ---- measure on the target and verify the budget ----------------------------------------------
     t0 = time.perf_counter()
-    _say(progress, f"timing {len(exported)} exported model(s) on {profile.name} (interleaved rounds)")
-    measured_ms, timing_info = _measure(exported, profile, request)
-    timings["measure_s"] = time.perf_counter() - t0
-    cfgs = {"best": cfg, **dict(checks)}
+    meter = _Meter(space, table, profile, request, progress)
+    measured_now = meter.measure(exported)
+    cfgs: dict[str, SubnetConfig] = {"try1": cfg, **dict(checks)}
+    tries = [_try_record("try1", space, cfg, lat, acc, measured_now["try1"], limit, limit)]
+    _say(progress, _try_line(tries[-1], limit))
+    while request.verify_budget and not tries[-1]["verified"] and len(tries) < request.max_tries:
+        worst = max(t["measured_hi_ms"] / t["predicted_ms"] for t in tries)
+        predicted_budget = limit / worst
+        if predicted_budget < lat_range.low:
+            _say(progress, f"no retry: the tightened predicted budget {predicted_budget:.4g} ms is below the fastest "
+                           f"predicted subnet ({lat_range.low:.4g} ms)")
+            break
+        t1 = time.perf_counter()
+        nxt = search.best(predicted_budget, exclude=[t["config"] for t in tries]).best_config
+        key = f"try{len(tries) + 1}"
+        _say(progress, f"{key}: predicted budget tightened to {predicted_budget:.4g} ms (worst measured/predicted "
+                       f"{worst:.3f}); extract + export {nxt.to_string()}")
+        exported[key] = _extract_and_export(supernet, nxt, data, out / "tries" / key, profile,
+                                            request.validate_export)
+        cfgs[key] = nxt
+        measured_now.update(meter.measure({key: exported[key]}))
+        tries.append(_try_record(key, space, nxt, lat, acc, measured_now[key], limit, predicted_budget))
+        _say(progress, _try_line(tries[-1], limit))
+        timings["retry_s"] = timings.get("retry_s", 0.0) + time.perf_counter() - t1
+    timings["measure_s"] = time.perf_counter() - t0 - timings.get("retry_s", 0.0)
+    shipped = _pick_shipped(tries)
+    _publish_model(exported[shipped["name"]], out / "model", profile)
+    ship_cfg = cfgs[shipped["name"]]
+    verified = bool(shipped["verified"])
+
     genes = space.to_genes([cfgs[k] for k in exported])
     pred_ms = dict(zip(exported, lat.predict_genes(genes)))
     pred_acc = dict(zip(exported, acc.predict_genes(genes)))
     points = []
     for key in exported:
-        row = {"name": key, "config": cfgs[key].to_string(), "predicted_latency_ms": float(pred_ms[key]),
-               "measured_latency_ms": float(measured_ms[key]), "predicted_accuracy": float(pred_acc[key]),
-               "ratio": float(measured_ms[key] / pred_ms[key]) if pred_ms[key] else None}
+        m = measured_now[key]
+        row = {"name": "best" if key == shipped["name"] else key, "try": key, "config": cfgs[key].to_string(),
+               "predicted_latency_ms": float(pred_ms[key]), "measured_latency_ms": m.ms,
+               "measured_interval_ms": list(m.interval_ms), "measured_wall_ms": m.wall_ms,
+               "predicted_accuracy": float(pred_acc[key]),
+               "ratio": float(m.ms / pred_ms[key]) if pred_ms[key] else None}
         if exported[key].get("top1") is not None:
             row["measured_top1"] = exported[key]["top1"]
         points.append(row)
-    measured = {"latency_ms": float(measured_ms["best"])}
-    if exported["best"].get("top1") is not None:
-        measured["top1"] = exported["best"]["top1"]
+    points.sort(key=lambda p: p["name"] != "best")
+    ship_genes = space.to_genes([ship_cfg])
+    predicted = {"accuracy": float(acc.predict_genes(ship_genes)[0]), "latency_ms": float(pred_ms[shipped["name"]]),
+                 "macs_m": float(macs.predict_genes(ship_genes)[0])}
+    best_m = measured_now[shipped["name"]]
+    measured = {"latency_ms": best_m.ms, "latency_interval_ms": list(best_m.interval_ms),
+                "wall_ms": best_m.wall_ms}
+    if exported[shipped["name"]].get("top1") is not None:
+        measured["top1"] = exported[shipped["name"]]["top1"]
     timings["total_s"] = time.perf_counter() - t_start
 
+    budget = {"ms": limit, "latency_ms": limit, "verified": verified, "measured_ms": best_m.ms,
+              "interval": list(best_m.interval_ms), "wall_ms": best_m.wall_ms,
+              "reference": meter.reference_label, "macs_m": request.macs_budget,
+              "feasible_latency_ms": [lat_range.low, lat_range.high], "tries": tries,
+              "message": _budget_message(verified, shipped, tries, limit)}
     report = {
         "supernet": name, "space": space.name, "profile": profile.to_dict(), "request": request.to_dict(),
-        "budget": {"latency_ms": float(limit), "macs_m": request.macs_budget,
-                   "feasible_latency_ms": [lat_range.low, lat_range.high]},
-        "best": {"config": cfg.to_dict(), "config_string": cfg.to_string(), "predicted": predicted,
-                 "measured": measured},
+        "budget": budget,
+        "best": {"config": ship_cfg.to_dict(), "config_string": ship_cfg.to_string(), "try": shipped["name"],
+                 "predicted": predicted, "measured": measured},
         "predicted_vs_measured": {"points": points, **_agreement(points)},
         "search": {k: v for k, v in result.to_dict().items() if k not in ("best_config",)},
         "pareto": front.to_dict() if front is not None else None,
         "lut": lut_info,
         "export": {k: v["report"] for k, v in exported.items()},
-        "timing": timing_info,
+        "timing": meter.info,
         "timings_s": timings,
     }
     from ofa_deploy.report import write_run_report
 
     files = write_run_report(out, report)
     files["model"] = str(out / "model")
-    _say(progress, f"done in {timings['total_s']:.1f} s: {out}")
-    return DeployResult(out_dir=out, config=cfg, predicted=predicted, measured=measured, budget=report["budget"],
-                        report=report, files=files)
+    _say(progress, f"done in {timings['total_s']:.1f} s, {budget['message']}: {out}")
+    deployed = DeployResult(out_dir=out, config=ship_cfg, predicted=predicted, measured=measured, budget=budget,
+                            report=report, files=files)
+    if request.verify_budget and not verified:
+        from ofa_deploy.errors import BudgetNotVerifiedError
+
+        raise BudgetNotVerifiedError(f"{budget['message']}; the report is in {out}", report=deployed)
+    return deployed
+
+
+# ---- budget verification ---------------------------------------------------------------------------------
+class _Searcher:
+    """Evolution under a latency budget (plus the optional MACs budget), skipping configs already tried."""
+
+    def __init__(self, domain: GeneDomain, acc: Objective, lat: Objective, macs: Objective, request: DeployRequest,
+                 progress: Progress | None) -> None:
+        self.domain, self.acc, self.lat, self.macs = domain, acc, lat, macs
+        self.request = request
+        self.progress = progress
+
+    def best(self, latency_ms: float, exclude: Sequence[str] = ()) -> Any:
+        budgets = [Budget(self.lat, float(latency_ms))]
+        if self.request.macs_budget is not None:
+            budgets.append(Budget(self.macs, float(self.request.macs_budget)))
+        _say(self.progress, f"searching {self.domain.space.name} ({self.domain.describe_resolutions()}): "
+                            f"{self.request.generations} generations x {self.request.population}, budget "
+                            f"{', '.join(b.describe() for b in budgets)}")
+        for attempt in range(4):
+            with predictor_threads(self.request.search_threads):
+                result = evolution_search(domain=self.domain, objective=self.acc, budgets=budgets,
+                                          seed=self.request.seed + attempt,
+                                          settings=EvolutionSettings(population_size=self.request.population,
+                                                                     generations=self.request.generations))
+            if result.best_config.to_string() not in exclude:
+                break
+            budgets[0] = Budget(self.lat, budgets[0].limit * 0.98)  # same pick again: ask for a slightly faster one
+        _say(self.progress, f"best: {result.best_config.to_string()}  predicted {result.score:.2f}% @ "
+                            f"{float(self.lat.predict_genes(result.best_genes[None, :])[0]):.4g} ms "
+                            f"({result.timings['total_s']:.2f} s)")
+        return result
+
+
+class _Meter:
+    """Measures exported models against the table's anchor; remembers the anchor model and the run info."""
+
+    def __init__(self, space: Any, table: Any, profile: Any, request: DeployRequest, progress: Progress | None
+                 ) -> None:
+        from ofa_deploy.profiling.measure import reference_ms, space_anchor
+        from ofa_deploy.profiling.protocol import ProtocolSettings
+
+        self.profile = profile
+        self.progress = progress
+        self.anchor = space_anchor(space, table, profile)
+        self.reference = reference_ms(table)
+        self.reference_label = ("the table's anchor time (reference speed)" if self.reference is not None
+                                else "wall clock of this run (the table has no anchor)")
+        self.settings = ProtocolSettings.from_profile(profile, repeats=request.timing_repeats,
+                                                      min_rounds=request.timing_rounds)
+        self.info: dict[str, Any] = {"anchor": str(self.anchor[0]), "reference_ms": self.reference,
+                                     "protocol": self.settings.to_dict(), "runs": []}
+
+    def measure(self, exported: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        from ofa_deploy.profiling.measure import Measured, measure_models
+
+        _say(self.progress, f"timing {len(exported)} exported model(s) on {self.profile.name} against the anchor "
+                            "(paired rounds)")
+        models = {k: (_timed_model(v), v["shape"]) for k, v in exported.items()}
+        run = measure_models(models, self.anchor, self.profile, protocol=self.settings)
+        ref = self.reference if self.reference is not None else run.anchor_ms
+        self.info["runs"].append({"items": list(exported), **run.summary(),
+                                  "per_model": {k: r.to_dict() for k, r in run.results.items()}})
+        return {k: Measured.of(r, ref) for k, r in run.results.items()}
+
+
+def _timed_model(info: dict[str, Any]) -> Any:
+    """The file the profile's backend runs: the TVM library for TVM profiles, else the ONNX model."""
+    return info.get("tvm_lib") or info["onnx"]
+
+
+def _try_record(key: str, space: Any, cfg: SubnetConfig, lat: Objective, acc: Objective, m: Any, limit: float,
+                predicted_budget: float) -> dict[str, Any]:
+    genes = space.to_genes([cfg])
+    predicted = float(lat.predict_genes(genes)[0])
+    return {"name": key, "config": cfg.to_string(), "predicted_budget_ms": predicted_budget,
+            "predicted_ms": predicted, "predicted_accuracy": float(acc.predict_genes(genes)[0]),
+            "measured_ms": m.ms, "measured_interval_ms": list(m.interval_ms), "measured_hi_ms": m.interval_ms[1],
+            "wall_ms": m.wall_ms, "converged": m.converged, "rounds": m.rounds,
+            "verified": bool(m.interval_ms[1] <= limit)}
+
+
+def _try_line(t: dict[str, Any], limit: float) -> str:
+    verdict = "verified under budget" if t["verified"] else "NOT verified under budget"
+    return (f"{t['name']}: measured {t['measured_ms']:.4g} ms (95% interval {t['measured_interval_ms'][0]:.4g}.."
+            f"{t['measured_interval_ms'][1]:.4g}; wall clock now {t['wall_ms']:.4g}) vs budget {limit:.4g} ms, "
+            f"predicted {t['predicted_ms']:.4g}: {verdict}")
+
+
+def _pick_shipped(tries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The most accurate verified pick; with none verified, the one with the lowest measured upper bound."""
+    verified = [t for t in tries if t["verified"]]
+    if verified:
+        return max(verified, key=lambda t: t["predicted_accuracy"])
+    return min(tries, key=lambda t: t["measured_hi_ms"])
+
+
+def _budget_message(verified: bool, shipped: dict[str, Any], tries: list[dict[str, Any]], limit: float) -> str:
+    lo = min(t["measured_ms"] for t in tries)
+    if verified:
+        return (f"verified under budget: {shipped['name']} measured {shipped['measured_ms']:.4g} ms (95% interval up "
+                f"to {shipped['measured_hi_ms']:.4g}) against {limit:.4g} ms after {len(tries)} pick(s)")
+    return (f"NOT verified under budget: none of {len(tries)} pick(s) measured under {limit:.4g} ms (fastest "
+            f"measured {lo:.4g} ms, upper bound {shipped['measured_hi_ms']:.4g}); model/ holds the closest pick, "
+            f"{shipped['name']}. Raise the budget, or rebuild the latency table here")
+
+
+def _publish_model(info: dict[str, Any], target: Path, profile: Any) -> None:
+    """Copy the shipped pick's artifact dir(s) to `target` (atomically replacing an earlier one)."""
+    import shutil
+
+    src = Path(info["onnx"]).parent
+    pairs = [(src, target)]
+    if info.get("tvm_lib"):
+        pairs.append((Path(info["tvm_lib"]).parent, target.parent / (target.name + "_tvm")))
+    for source, dest in pairs:
+        staging = dest.parent / f".{dest.name}.staging"
+        if staging.exists():
+            shutil.rmtree(staging)
+        shutil.copytree(source, staging)
+        old = dest.parent / f".{dest.name}.old"
+        if dest.exists():
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(dest, old)
+        os.replace(staging, dest)
+        if old.exists():
+            shutil.rmtree(old)
 
 
 # ---- steps ---------------------------------------------------------------------------------------------
@@ -232,6 +420,23 @@ def _check_same_space(a: Any, b: Any) -> None:
         raise ConfigError(f"the accuracy predictor's space ({a.name}, {len(a.genes())} genes) does not match the "
                           f"supernet's ({b.name}, {len(b.genes())} genes); train or load the predictor for this "
                           "supernet")
+
+
+def _check_host(table: Any, profile: Any, request: DeployRequest, progress: Progress | None) -> dict[str, Any]:
+    """Refuse a table measured on another host (or with no fingerprint) unless `allow_foreign_lut`."""
+    from ofa_deploy.errors import ForeignTableError
+    from ofa_deploy.profiling.host import check_table_host
+
+    check = check_table_host(table, profile)
+    if not check.ok:
+        if not request.allow_foreign_lut:
+            raise ForeignTableError(
+                f"the latency table cannot be trusted on this host: {check.describe()}. Build one here with "
+                f"`ofa-deploy profile build --profile {profile.name} --supernet <space>` (or omit --lut so deploy "
+                "builds it), or pass --allow-foreign-lut to deploy with it anyway (its verdicts are then about "
+                "the other host's speed)")
+        _say(progress, f"warning: using a foreign latency table (--allow-foreign-lut): {check.describe()}")
+    return check.to_dict()
 
 
 def _latency_table(request: DeployRequest, space: Any, resolutions: Sequence[int], profile: Any, out: Path,
@@ -297,6 +502,7 @@ def _extract_and_export(supernet: Any, cfg: SubnetConfig, data: Any, out_dir: Pa
         tvm_report = export_tvm(onnx_path, out_dir.parent / (out_dir.name + "_tvm"), target=profile.tvm_target,
                                 input_shape=shape, reference=model, validate=validate, overwrite=True)
         info["report"] = {"onnx": info["report"], "tvm": tvm_report.to_dict()}
+        info["tvm_lib"] = tvm_report.path("model")
     if data is not None:
         info["top1"] = 100.0 * _onnx_top1(onnx_path, data, cfg.resolution)
     return info
@@ -316,26 +522,6 @@ def _onnx_top1(onnx_path: Path, data: Any, resolution: int) -> float:
         correct += int((logits.argmax(axis=1) == labels.numpy()).sum())
         total += int(labels.shape[0])
     return correct / max(total, 1)
-
-
-def _measure(exported: dict[str, dict[str, Any]], profile: Any, request: DeployRequest
-             ) -> tuple[dict[str, float], dict[str, Any]]:
-    from ofa_deploy.profiling.backends import create_backend
-    from ofa_deploy.profiling.timer import TimerSettings, time_interleaved
-
-    backend = create_backend(profile)
-    settings = TimerSettings.from_profile(profile, rounds=request.timing_rounds, repeats=request.timing_repeats)
-    runners = {k: backend.prepare(v["onnx"], v["shape"]) for k, v in exported.items()}
-    try:
-        res = time_interleaved(runners, settings)
-    finally:
-        for r in runners.values():
-            r.close()
-        backend.close()
-    est = res.estimates()
-    info = {"backend": backend.describe(), "settings": settings.to_dict(), "seconds": res.seconds,
-            "per_model": {k: s.summary() for k, s in res.samples.items()}}
-    return {k: float(est[k]) for k in exported}, info
 
 
 def _agreement(points: list[dict[str, Any]]) -> dict[str, Any]:

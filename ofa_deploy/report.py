@@ -29,12 +29,19 @@ def summary_markdown(r: dict[str, Any]) -> str:
     best, budget, pvm = r["best"], r["budget"], r["predicted_vs_measured"]
     p, m = best["predicted"], best["measured"]
     prof = r["profile"]
+    verdict = "Verified under budget" if budget.get("verified") else "NOT verified under budget"
+    interval = m.get("latency_interval_ms") or [None, None]
     lines = [
         f"# Deployment of {r['supernet']} on {prof['name']}",
         "",
-        f"Budget: **{_f(budget['latency_ms'])} ms** predicted latency "
-        f"(feasible {_f(budget['feasible_latency_ms'][0])}..{_f(budget['feasible_latency_ms'][1])} ms)"
-        + (f", {_f(budget['macs_m'])}M MACs" if budget.get("macs_m") is not None else "") + ".",
+        f"**{verdict}.** {budget.get('message', '')}.",
+        "",
+        f"Budget: **{_f(budget['latency_ms'])} ms** on the target "
+        f"(predicted feasible {_f(budget['feasible_latency_ms'][0])}..{_f(budget['feasible_latency_ms'][1])} ms)"
+        + (f", {_f(budget['macs_m'])}M MACs" if budget.get("macs_m") is not None else "") + ". "
+        f"Measured latencies are at {budget.get('reference', 'the wall clock of this run')}: the measured ratio to "
+        "the anchor model times the anchor's time stored with the latency table, so a momentarily slower or "
+        "faster machine does not change the verdict; the wall-clock figure of this run is shown beside it.",
         "",
         "## Chosen subnet",
         "",
@@ -42,12 +49,21 @@ def summary_markdown(r: dict[str, Any]) -> str:
         "",
         "| | predicted | measured |",
         "|---|---|---|",
-        f"| latency (ms) | {_f(p['latency_ms'])} | {_f(m['latency_ms'])} |",
+        f"| latency (ms) | {_f(p['latency_ms'])} | {_f(m['latency_ms'])} "
+        f"(95% interval {_f(interval[0])}..{_f(interval[1])}; wall clock {_f(m.get('wall_ms'))}) |",
         f"| top-1 (%) | {_f(p['accuracy'])} | {_f(m.get('top1'))} |",
         f"| MACs (M) | {_f(p['macs_m'])} | |",
         "",
         f"Measured on `{prof['name']}` ({prof.get('backend')}, {prof.get('intra_op_threads')} thread(s), batch "
         f"{prof.get('batch_size')}), interleaved rounds; the exported model is in `model/`.",
+        "",
+        "## Picks measured against the budget",
+        "",
+        "| try | config | predicted budget ms | predicted ms | measured ms (95% interval) | verdict |",
+        "|---|---|---|---|---|---|",
+        *[f"| {t['name']} | `{t['config']}` | {_f(t['predicted_budget_ms'])} | {_f(t['predicted_ms'])} | "
+          f"{_f(t['measured_ms'])} ({_f(t['measured_interval_ms'][0])}..{_f(t['measured_interval_ms'][1])}) | "
+          f"{'verified' if t['verified'] else 'over budget'} |" for t in budget.get("tries", [])],
         "",
         "## Predicted vs measured latency",
         "",
@@ -96,7 +112,11 @@ def plot_pareto(r: dict[str, Any], path: Path) -> None:
                 best_so_far = y
         ax.step([x for x, _ in frontier], [y for _, y in frontier], where="post", color="#577", lw=1.2,
                 label="accuracy-latency frontier")
-    ax.axvline(r["budget"]["latency_ms"], color="#c44", ls="--", lw=1, label="latency budget")
+    budget = r["budget"]
+    ax.axvline(budget["latency_ms"], color="#c44", ls="--", lw=1, label="latency budget")
+    if not budget.get("verified", True):
+        ax.text(0.02, 0.96, "NOT verified under budget", transform=ax.transAxes, color="#c00", fontsize=11,
+                fontweight="bold", va="top")
     for pt in r["predicted_vs_measured"]["points"]:
         best = pt["name"] == "best"
         ax.plot(pt["predicted_latency_ms"], pt["predicted_accuracy"], "*" if best else "o", ms=12 if best else 6,
@@ -104,8 +124,10 @@ def plot_pareto(r: dict[str, Any], path: Path) -> None:
         ax.annotate("", xy=(pt["measured_latency_ms"], pt["predicted_accuracy"]),
                     xytext=(pt["predicted_latency_ms"], pt["predicted_accuracy"]),
                     arrowprops={"arrowstyle": "->", "color": "#d80" if best else "#357", "lw": 1})
-        ax.plot(pt["measured_latency_ms"], pt["predicted_accuracy"], "x", color="#d80" if best else "#357",
-                label="measured latency" if best else None)
+        over = pt["measured_interval_ms"][1] > budget["latency_ms"] if pt.get("measured_interval_ms") else False
+        ax.plot(pt["measured_latency_ms"], pt["predicted_accuracy"], "x", color="#c00" if over else
+                "#d80" if best else "#357", ms=9 if over else 6,
+                label="measured latency" if best else "measured over budget" if over else None)
     ax.set_xlabel(f"latency (ms) on {r['profile']['name']}")
     ax.set_ylabel("predicted top-1 (%)")
     ax.set_title(f"{r['supernet']}: accuracy vs latency")

@@ -10,13 +10,14 @@ from typing import Any, TypeVar
 
 import click
 
-from ofa_deploy.errors import ConfigError, OfaDeployError, ValidationFailedError
+from ofa_deploy.errors import BudgetNotVerifiedError, ConfigError, OfaDeployError, ValidationFailedError
 from ofa_deploy.spaces import SearchSpace, SubnetConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_DOMAIN_ERROR = 1
 EXIT_VALIDATION_FAILED = 3
+EXIT_BUDGET_NOT_VERIFIED = 4
 
 format_option = click.option(
     "--format", "output_format", type=click.Choice(["human", "json"]), default="human", show_default=True,
@@ -34,6 +35,9 @@ def handle_errors(func: F) -> F:
         except ValidationFailedError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_VALIDATION_FAILED)
+        except BudgetNotVerifiedError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_BUDGET_NOT_VERIFIED)
         except OfaDeployError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_DOMAIN_ERROR)

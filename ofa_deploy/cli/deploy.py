@@ -24,10 +24,14 @@ def _result_data(result: Any) -> dict[str, Any]:
 
 
 def _human(d: dict[str, Any]) -> str:
-    p, m = d["predicted"], d["measured"]
+    p, m, b = d["predicted"], d["measured"], d["budget"]
+    lo, hi = m["latency_interval_ms"]
     lines = [f"deployed {d['config']}",
+             f"  budget   {'verified under budget' if b['verified'] else 'NOT verified under budget'}: "
+             f"{b['message']}",
              f"  latency  predicted {p['latency_ms']:.4g} ms | measured {m['latency_ms']:.4g} ms "
-             f"(budget {d['budget']['latency_ms']:.4g} ms)"]
+             f"(95% interval {lo:.4g}..{hi:.4g}, at {b['reference']}; wall clock now {m['wall_ms']:.4g} ms) "
+             f"| budget {b['latency_ms']:.4g} ms"]
     if "top1" in m:
         lines.append(f"  top-1    predicted {p['accuracy']:.2f}% | measured {m['top1']:.2f}% (holdout, exported model)")
     else:
@@ -82,13 +86,22 @@ def _parse_res(text: str | None) -> tuple[int, ...] | None:
 @click.option("--generations", type=int, default=500, show_default=True)
 @click.option("--population", type=int, default=100, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--max-tries", type=int, default=4, show_default=True,
+              help="Picks exported and measured at most while verifying the budget on the target.")
+@click.option("--allow-foreign-lut", is_flag=True,
+              help="Use a latency table measured on another host (refused by default; see `profile check`).")
 @format_option
 @handle_errors
 def deploy_cmd(supernet: str, weights: str | None, predictor_dir: str, profile: str, lut: str | None,
                latency_budget: float | None, macs_budget: float | None, resolutions: str | None, data: str,
-               out_dir: str, generations: int, population: int, seed: int, output_format: str) -> None:
-    """Search the best subnet under a budget, export it for the profile's backend, measure it, report."""
-    from ofa_deploy.pipeline import DeployRequest, deploy
+               out_dir: str, generations: int, population: int, seed: int, max_tries: int, allow_foreign_lut: bool,
+               output_format: str) -> None:
+    """Search the best subnet under a budget, export it for the profile's backend, measure it on the target
+    against the table's anchor, retry with a tightened budget until one is verified under the budget, report.
+
+    Exit codes: 0 verified under budget, 1 bad input, 3 export validation failed, 4 no pick could be verified
+    under the budget (the run dir and report are still written)."""
+    from ofa_deploy.pipeline import DeployRequest
     from ofa_deploy.predictors.accuracy import AccuracyPredictor
 
     net = _load_supernet(supernet, weights)
@@ -100,9 +113,23 @@ def deploy_cmd(supernet: str, weights: str | None, predictor_dir: str, profile: 
         splits = load_digits(image_size=max(net.space.resolutions), seed=seed)
     req = DeployRequest(out_dir=Path(out_dir), profile=profile, lut=Path(lut) if lut else None,
                         latency_budget_ms=latency_budget, macs_budget=macs_budget, resolutions=_parse_res(resolutions),
-                        generations=generations, population=population, seed=seed)
-    result = deploy(req, supernet=net, predictor=predictor, data=splits, supernet_name=supernet, progress=_stderr)
-    emit(_result_data(result), output_format, _human)
+                        generations=generations, population=population, seed=seed, max_tries=max_tries,
+                        allow_foreign_lut=allow_foreign_lut)
+    _run_and_emit(req, net, predictor, splits, supernet, output_format)
+
+
+def _run_and_emit(req: Any, net: Any, predictor: Any, splits: Any, name: str, output_format: str,
+                  extra: dict[str, Any] | None = None) -> None:
+    """Run deploy and print its result; a run whose budget was not verified is printed, then exits 4."""
+    from ofa_deploy.errors import BudgetNotVerifiedError
+    from ofa_deploy.pipeline import deploy
+
+    try:
+        result = deploy(req, supernet=net, predictor=predictor, data=splits, supernet_name=name, progress=_stderr)
+    except BudgetNotVerifiedError as exc:
+        emit({**_result_data(exc.report), **(extra or {})}, output_format, _human)
+        raise
+    emit({**_result_data(result), **(extra or {})}, output_format, _human)
 
 
 @click.command("demo")
@@ -121,7 +148,7 @@ def demo_cmd(quick: bool, out_dir: str, cache_dir: str | None, profile: str, lat
     """Run the whole toolchain on the built-in demo: train (or reuse) a small OFA supernet on digits and its
     accuracy predictor, build a latency table for this machine, search under a budget, export, measure, report."""
     from ofa_deploy.demo import DEMO_NAME, QUICK_RECIPE, DemoRecipe, load_demo_data, prepare_demo_assets
-    from ofa_deploy.pipeline import DeployRequest, deploy
+    from ofa_deploy.pipeline import DeployRequest
     from ofa_deploy.profiling.hardware import HardwareProfile
 
     _stderr("preparing the demo supernet, accuracy dataset and predictor (cached after the first run)")
@@ -136,11 +163,8 @@ def demo_cmd(quick: bool, out_dir: str, cache_dir: str | None, profile: str, lat
         settings = {"generations": 500, "population": 100, "pareto_generations": 60, "n_checks": 4}
     req = DeployRequest(out_dir=Path(out_dir), profile=profile, latency_budget_ms=latency_budget, seed=seed,
                         lut_cache=Path(assets.weights).parent / f"lut-{prof.name}-{prof.sha256[:8]}.json", **settings)
-    result = deploy(req, supernet=assets.load_supernet(), predictor=assets.load_predictor(),
-                    data=load_demo_data(recipe), supernet_name=DEMO_NAME, progress=_stderr)
-    data = _result_data(result)
-    data["demo"] = assets.to_dict()
-    emit(data, output_format, _human)
+    _run_and_emit(req, assets.load_supernet(), assets.load_predictor(), load_demo_data(recipe), DEMO_NAME,
+                  output_format, extra={"demo": assets.to_dict()})
 
 
 __all__ = ["deploy_cmd", "demo_cmd"]
