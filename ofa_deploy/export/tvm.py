@@ -160,7 +160,9 @@ def export_tvm(
         tune_max_tasks: tune only the heaviest N tasks (None: all).
         tuning_db: persistent MetaSchedule database directory (tune once, rebuild from it later). Default when
             tuning: ``<out_dir>/tuning_db`` inside the artifact.
-        reference: torch module/runner to validate against; default the source ONNX in ORT.
+        reference: torch module/runner to validate against; default the source ONNX in ORT. If its outputs do not
+            depend on the input (random-init supernet), validation fails with a message saying so: TVM does not
+            compile a second, randomised-BN copy (that would double the slow build); `export_onnx` does.
 
     Raises:
         BackendUnavailableError: TVM (or tuning dependencies) missing.
@@ -172,7 +174,8 @@ def export_tvm(
     from tvm import relax
     from tvm.relax.frontend.onnx import from_onnx
 
-    from ofa_deploy.export.validate import make_inputs, validate_runner
+    from ofa_deploy.export.structural import validate_into
+    from ofa_deploy.export.validate import make_inputs
 
     if isinstance(onnx_path_or_model, (str, os.PathLike)):
         src: Path | None = Path(onnx_path_or_model)
@@ -227,10 +230,9 @@ def export_tvm(
             runner = tvm_runner(staged / "model.so")  # reloaded from disk: validates the shipped artifact
             ref, ref_name = reference_for(reference, src if src else staged / "model.onnx")
             inputs = make_inputs(shape, n_inputs=n_inputs, seed=seed, dynamic_batch=report.dynamic_batch)
-            result, report.timings["validate"] = timed(lambda: validate_runner(
-                ref, runner, inputs=inputs, atol=atol, rtol=rtol, backend="tvm", seed=seed))
+            _, report.timings["validate"] = timed(lambda: validate_into(
+                report, ref, runner, inputs=inputs, atol=atol, rtol=rtol, backend="tvm", seed=seed))
             report.extra["reference"] = ref_name
-            report.validation, report.passed = result, result.passed
         finish(report, staged, out)
         raise_if_failed(report, out)
     return report

@@ -70,3 +70,17 @@ def test_tvm_rejects_native_and_corrupt_input(tmp_path):
         export_tvm(bad, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
+
+
+def test_constant_outputs_fail_with_a_clear_message(tmp_path):
+    """A random-init subnet's outputs are constant; TVM does not build a randomised-BN copy, so it fails plainly."""
+    from ofa_deploy.errors import ValidationFailedError
+    from ofa_deploy.supernets import create_supernet
+
+    sup = create_supernet("ofa_mbv3_w10", resolutions=(64,)).eval()
+    model = sup.extract(sup.space.min_config(64)).eval()
+    onnx_path = torch_to_onnx(model, tmp_path / "model.onnx", input_shape=(1, 3, 64, 64))
+    with pytest.raises(ValidationFailedError, match="do not depend on the input") as err:
+        export_tvm(onnx_path, tmp_path / "tvm", reference=model, n_inputs=2)
+    v = err.value.report.validation
+    assert v.constant_outputs and v.input_sensitivity < 1e-6 and "does not rebuild" in v.message
