@@ -17,7 +17,8 @@ from ofa_deploy.cli.common import check_model_source, emit, format_option, handl
 
 log = logging.getLogger(__name__)
 
-RANDOM_INIT_NOTE = "weights are random-init (no --weights given): numerics are validated, accuracy is meaningless"
+RANDOM_INIT_NOTE = ("weights are random-init (no --weights given): accuracy is meaningless and the outputs do not "
+                    "depend on the input, so the export is validated on a randomised-BN copy (structure only)")
 
 
 def _source_options(func: Callable[..., Any]) -> Callable[..., Any]:
