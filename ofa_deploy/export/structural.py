@@ -63,8 +63,9 @@ def export_copy_onnx(model: nn.Module, where: Path, *, input_shape: Sequence[int
                      dynamic_batch: bool) -> Path:
     """Export `model` (the randomised-BN copy) to ``where/model.onnx`` as the source ONNX was exported.
 
-    The derived exports (.ort, int8) start from an ONNX file: their copy is re-exported from the torch model with
-    the source's opset and batch mode, so it has the source's graph with other constants.
+    The derived exports (.ort, int8, TVM) start from an ONNX file: their copy is re-exported from the torch
+    reference with the source's opset and batch mode. That is the source's graph with other constants when the
+    source was exported from this model by `export_onnx` (unslimmed); a hand-made source is not re-checked.
     """
     from ofa_deploy.export.onnx import MAX_OPSET, MIN_OPSET, torch_to_onnx
 
