@@ -17,7 +17,8 @@ from ofa_deploy.cli.common import check_model_source, emit, format_option, handl
 
 log = logging.getLogger(__name__)
 
-RANDOM_INIT_NOTE = "weights are random-init (no --weights given): numerics are validated, accuracy is meaningless"
+RANDOM_INIT_NOTE = ("weights are random-init (no --weights given): accuracy is meaningless and the outputs do not "
+                    "depend on the input, so the export is validated on a randomised-BN copy (structure only)")
 
 
 def _source_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -230,7 +231,7 @@ def export_int8_cmd(supernet: str | None, subnet: str | None, weights: str | Non
         shape, _ = resolve_input_shape(load_onnx_checked(src), None)
         calib = np.random.default_rng(seed + 1).standard_normal((calib_batches, *shape[1:]), dtype=np.float32)
         notes = [*notes, f"calibrated on {calib_batches} seeded random inputs, not real images"]
-        report = export_int8(src, out_dir, calibration=calib, reference=None, validate=not no_validate,
+        report = export_int8(src, out_dir, calibration=calib, reference=ref, validate=not no_validate,
                              min_top1=min_top1, seed=seed, overwrite=overwrite, subnet_info=info, notes=notes)
     _finish(report, output_format)
 

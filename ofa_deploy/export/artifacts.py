@@ -56,6 +56,8 @@ class ExportReport:
     target: dict[str, Any] | None = None
     dynamic_batch: bool = True
     validation: ValidationResult | None = None
+    validated_on: str | None = None  # "model", or "randomised-bn copy" when the model's outputs are constant
+    model_validation: ValidationResult | None = None  # the model's own (constant-output) result in that case
     timings: dict[str, float] = field(default_factory=dict)
     versions: dict[str, str | None] = field(default_factory=library_versions)
     subnet: dict[str, Any] | None = None
@@ -72,7 +74,8 @@ class ExportReport:
             "schema_version": SCHEMA_VERSION, "backend": self.backend, "passed": self.passed,
             "out_dir": self.out_dir, "files": dict(self.files), "input_shape": list(self.input_shape),
             "dynamic_batch": self.dynamic_batch, "opset": self.opset, "target": self.target,
-            "validation": self.validation.to_dict() if self.validation else None,
+            "validation": self.validation.to_dict() if self.validation else None, "validated_on": self.validated_on,
+            "model_validation": self.model_validation.to_dict() if self.model_validation else None,
             "timings_s": {k: round(v, 4) for k, v in self.timings.items()}, "versions": self.versions,
             "subnet": self.subnet, "notes": list(self.notes), "extra": self.extra, "created": self.created,
         }

@@ -22,6 +22,7 @@ from ofa_deploy.errors import ExportError
 
 if TYPE_CHECKING:
     from ofa_deploy.export.artifacts import ExportReport
+    from ofa_deploy.export.structural import OnConstant
 
 log = logging.getLogger(__name__)
 
@@ -143,11 +144,16 @@ def export_onnx(
     subnet_info: dict[str, Any] | None = None,
     notes: Sequence[str] = (),
     model_name: str = "model.onnx",
+    on_constant_outputs: "OnConstant" = "randomise_bn",
 ) -> "ExportReport":
     """Export `model` to an artifact directory with ``model.onnx`` and validate it in ONNX Runtime.
 
     Validation runs `n_inputs` seeded inputs (batch 1 and batch 3 alternating when `dynamic_batch`) through the
-    PyTorch model and ORT and compares every output with ``|diff| <= atol + rtol * |ref|``.
+    PyTorch model and ORT and compares every output with ``|diff| <= atol + rtol * |ref|``. If the model's outputs
+    do not depend on its input (random-init supernet), the comparison would be vacuous: with
+    ``on_constant_outputs="randomise_bn"`` a copy with randomised BN statistics is exported the same way into a temp
+    dir and validated instead (``report.validated_on == "randomised-bn copy"``, the model's own result in
+    ``report.model_validation``); with ``"fail"`` the export fails validation.
 
     Returns:
         The `ExportReport` (also written to ``export_report.json``).
@@ -166,7 +172,8 @@ def export_onnx(
         subnet_info_from_model,
     )
     from ofa_deploy.export.runners import ort_runner
-    from ofa_deploy.export.validate import make_inputs, validate_runner
+    from ofa_deploy.export.structural import validate_into
+    from ofa_deploy.export.validate import make_inputs
 
     check_opset(opset)
     shape = check_input_shape(input_shape)
@@ -175,27 +182,31 @@ def export_onnx(
                           input_shape=shape, opset=opset, dynamic_batch=dynamic_batch,
                           subnet=subnet_info if subnet_info is not None else subnet_info_from_model(model),
                           notes=list(notes))
-    with staging_dir(out, overwrite=overwrite) as staged:
+
+    def build(m: nn.Module, where: Path, timings: dict[str, float] | None = None) -> Path:
         t0 = time.perf_counter()
-        onnx_path = torch_to_onnx(model, staged / model_name, input_shape=shape, opset=opset,
-                                  dynamic_batch=dynamic_batch)
-        report.timings["export"] = time.perf_counter() - t0
-        if slim:
-            t0 = time.perf_counter()
-            if slim_onnx(onnx_path):
-                report.timings["slim"] = time.perf_counter() - t0
-            else:
+        path = torch_to_onnx(m, where / model_name, input_shape=shape, opset=opset, dynamic_batch=dynamic_batch)
+        t1 = time.perf_counter()
+        slimmed = slim and slim_onnx(path)
+        if timings is not None:
+            timings["export"] = t1 - t0
+            if slimmed:
+                timings["slim"] = time.perf_counter() - t1
+            elif slim:
                 report.notes.append("slim requested but onnxslim is not installed; graph left as exported")
+        return path
+
+    with staging_dir(out, overwrite=overwrite) as staged:
+        onnx_path = build(model, staged, report.timings)
         report.extra["onnx_nodes"] = _count_nodes(onnx_path)
         report.extra["model_bytes"] = onnx_path.stat().st_size
         if validate:
             t0 = time.perf_counter()
             inputs = make_inputs(shape, n_inputs=n_inputs, seed=seed, dynamic_batch=dynamic_batch)
-            result = validate_runner(model, ort_runner(onnx_path), inputs=inputs, atol=atol, rtol=rtol,
-                                     backend="onnxruntime", seed=seed)
+            validate_into(report, model, ort_runner(onnx_path), inputs=inputs, atol=atol, rtol=rtol,
+                          backend="onnxruntime", seed=seed, on_constant_outputs=on_constant_outputs,
+                          rebuild=lambda m, where: ort_runner(build(m, where)))
             report.timings["validate"] = time.perf_counter() - t0
-            report.validation = result
-            report.passed = result.passed
         finish(report, staged, out)
         raise_if_failed(report, out)
     return report

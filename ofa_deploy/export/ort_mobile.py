@@ -24,6 +24,7 @@ from typing import Any
 from ofa_deploy.errors import ExportError
 from ofa_deploy.export.artifacts import ExportReport, check_out_dir, finish, raise_if_failed, staging_dir
 from ofa_deploy.export.common import copy_source, load_onnx_checked, reference_for, resolve_input_shape, timed
+from ofa_deploy.export.structural import OnConstant, export_copy_onnx, validate_into
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +86,16 @@ def export_ort(
     include_onnx: bool = True,
     subnet_info: dict[str, Any] | None = None,
     notes: Sequence[str] = (),
+    on_constant_outputs: OnConstant = "randomise_bn",
 ) -> ExportReport:
     """Convert `onnx_path` to ``model.ort`` in an artifact directory and validate it in ONNX Runtime.
 
     Args:
         reference: torch module (or runner) to validate against; default: the source ``.onnx`` in ORT.
+            If its outputs do not depend on the input (random-init supernet) and it is a torch module, a copy with
+            randomised BN statistics is exported to ONNX and .ort the same way and validated instead (see
+            `ofa_deploy.export.structural`); otherwise such a validation fails.
+        on_constant_outputs: ``"randomise_bn"`` (the structural check above) or ``"fail"``.
         optimization_style: ``"Fixed"`` (host-specific, fast here) or ``"Runtime"`` (portable; for other targets).
         include_onnx: also copy the source ONNX into the directory.
 
@@ -98,7 +104,7 @@ def export_ort(
         ValidationFailedError: outputs differ; artifacts and report are kept.
     """
     from ofa_deploy.export.runners import ort_runner
-    from ofa_deploy.export.validate import make_inputs, validate_runner
+    from ofa_deploy.export.validate import make_inputs
 
     src = Path(onnx_path)
     proto = load_onnx_checked(src)
@@ -122,10 +128,16 @@ def export_ort(
         if validate:
             ref, ref_name = reference_for(reference, src)
             inputs = make_inputs(shape, n_inputs=n_inputs, seed=seed, dynamic_batch=dynamic)
-            result, report.timings["validate"] = timed(lambda: validate_runner(
-                ref, ort_runner(path), inputs=inputs, atol=atol, rtol=rtol, backend="onnxruntime(.ort)", seed=seed))
+
+            def rebuild(m: Any, where: Path) -> Any:
+                copy_onnx = export_copy_onnx(m, where, input_shape=shape, opset=report.opset, dynamic_batch=dynamic)
+                return ort_runner(convert_to_ort(copy_onnx, where / "model.ort", optimization_style=optimization_style,
+                                                 target_platform=target_platform))
+
+            _, report.timings["validate"] = timed(lambda: validate_into(
+                report, ref, ort_runner(path), inputs=inputs, atol=atol, rtol=rtol, backend="onnxruntime(.ort)",
+                seed=seed, rebuild=rebuild, on_constant_outputs=on_constant_outputs))
             report.extra["reference"] = ref_name
-            report.validation, report.passed = result, result.passed
         finish(report, staged, out)
         raise_if_failed(report, out)
     return report

@@ -24,6 +24,7 @@ from ofa_deploy.export.common import (
     resolve_input_shape,
     timed,
 )
+from ofa_deploy.export.structural import OnConstant, export_copy_onnx, validate_into
 
 log = logging.getLogger(__name__)
 
@@ -115,12 +116,17 @@ def export_int8(
     include_onnx: bool = True,
     subnet_info: dict[str, Any] | None = None,
     notes: Sequence[str] = (),
+    on_constant_outputs: OnConstant = "randomise_bn",
 ) -> ExportReport:
     """Quantize `onnx_path` to ``model_int8.onnx`` (static QDQ) and report agreement and latency vs fp32.
 
     Args:
         calibration: a few representative batches (see `calibration_batches`).
         reference: fp32 reference for top-1 agreement (torch module or runner); default: the source ONNX in ORT.
+            If its outputs do not depend on the input (random-init supernet; top-1 agreement would be trivially 1)
+            and it is a torch module, a copy with randomised BN statistics is exported, quantized with the same
+            calibration data and validated instead (see `ofa_deploy.export.structural`); otherwise validation fails.
+        on_constant_outputs: ``"randomise_bn"`` (the structural check above) or ``"fail"``.
         min_top1: required top-1 agreement with the reference on the validation inputs.
         n_inputs, validation_batch: validation inputs (seeded) and their batch size (when the batch is dynamic).
         time_runs, time_rounds: latency measurement (batch 1, ``threads`` intra-op threads, interleaved rounds).
@@ -130,7 +136,7 @@ def export_int8(
         ValidationFailedError: agreement below `min_top1`; artifacts and report are kept.
     """
     from ofa_deploy.export.runners import interleaved_latency, ort_runner
-    from ofa_deploy.export.validate import make_inputs, validate_runner
+    from ofa_deploy.export.validate import make_inputs
 
     src = Path(onnx_path)
     proto = load_onnx_checked(src)
@@ -155,11 +161,16 @@ def export_int8(
             vshape = (validation_batch, *shape[1:]) if dynamic else shape
             inputs = make_inputs(vshape, n_inputs=n_inputs, seed=seed, dynamic_batch=False)
             int8_run = ort_runner(q, threads=threads)
-            result, report.timings["validate"] = timed(lambda: validate_runner(
-                ref, int8_run, inputs=inputs, mode="top1", min_top1=min_top1, backend="onnxruntime(int8)",
-                seed=seed))
+
+            def rebuild(m: Any, where: Path) -> Any:
+                copy_onnx = export_copy_onnx(m, where, input_shape=shape, opset=report.opset, dynamic_batch=dynamic)
+                return ort_runner(quantize_onnx_int8(copy_onnx, where / "model_int8.onnx", batches,
+                                                     per_channel=per_channel), threads=threads)
+
+            _, report.timings["validate"] = timed(lambda: validate_into(
+                report, ref, int8_run, inputs=inputs, mode="top1", min_top1=min_top1, backend="onnxruntime(int8)",
+                seed=seed, rebuild=rebuild, on_constant_outputs=on_constant_outputs))
             report.extra["reference"] = ref_name
-            report.validation, report.passed = result, result.passed
             x1 = inputs[0][:1] if dynamic else inputs[0]
             lat, report.timings["latency"] = timed(lambda: interleaved_latency(
                 {"fp32": ort_runner(src, threads=threads), "int8": int8_run}, x1, rounds=time_rounds,

@@ -18,6 +18,7 @@ from typing import Any
 from ofa_deploy.errors import BackendUnavailableError, ExportError
 from ofa_deploy.export.artifacts import ExportReport, check_out_dir, finish, raise_if_failed, staging_dir
 from ofa_deploy.export.common import load_onnx_checked, onnx_input_shape, reference_for, resolve_input_shape, timed
+from ofa_deploy.export.structural import OnConstant, Rebuild, export_copy_onnx, validate_into
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +149,7 @@ def export_tvm(
     overwrite: bool = False,
     subnet_info: dict[str, Any] | None = None,
     notes: Sequence[str] = (),
+    on_constant_outputs: OnConstant = "randomise_bn",
 ) -> ExportReport:
     """Compile an ONNX model with TVM Relax to ``model.so``, reload it in a fresh VM and validate it.
 
@@ -160,7 +162,12 @@ def export_tvm(
         tune_max_tasks: tune only the heaviest N tasks (None: all).
         tuning_db: persistent MetaSchedule database directory (tune once, rebuild from it later). Default when
             tuning: ``<out_dir>/tuning_db`` inside the artifact.
-        reference: torch module/runner to validate against; default the source ONNX in ORT.
+        reference: torch module/runner to validate against; default the source ONNX in ORT. If its outputs do not
+            depend on the input (random-init supernet) and it is a torch module, an untuned build validates the
+            structure on a randomised-BN copy compiled the same way (see `ofa_deploy.export.structural`); a tuned
+            build (tuning the copy would double the slow part) or an ONNX-only reference fails with a message
+            saying so.
+        on_constant_outputs: ``"randomise_bn"`` (the structural check above) or ``"fail"``.
 
     Raises:
         BackendUnavailableError: TVM (or tuning dependencies) missing.
@@ -172,7 +179,7 @@ def export_tvm(
     from tvm import relax
     from tvm.relax.frontend.onnx import from_onnx
 
-    from ofa_deploy.export.validate import make_inputs, validate_runner
+    from ofa_deploy.export.validate import make_inputs
 
     if isinstance(onnx_path_or_model, (str, os.PathLike)):
         src: Path | None = Path(onnx_path_or_model)
@@ -227,13 +234,36 @@ def export_tvm(
             runner = tvm_runner(staged / "model.so")  # reloaded from disk: validates the shipped artifact
             ref, ref_name = reference_for(reference, src if src else staged / "model.onnx")
             inputs = make_inputs(shape, n_inputs=n_inputs, seed=seed, dynamic_batch=report.dynamic_batch)
-            result, report.timings["validate"] = timed(lambda: validate_runner(
-                ref, runner, inputs=inputs, atol=atol, rtol=rtol, backend="tvm", seed=seed))
+            rebuild = None if tuned else untuned_rebuild(tgt, shape, dynamic=report.dynamic_batch,
+                                                         opset=next(_opsets(proto), None))
+            _, report.timings["validate"] = timed(lambda: validate_into(
+                report, ref, runner, inputs=inputs, atol=atol, rtol=rtol, backend="tvm", seed=seed,
+                rebuild=rebuild, on_constant_outputs=on_constant_outputs))
             report.extra["reference"] = ref_name
-            report.validation, report.passed = result, result.passed
         finish(report, staged, out)
         raise_if_failed(report, out)
     return report
+
+
+def untuned_rebuild(tgt: Any, shape: tuple[int, ...], *, dynamic: bool, opset: int | None) -> Rebuild:
+    """Rebuild for the structural check: torch copy → ONNX → untuned Relax build → ``.so`` → fresh VM runner."""
+
+    def rebuild(model: Any, where: Path) -> Any:
+        import onnx
+        from tvm.relax.frontend.onnx import from_onnx
+
+        tvm = import_tvm()
+        proto = onnx.load(str(export_copy_onnx(model, where, input_shape=shape, opset=opset, dynamic_batch=dynamic)))
+        _, name = onnx_input_shape(proto)
+        mod = from_onnx(proto, shape_dict=None if dynamic else {name: list(shape)})
+        tvm.compile(mod, target=tgt).export_library(str(where / "model.so"))
+        return tvm_runner(where / "model.so")
+
+    return rebuild
+
+
+def _opsets(proto: Any) -> Any:
+    return (int(i.version) for i in proto.opset_import if i.domain in ("", "ai.onnx"))
 
 
 def _has_db(db_dir: Path) -> bool:

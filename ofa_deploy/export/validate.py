@@ -7,6 +7,13 @@ runner (e.g. the fp32 ONNX model in ORT, when checking an int8 model). Two pass 
 * ``mode="top1"`` (int8): the argmax over the last axis agrees on at least ``min_top1`` of the samples.
 
 Both modes always report per-output max abs / max rel error and top-1 agreement.
+
+A comparison only means something if the reference outputs depend on the input. The validator measures the
+*input sensitivity* of output 0: the largest elementwise spread (max - min) across all validation samples, relative
+to the largest |reference|. Below `MIN_INPUT_SENSITIVITY` the outputs are constants (a random-init OFA supernet:
+its BN statistics do not match its activations, which collapse to the classifier bias), and the result is a
+failure that says so, never a pass. `ofa_deploy.export.structural` validates such models on a copy with
+randomised, calibrated BN statistics instead.
 """
 from __future__ import annotations
 
@@ -18,10 +25,18 @@ from typing import Any, Literal, Union
 
 import numpy as np
 
+from ofa_deploy.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 Arrays = Union[np.ndarray, Sequence[np.ndarray]]
 Runner = Callable[[np.ndarray], Arrays]
+
+#: Minimum relative input sensitivity of output 0 for a comparison to count. Random-init OFA supernets measured
+#: 1e-10..1.5e-7 (a few float32 ulps of the logits: constants); the same subnets with calibrated random BN
+#: statistics and any working model measure 0.1..1. It equals the default ``rtol``: reference outputs that move
+#: by less than the comparison tolerance cannot tell a backend that ignores its input from a correct one.
+MIN_INPUT_SENSITIVITY = 1e-3
 
 
 @dataclass(frozen=True)
@@ -55,6 +70,13 @@ class ValidationResult:
     seed: int | None
     message: str
     extra: dict[str, Any] = field(default_factory=dict)
+    input_sensitivity: float | None = None
+    min_input_sensitivity: float = MIN_INPUT_SENSITIVITY
+
+    @property
+    def constant_outputs(self) -> bool:
+        """True when the reference outputs were measured not to depend on the input."""
+        return self.input_sensitivity is not None and self.input_sensitivity < self.min_input_sensitivity
 
     @property
     def max_abs(self) -> float:
@@ -70,7 +92,9 @@ class ValidationResult:
             "min_top1": self.min_top1, "max_abs": self.max_abs, "max_rel": self.max_rel,
             "outputs": [o.to_dict() for o in self.outputs], "top1_agreement": self.top1_agreement,
             "n_samples": self.n_samples, "input_shapes": [list(s) for s in self.input_shapes], "seed": self.seed,
-            "message": self.message, **({"extra": self.extra} if self.extra else {}),
+            "input_sensitivity": self.input_sensitivity, "min_input_sensitivity": self.min_input_sensitivity,
+            "constant_outputs": self.constant_outputs, "message": self.message,
+            **({"extra": self.extra} if self.extra else {}),
         }
 
 
@@ -83,7 +107,7 @@ def make_inputs(
     The first input always has the batch size of `input_shape` when `dynamic_batch` is False.
     """
     if n_inputs < 1:
-        raise ValueError(f"n_inputs must be >= 1, got {n_inputs}")
+        raise ConfigError(f"n_inputs must be >= 1, got {n_inputs}")
     rng = np.random.default_rng(seed)
     tail = tuple(int(s) for s in input_shape[1:])
     batches = [1 if i % 2 == 0 else dynamic_batch_size for i in range(n_inputs)] if dynamic_batch \
@@ -112,6 +136,46 @@ def torch_runner(model: Any) -> Runner:
     return run
 
 
+class Spread:
+    """Elementwise min/max of one output across samples (rows of every batch): its input sensitivity."""
+
+    def __init__(self) -> None:
+        self.lo: np.ndarray | None = None
+        self.hi: np.ndarray | None = None
+        self.abs_max = 0.0
+        self.n = 0
+
+    def add(self, batch: np.ndarray) -> None:
+        """Add every sample (row) of one reference batch."""
+        rows = np.asarray(batch, dtype=np.float64)
+        rows = rows.reshape(rows.shape[0] if rows.ndim else 1, -1)
+        if rows.shape[0] == 0 or (self.lo is not None and self.lo.shape != rows.shape[1:]):
+            return  # empty, or a per-sample shape other than the first batch's (reported by the comparison)
+        lo, hi = rows.min(axis=0), rows.max(axis=0)
+        if self.lo is None or self.hi is None:
+            self.lo, self.hi = lo, hi
+        else:
+            self.lo, self.hi = np.minimum(self.lo, lo), np.maximum(self.hi, hi)
+        self.abs_max = max(self.abs_max, float(np.max(np.abs(rows), initial=0.0)))
+        self.n += rows.shape[0]
+
+    def relative(self) -> float | None:
+        """max(max - min) / max|ref| over elements; None with fewer than two samples (not measurable)."""
+        if self.n < 2 or self.lo is None or self.hi is None:
+            return None
+        spread = float(np.max(self.hi - self.lo, initial=0.0))
+        return spread / max(self.abs_max, np.finfo(np.float64).tiny) if spread > 0 else 0.0
+
+
+def constant_outputs_message(sensitivity: float, threshold: float, n: int) -> str:
+    """Why a comparison of input-independent outputs is not a pass, and how to fix it."""
+    return (f"the reference outputs do not depend on the input (relative spread {sensitivity:.2g} across {n} "
+            f"samples < {threshold:g}), so agreement compares constants and proves nothing. This is typical of a "
+            "random-init supernet, whose BN statistics make every layer's output constant. Fix: load trained "
+            "weights or recalibrate BN (ofa_deploy.nn.bn.recalibrate_bn), or validate the structure on a copy with "
+            "randomised BN statistics (the exporters do this when they are given the torch model)")
+
+
 def _reference_runner(reference: Any) -> Runner:
     try:
         import torch
@@ -121,7 +185,7 @@ def _reference_runner(reference: Any) -> Runner:
     except ImportError:  # pragma: no cover - torch is a hard dependency in practice
         pass
     if not callable(reference):
-        raise TypeError(f"reference must be a torch.nn.Module or a callable runner, got {type(reference).__name__}")
+        raise ConfigError(f"reference must be a torch.nn.Module or a callable runner, got {type(reference).__name__}")
     return reference
 
 
@@ -137,6 +201,7 @@ def validate_runner(
     backend: str = "unknown",
     seed: int | None = None,
     reference_outputs: Sequence[Arrays] | None = None,
+    min_input_sensitivity: float = MIN_INPUT_SENSITIVITY,
 ) -> ValidationResult:
     """Run `runner` and `reference` on every input and compare them.
 
@@ -150,11 +215,14 @@ def validate_runner(
         backend: label stored in the result.
         seed: the seed the inputs were made from (recorded only).
         reference_outputs: precomputed reference outputs per input (skips running the reference).
+        min_input_sensitivity: below this relative spread of output 0 across the samples (see `Spread`) the
+            reference is constant and the result fails whatever the errors (0 disables the check). Not measurable,
+            and so not checked, with a single sample.
     """
     if not inputs:
-        raise ValueError("validate_runner needs at least one input")
+        raise ConfigError("validate_runner needs at least one input; make some with make_inputs()")
     if mode not in ("allclose", "top1"):
-        raise ValueError(f"mode must be 'allclose' or 'top1', got {mode!r}")
+        raise ConfigError(f"mode must be 'allclose' or 'top1', got {mode!r}")
     if mode == "top1" and min_top1 is None:
         min_top1 = 0.9
     ref_run = None if reference_outputs is not None else _reference_runner(reference)
@@ -167,6 +235,7 @@ def validate_runner(
     agree = 0
     n_samples = 0
     problems: list[str] = []
+    spread = Spread()
     for i, x in enumerate(inputs):
         if reference_outputs is not None:
             ref = _as_list(reference_outputs[i])
@@ -177,6 +246,8 @@ def validate_runner(
             n_out = len(ref)
             max_abs, max_rel, ref_max = [0.0] * n_out, [0.0] * n_out, [0.0] * n_out
             shapes = [tuple(r.shape[1:]) for r in ref]
+        if ref:
+            spread.add(np.asarray(ref[0]))
         if len(got) != len(ref):
             problems.append(f"input {i}: backend returned {len(got)} outputs, reference {len(ref)}")
             close = False
@@ -212,6 +283,9 @@ def validate_runner(
     else:
         passed = top1_ok and not problems
         crit = f"top-1 agreement >= {min_top1:.2f}"
+    sensitivity = spread.relative()
+    constant = sensitivity is not None and sensitivity < min_input_sensitivity
+    passed = passed and not constant
     worst_abs = max(max_abs, default=0.0)
     worst_rel = max(max_rel, default=0.0)
     verdict = "passed" if passed else "FAILED"
@@ -219,9 +293,16 @@ def validate_runner(
                f"top-1 agreement {top1:.3f} over {n_samples} samples")
     if problems:
         message += "; " + "; ".join(problems[:3])
+    if sensitivity is not None and constant:
+        message += "; " + constant_outputs_message(sensitivity, min_input_sensitivity, spread.n)
+    elif sensitivity is None:
+        message += "; input sensitivity not measured (one sample)"
+    else:
+        message += f"; input sensitivity {sensitivity:.2g} (>= {min_input_sensitivity:g})"
     (log.info if passed else log.warning)(message)
     return ValidationResult(
         backend=backend, passed=passed, mode=mode, atol=float(atol), rtol=float(rtol), min_top1=min_top1,
         outputs=outputs, top1_agreement=top1, n_samples=n_samples,
         input_shapes=tuple(tuple(int(s) for s in x.shape) for x in inputs), seed=seed, message=message,
+        input_sensitivity=sensitivity, min_input_sensitivity=float(min_input_sensitivity),
     )

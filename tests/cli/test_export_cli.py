@@ -67,14 +67,45 @@ def test_usage_errors_exit_2(tmp_path):
     assert neither.exit_code == 2
 
 
-def test_export_ort_and_int8_from_onnx(onnx_dir, tmp_path):
-    src = onnx_dir[0] / "model.onnx"
-    ort = _run("ort", "--onnx", str(src), "--out", str(tmp_path / "ort"), "--format", "json")
+@pytest.fixture(scope="module")
+def varying_onnx(tmp_path_factory):
+    """model.onnx of a subnet with calibrated random BN: its outputs depend on the input (unlike random init)."""
+    from ofa_deploy.export.onnx import export_onnx
+    from ofa_deploy.export.testing import randomize_for_parity
+    from ofa_deploy.nn.layers import SubnetModel
+    from ofa_deploy.spaces import get_space
+
+    space = get_space("ofa_mbv3_w10")
+    model = randomize_for_parity(SubnetModel(space.walk_layers(space.min_config(128))), seed=2)
+    report = export_onnx(model, tmp_path_factory.mktemp("cli") / "varying", input_shape=(1, 3, 128, 128))
+    assert report.validated_on == "model" and report.validation.input_sensitivity > 0.1
+    return report.path("model")
+
+
+def test_export_ort_and_int8_from_onnx(varying_onnx, tmp_path):
+    ort = _run("ort", "--onnx", str(varying_onnx), "--out", str(tmp_path / "ort"), "--format", "json")
     assert ort.exit_code == 0, ort.output
     assert json.loads(ort.stdout)["files"]["model"] == "model.ort"
-    int8 = _run("int8", "--onnx", str(src), "--out", str(tmp_path / "int8"), "--min-top1", "0", "--calib-batches", "2")
+    int8 = _run("int8", "--onnx", str(varying_onnx), "--out", str(tmp_path / "int8"), "--min-top1", "0",
+                "--calib-batches", "2")
     assert int8.exit_code == 0, int8.output
     assert "latency fp32" in int8.stdout and "top-1 agreement" in int8.stdout
+
+
+def test_random_init_onnx_cannot_be_validated_without_its_torch_model(onnx_dir, tmp_path):
+    """A random-init .onnx alone gives constant outputs and no torch model to randomise: exit 3, said plainly."""
+    result = _run("ort", "--onnx", str(onnx_dir[0] / "model.onnx"), "--out", str(tmp_path / "o"))
+    assert result.exit_code == 3, result.output
+    assert "do not depend on the input" in result.stderr and "pass reference=<torch model>" in result.stderr
+
+
+def test_random_init_supernet_ort_and_int8_are_checked_on_a_randomised_bn_copy(tmp_path):
+    for cmd, extra in (("ort", ()), ("int8", ("--calib-batches", "2", "--min-top1", "0.25"))):
+        result = _run(cmd, *SMALL, *extra, "--out", str(tmp_path / cmd), "--format", "json")
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.stdout)
+        assert data["validated_on"] == "randomised-bn copy" and data["model_validation"]["constant_outputs"]
+        assert data["validation"]["input_sensitivity"] > 0.1 and data["validation"]["passed"]
 
 
 @pytest.mark.parametrize("cmd", ["ort", "int8", "tvm"])
@@ -114,8 +145,8 @@ def test_net_config_export(ofa_reference_dir, tmp_path):
     assert data["subnet"]["source"] == "net_config" and data["input_shape"] == [1, 3, 128, 128]
 
 
-def test_real_subprocess(onnx_dir, tmp_path):
-    src = onnx_dir[0] / "model.onnx"
+def test_real_subprocess(varying_onnx, tmp_path):
+    src = varying_onnx
     proc = subprocess.run([sys.executable, "-m", "ofa_deploy", "export", "ort", "--onnx", str(src), "--out",
                            str(tmp_path / "o"), "--style", "Runtime", "--format", "json"],
                           capture_output=True, text=True, cwd=REPO, timeout=300)

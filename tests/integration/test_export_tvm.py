@@ -70,3 +70,21 @@ def test_tvm_rejects_native_and_corrupt_input(tmp_path):
         export_tvm(bad, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
+
+
+
+def test_constant_outputs_are_checked_on_a_randomised_bn_copy_or_fail_plainly(tmp_path):
+    """A random-init subnet's outputs are constant: the untuned build is checked on a compiled randomised-BN copy."""
+    from ofa_deploy.errors import ValidationFailedError
+    from ofa_deploy.supernets import create_supernet
+
+    sup = create_supernet("ofa_mbv3_w10", resolutions=(64,)).eval()
+    model = sup.extract(sup.space.min_config(64)).eval()
+    onnx_path = torch_to_onnx(model, tmp_path / "model.onnx", input_shape=(1, 3, 64, 64))
+    report = export_tvm(onnx_path, tmp_path / "tvm", reference=model, n_inputs=2)
+    assert report.passed and report.validated_on == "randomised-bn copy"
+    assert report.model_validation.constant_outputs and report.model_validation.input_sensitivity < 1e-6
+    assert report.validation.input_sensitivity > 0.1 and report.validation.backend == "tvm [randomised-bn copy]"
+    with pytest.raises(ValidationFailedError, match="do not depend on the input") as err:
+        export_tvm(onnx_path, tmp_path / "tvm_fail", reference=model, n_inputs=2, on_constant_outputs="fail")
+    assert err.value.report.validation.constant_outputs and err.value.report.passed is False

@@ -77,3 +77,49 @@ def test_torch_reference_does_not_touch_callers_model():
     model.train()
     validate_runner(model, lambda x: run(x), inputs=make_inputs((2, 12), n_inputs=1), atol=1e-6)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_constant_reference_fails_with_a_clear_message_even_when_the_backend_agrees():
+    const = np.linspace(-0.01, 0.02, 10, dtype=np.float32)
+    ref = lambda x: np.tile(const, (x.shape[0], 1)) + 1e-9 * x[:, :10]  # noqa: E731 - input moves it by ~1 ulp
+    res = validate_runner(ref, ref, inputs=make_inputs((1, 12)), atol=0.0, rtol=0.0, backend="ort")
+    assert not res.passed and res.constant_outputs and res.max_abs == 0.0 and res.top1_agreement == 1.0
+    assert res.input_sensitivity is not None and 0 < res.input_sensitivity < 1e-6
+    assert "do not depend on the input" in res.message and "randomised BN" in res.message
+    assert res.to_dict()["constant_outputs"] is True and res.to_dict()["input_sensitivity"] == res.input_sensitivity
+    # the same holds in top-1 mode (int8): agreement on constant logits is trivially 1.0
+    top1 = validate_runner(ref, ref, inputs=make_inputs((8, 12), dynamic_batch=False), mode="top1", min_top1=0.5)
+    assert not top1.passed and top1.constant_outputs and top1.top1_agreement == 1.0
+    # the check can be switched off explicitly
+    assert validate_runner(ref, ref, inputs=make_inputs((1, 12)), min_input_sensitivity=0.0).passed
+
+
+def test_varying_reference_passes_and_records_its_input_sensitivity():
+    ref = _linear()
+    inputs = make_inputs((1, 12), n_inputs=3)
+    outs = np.concatenate([ref(x) for x in inputs])
+    assert np.ptp(outs, axis=0).max() > 0.5  # the outputs really vary across the inputs
+    res = validate_runner(ref, ref, inputs=inputs, atol=0.0, rtol=0.0)
+    assert res.passed and not res.constant_outputs
+    expected = np.ptp(outs.astype(np.float64), axis=0).max() / np.abs(outs).max()
+    assert res.input_sensitivity == pytest.approx(expected, rel=1e-6) and res.input_sensitivity > 1e-3
+    assert "input sensitivity" in res.message and res.to_dict()["min_input_sensitivity"] == 1e-3
+
+
+def test_single_sample_sensitivity_is_not_measured():
+    ref = _linear()
+    res = validate_runner(ref, ref, inputs=make_inputs((1, 12), n_inputs=1))
+    assert res.passed and res.input_sensitivity is None and "not measured" in res.message
+
+
+def test_bad_arguments_raise_the_projects_errors():
+    from ofa_deploy.errors import OfaDeployError
+
+    with pytest.raises(OfaDeployError, match="at least one input"):
+        validate_runner(_linear(), _linear(), inputs=[])
+    with pytest.raises(OfaDeployError, match="mode"):
+        validate_runner(_linear(), _linear(), inputs=make_inputs((1, 12)), mode="exact")  # type: ignore[arg-type]
+    with pytest.raises(OfaDeployError, match="callable"):
+        validate_runner(42, _linear(), inputs=make_inputs((1, 12)))
+    with pytest.raises(OfaDeployError, match="n_inputs"):
+        make_inputs((1, 12), n_inputs=0)
