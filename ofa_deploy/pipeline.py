@@ -27,6 +27,8 @@ Progress goes to the logger and the optional `progress` callback (the CLI prints
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import time
@@ -197,7 +199,7 @@ def deploy(request: DeployRequest, *, supernet: Any, predictor: Any, data: Any =
 
     # ---- measure on the target and verify the budget ----------------------------------------------
     t0 = time.perf_counter()
-    meter = _Meter(space, table, profile, request, progress)
+    meter = _Meter(space, table, profile, request, progress, out)
     measured_now = meter.measure(exported)
     cfgs: dict[str, SubnetConfig] = {"try1": cfg, **dict(checks)}
     tries = [_try_record("try1", space, cfg, lat, acc, measured_now["try1"], limit, limit)]
@@ -317,10 +319,15 @@ class _Searcher:
 
 
 class _Meter:
-    """Measures exported models against the table's anchor; remembers the anchor model and the run info."""
+    """Measures exported models against the table's anchor; remembers the anchor model and the run info.
 
-    def __init__(self, space: Any, table: Any, profile: Any, request: DeployRequest, progress: Progress | None
-                 ) -> None:
+    Every measurement is also written (atomically) to ``<out>/measurements.json`` under a key of the subnet,
+    the profile, the anchor, the reference time and the protocol, so a deploy that is interrupted and run again
+    into the same directory reuses what was measured instead of timing it again.
+    """
+
+    def __init__(self, space: Any, table: Any, profile: Any, request: DeployRequest, progress: Progress | None,
+                 out: Path | None = None) -> None:
         from ofa_deploy.profiling.measure import reference_ms, space_anchor
         from ofa_deploy.profiling.protocol import ProtocolSettings
 
@@ -333,19 +340,46 @@ class _Meter:
         self.settings = ProtocolSettings.from_profile(profile, repeats=request.timing_repeats,
                                                       min_rounds=request.timing_rounds)
         self.info: dict[str, Any] = {"anchor": str(self.anchor[0]), "reference_ms": self.reference,
-                                     "protocol": self.settings.to_dict(), "runs": []}
+                                     "protocol": self.settings.to_dict(), "runs": [], "reused": []}
+        self.cache_path = out / "measurements.json" if out is not None else None
+        self.cache: dict[str, Any] = {}
+        if self.cache_path is not None and self.cache_path.is_file():
+            try:
+                self.cache = json.loads(self.cache_path.read_text(encoding="utf-8"))
+            except (ValueError, OSError):
+                log.warning("ignoring unreadable measurement cache %s", self.cache_path)
+
+    def _key(self, info: dict[str, Any]) -> str:
+        subnet = (info.get("report", {}).get("onnx", info.get("report", {})).get("subnet") or {})
+        parts = {"subnet": subnet.get("config_string"), "profile": self.profile.sha256, "shape": list(info["shape"]),
+                 "anchor": Path(self.anchor[0]).name, "reference": self.reference, "protocol": self.settings.to_dict(),
+                 "format": Path(_timed_model(info)).suffix}
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 
     def measure(self, exported: dict[str, dict[str, Any]]) -> dict[str, Any]:
         from ofa_deploy.profiling.measure import Measured, measure_models
 
-        _say(self.progress, f"timing {len(exported)} exported model(s) on {self.profile.name} against the anchor "
+        keys = {k: self._key(v) for k, v in exported.items()}
+        found = {k: Measured(**{**self.cache[c], "interval_ms": tuple(self.cache[c]["interval_ms"])})
+                 for k, c in keys.items() if c in self.cache}
+        if found:
+            _say(self.progress, f"reusing earlier measurements of {', '.join(found)} from {self.cache_path}")
+            self.info["reused"] += list(found)
+        todo = {k: v for k, v in exported.items() if k not in found}
+        if not todo:
+            return found
+        _say(self.progress, f"timing {len(todo)} exported model(s) on {self.profile.name} against the anchor "
                             "(paired rounds)")
-        models = {k: (_timed_model(v), v["shape"]) for k, v in exported.items()}
+        models = {k: (_timed_model(v), v["shape"]) for k, v in todo.items()}
         run = measure_models(models, self.anchor, self.profile, protocol=self.settings)
         ref = self.reference if self.reference is not None else run.anchor_ms
-        self.info["runs"].append({"items": list(exported), **run.summary(),
+        self.info["runs"].append({"items": list(todo), **run.summary(),
                                   "per_model": {k: r.to_dict() for k, r in run.results.items()}})
-        return {k: Measured.of(r, ref) for k, r in run.results.items()}
+        measured = {k: Measured.of(r, ref) for k, r in run.results.items()}
+        if self.cache_path is not None:
+            self.cache.update({keys[k]: m.to_dict() for k, m in measured.items()})
+            atomic_write_json(self.cache_path, self.cache)
+        return {**found, **measured}
 
 
 def _timed_model(info: dict[str, Any]) -> Any:

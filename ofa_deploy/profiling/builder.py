@@ -104,18 +104,21 @@ class PairedVisits:
     The anchor runner is prepared on first use and kept for the job's life.
     """
 
-    def __init__(self, backend: Any, anchor_path: Any, anchor_shape: Sequence[int], protocol: ProtocolSettings
-                 ) -> None:
+    def __init__(self, backend: Any, anchor_path: Any, anchor_shape: Sequence[int], protocol: ProtocolSettings,
+                 profile_name: str = "") -> None:
         self.backend = backend
         self.anchor_path = anchor_path
         self.anchor_shape = tuple(anchor_shape)
         self.visit = runner_visit(protocol)
+        self.profile_name = profile_name
         self._anchor: Any = None
 
     def anchor(self) -> float:
         """One visit of the anchor alone (ms)."""
         if self._anchor is None:
-            self._anchor = self.backend.prepare(self.anchor_path, self.anchor_shape)
+            from ofa_deploy.profiling.measure import prepare_anchor
+
+            self._anchor = prepare_anchor(self.backend, (self.anchor_path, self.anchor_shape), self.profile_name)
         return self.visit(self._anchor)
 
     def __call__(self, runner: Any) -> dict[str, float]:
@@ -525,7 +528,7 @@ def build_lut(
     else:
         anchor_path = anchor_model(space, anchor_cfg, models, batch_size=plan.batch_size, profile=profile_name)
     anchor_shape = (plan.batch_size, 3, anchor_cfg.resolution, anchor_cfg.resolution)
-    paired = PairedVisits(backend, anchor_path, anchor_shape, paired_settings)
+    paired = PairedVisits(backend, anchor_path, anchor_shape, paired_settings, profile_name)
     if limit is not None:
         calibration_subnets = 0  # a partial table cannot predict whole subnets
     rng = np.random.default_rng(CALIBRATION_SEED)

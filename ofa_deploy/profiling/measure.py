@@ -78,7 +78,7 @@ def measure_models(
     anchor_runner = None
     bar = None
     try:
-        anchor_runner = backend.prepare(anchor[0], tuple(anchor[1]))
+        anchor_runner = prepare_anchor(backend, anchor, profile)
         for key, (model, shape) in models.items():
             runners[key] = backend.prepare(model, tuple(shape))
         if progress:
@@ -96,6 +96,19 @@ def measure_models(
             backend.close()
 
 
+def prepare_anchor(backend: Any, anchor: Model, profile: Any) -> Any:
+    """The anchor's runner; any failure to load or run it becomes a ConfigError naming the profile."""
+    from ofa_deploy.errors import ConfigError, OfaDeployError
+
+    try:
+        return backend.prepare(anchor[0], tuple(anchor[1]))
+    except OfaDeployError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any runtime failure of the anchor is one clear error
+        raise ConfigError(f"the anchor model {anchor[0]} of profile {getattr(profile, 'name', profile)} cannot run on "
+                          f"{getattr(backend, 'name', backend)}: {exc}") from exc
+
+
 def space_anchor(space: SearchSpace, table: Any, profile: Any, model_dir: Path | None = None) -> Model:
     """The anchor model file (exported if needed) and its input shape for `space` on `profile`."""
     from ofa_deploy.profiling.anchor import anchor_model
@@ -108,4 +121,4 @@ def space_anchor(space: SearchSpace, table: Any, profile: Any, model_dir: Path |
     return path, (batch, 3, cfg.resolution, cfg.resolution)
 
 
-__all__ = ["Measured", "anchor_for", "measure_models", "reference_ms", "space_anchor"]
+__all__ = ["Measured", "anchor_for", "measure_models", "prepare_anchor", "reference_ms", "space_anchor"]

@@ -159,3 +159,32 @@ def test_foreign_table_is_refused_unless_allowed(run, tmp_path):
     done = deploy(req.__class__(**{**base, "out_dir": tmp_path / "allowed", "allow_foreign_lut": True}),
                   supernet=supernet, predictor=predictor)
     assert done.report["lut"]["host"]["differences"] == ["cpu_model"]
+
+
+def test_rerun_into_the_same_directory_reuses_measurements(run, tmp_path):
+    """An interrupted deploy loses nothing measured: a rerun into the same run dir times nothing again."""
+    import shutil
+
+    import torch
+
+    from ofa_deploy.data import load_digits
+    from ofa_deploy.errors import BudgetNotVerifiedError
+    from ofa_deploy.pipeline import deploy
+    from ofa_deploy.predictors.accuracy import AccuracyPredictor
+    from ofa_deploy.predictors.encoding import default_encoder
+    from ofa_deploy.supernets import create_supernet
+
+    result, _, req = run
+    again_dir = tmp_path / "again"
+    shutil.copytree(result.out_dir, again_dir)
+    torch.manual_seed(0)
+    supernet = create_supernet("ofa_mbv3_w10", **TINY).eval()
+    predictor = AccuracyPredictor(default_encoder(supernet.space))
+    try:
+        again = deploy(req.__class__(**{**req.__dict__, "out_dir": again_dir}), supernet=supernet,
+                       predictor=predictor, data=load_digits(image_size=16, seed=0, calibration_size=64))
+    except BudgetNotVerifiedError as exc:
+        again = exc.report
+    assert again.report["timing"]["runs"] == []  # nothing was timed again
+    assert set(again.report["timing"]["reused"]) == {p["try"] for p in result.report["predicted_vs_measured"]["points"]}
+    assert again.budget["measured_ms"] == result.budget["measured_ms"]

@@ -143,3 +143,13 @@ def test_profile_check_cli(space, tmp_path):
     assert no.returncode == 1 and "Traceback" not in no.stderr
     data = json.loads(no.stdout)
     assert data["ok"] is False and data["differences"] == ["cpu_model"] and "Some Other CPU" in data["message"]
+
+
+def test_an_anchor_that_cannot_run_names_the_profile(tmp_path):
+    from ofa_deploy.profiling.hardware import HardwareProfile
+    from ofa_deploy.profiling.measure import measure_models
+
+    broken = tmp_path / "anchor.onnx"
+    broken.write_bytes(b"not an onnx model")
+    with pytest.raises(ConfigError, match="anchor model .*anchor.onnx of profile ort-cpu-1t cannot run"):
+        measure_models({"x": (broken, (1, 3, 8, 8))}, (broken, (1, 3, 8, 8)), HardwareProfile.load("ort-cpu-1t"))
