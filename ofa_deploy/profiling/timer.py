@@ -1,13 +1,9 @@
-"""Robust latency timing for noisy machines.
+"""Timing one visit of a model: warm-up runs, then a robust statistic of individually timed runs.
 
-A shared VM drifts by 30-50% over minutes and other processes preempt the timing thread. The timer therefore
-- warms every entry up before each batch of timed runs,
-- times `repeats` single runs per entry and keeps one robust value per *round* (the minimum by default,
-  or a low percentile such as ``"p10"``),
-- repeats this over several `rounds`, visiting the entries in a fresh random order each round so slow phases
-  of the machine are spread over all entries instead of hitting a few,
-- keeps the median over rounds of those per-round values as the estimate (`Samples.estimate`),
-- re-times a few fixed *anchor* entries every `anchor_every` entries to record drift (`TimingResult.drift`).
+A visit warms the entry up, times `repeats` single runs and keeps one robust value (the minimum by default, or
+a low percentile such as ``"p10"``), with the garbage collector paused. Rounds, random visiting orders and the
+anchor model that ties every visit to the machine's speed at that moment are the job of
+`ofa_deploy.profiling.protocol` (and of the LUT builder's schedules), which call `measure_round`.
 
 Clocks: ``"wall"`` (``perf_counter_ns``) or ``"thread"`` (``thread_time_ns``: CPU time of the calling thread,
 valid when the backend computes on the calling thread only, e.g. ONNX Runtime / torch with 1 thread; it does not
@@ -19,8 +15,8 @@ import gc
 import logging
 import statistics
 import time
-from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -137,101 +133,3 @@ def measure_round(runner: Any, settings: TimerSettings, flusher: Callable[[], No
     samples = time_runs(runner.run, warmup=settings.warmup, repeats=settings.repeats,
                         clock=resolve_clock(settings.clock, runner), before=flusher)
     return round_statistic(samples, settings.statistic), samples
-
-
-@dataclass
-class Samples:
-    """Per-round robust values of one entry (ms), plus all raw samples."""
-
-    per_round: list[float] = field(default_factory=list)
-    raw: list[float] = field(default_factory=list)
-
-    @property
-    def estimate(self) -> float:
-        """Median over rounds of the per-round values."""
-        return float(statistics.median(self.per_round))
-
-    def summary(self) -> dict[str, float]:
-        """median/mean/std/p90/n over the per-round values (the LatencyStats fields)."""
-        return summarize(self.per_round)
-
-
-def summarize(values: Sequence[float]) -> dict[str, float]:
-    arr = np.asarray(values, dtype=float)
-    return {"median": float(np.median(arr)), "mean": float(arr.mean()),
-            "std": float(arr.std(ddof=1)) if arr.size > 1 else 0.0,
-            "p90": float(np.percentile(arr, 90)), "n": int(arr.size)}
-
-
-@dataclass
-class TimingResult:
-    """Samples per entry and the anchors' drift series (ratio of each anchor visit to the anchors' median)."""
-
-    samples: dict[Hashable, Samples]
-    drift: list[float]
-    settings: TimerSettings
-    seconds: float
-
-    def estimates(self) -> dict[Hashable, float]:
-        return {k: s.estimate for k, s in self.samples.items()}
-
-    def drift_summary(self) -> dict[str, float]:
-        if not self.drift:
-            return {}
-        d = np.asarray(self.drift)
-        return {"n": int(d.size), "min": float(d.min()), "max": float(d.max()), "std": float(d.std())}
-
-
-def time_interleaved(
-    runners: Mapping[Hashable, Any],
-    settings: TimerSettings,
-    *,
-    anchors: Sequence[Hashable] = (),
-    progress: Callable[[int], None] | None = None,
-) -> TimingResult:
-    """Time every runner in `settings.rounds` rounds, each in a fresh random order, with anchors for drift.
-
-    Args:
-        runners: key → object with ``run()`` (a backend `Runner`).
-        settings: warm-up/repeats/rounds/statistic/clock.
-        anchors: keys of `runners` re-timed every `settings.anchor_every` entries; their ratio to their own
-            median is the drift series (anchor visits also count as samples of those entries).
-        progress: called with the number of entries finished after each entry.
-    """
-    keys = list(runners)
-    missing = [a for a in anchors if a not in runners]
-    if missing:
-        raise ConfigError(f"anchor keys {missing} are not among the timed entries")
-    rng = np.random.default_rng(settings.seed)
-    samples = {k: Samples() for k in keys}
-    anchor_visits: dict[Hashable, list[float]] = {a: [] for a in anchors}
-    anchor_rounds: list[dict[Hashable, float]] = []
-    start = time.perf_counter()
-
-    flusher = CacheFlusher(settings.flush_kb) if settings.flush_kb else None
-
-    def visit(key: Hashable) -> float:
-        value, raw = measure_round(runners[key], settings, flusher)
-        samples[key].raw.extend(raw)
-        return value
-
-    def time_anchors() -> None:
-        if anchors:
-            anchor_rounds.append({a: visit(a) for a in anchors})
-
-    for _ in range(settings.rounds):
-        order = [keys[i] for i in rng.permutation(len(keys))]
-        time_anchors()
-        for i, key in enumerate(order, 1):
-            samples[key].per_round.append(visit(key))
-            if progress is not None:
-                progress(1)
-            if settings.anchor_every and i % settings.anchor_every == 0 and i < len(order):
-                time_anchors()
-    drift: list[float] = []
-    if anchor_rounds:
-        for a in anchors:
-            anchor_visits[a] = [r[a] for r in anchor_rounds]
-        medians = {a: statistics.median(v) for a, v in anchor_visits.items()}
-        drift = [float(statistics.median(r[a] / medians[a] for a in anchors)) for r in anchor_rounds]
-    return TimingResult(samples=samples, drift=drift, settings=settings, seconds=time.perf_counter() - start)

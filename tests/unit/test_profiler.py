@@ -11,7 +11,7 @@ import yaml
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.profiling.plan import distinct_specs, make_plan, spec_id
 from ofa_deploy.profiling.store import JsonlStore
-from ofa_deploy.profiling.timer import TimerSettings, round_statistic, time_interleaved, time_runs
+from ofa_deploy.profiling.timer import TimerSettings, round_statistic, time_runs
 from ofa_deploy.profiling.validate import agreement
 from ofa_deploy.spaces import get_space
 
@@ -76,18 +76,19 @@ class _Spin:
             pass
 
 
-def test_interleaved_timer_ranks_work_and_records_drift():
+def test_paired_protocol_ranks_real_work_against_an_anchor():
+    from ofa_deploy.profiling.protocol import ProtocolSettings, measure_paired
+
     runners = {"short": _Spin(0.0005), "mid": _Spin(0.002), "long": _Spin(0.004)}
-    settings = TimerSettings(warmup=1, repeats=3, rounds=3, anchor_every=1, seed=0)
-    result = time_interleaved(runners, settings, anchors=["mid"])
-    est = result.estimates()
-    assert est["short"] < est["mid"] < est["long"]
-    assert est["long"] == pytest.approx(4.0, rel=0.5)
-    assert all(len(s.per_round) == 3 for s in result.samples.values())
-    assert len(result.drift) >= 3 and min(result.drift) > 0
-    # warm-up + repeats per visit; anchors visited on top of their own round visits
-    assert runners["short"].calls == 3 * (1 + 3)
-    assert runners["mid"].calls > 3 * (1 + 3)
+    anchor = _Spin(0.002)
+    result = measure_paired(runners, anchor, ProtocolSettings(warmup=1, repeats=3, min_rounds=3, max_rounds=4))
+    ratio = {k: r.ratio for k, r in result.results.items()}
+    assert ratio["short"] < ratio["mid"] < ratio["long"]
+    assert ratio["mid"] == pytest.approx(1.0, rel=0.3) and ratio["long"] == pytest.approx(2.0, rel=0.3)
+    assert all(3 <= r.rounds <= 4 for r in result.results.values())
+    # warm-up + repeats per visit; the anchor brackets every item visit
+    assert runners["short"].calls == result.results["short"].rounds * (1 + 3)
+    assert anchor.calls == 4 * (result.rounds + sum(r.rounds for r in result.results.values()))
 
 
 def test_time_runs_thread_clock_ignores_sleeping():
