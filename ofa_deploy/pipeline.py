@@ -383,8 +383,9 @@ class _Meter:
 
 
 def _timed_model(info: dict[str, Any]) -> Any:
-    """The file the profile's backend runs: the TVM library for TVM profiles, else the ONNX model."""
-    return info.get("tvm_lib") or info["onnx"]
+    """The file the profile's backend prepares: the exported ONNX model (TVM profiles compile it with the
+    profile's target, as the export did)."""
+    return info["onnx"]
 
 
 def _try_record(key: str, space: Any, cfg: SubnetConfig, lat: Objective, acc: Objective, m: Any, limit: float,
