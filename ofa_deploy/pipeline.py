@@ -276,13 +276,15 @@ def deploy(request: DeployRequest, *, supernet: Any, predictor: Any, data: Any =
 
     files = write_run_report(out, report)
     files["model"] = str(out / "model")
-    _say(progress, f"done in {timings['total_s']:.1f} s, {budget['message']}: {out}")
+    verdict = "verified under budget" if verified else "NOT verified under budget"
+    _say(progress, f"done in {timings['total_s']:.1f} s, {verdict}: {budget['message']}: {out}")
     deployed = DeployResult(out_dir=out, config=ship_cfg, predicted=predicted, measured=measured, budget=budget,
                             report=report, files=files)
     if request.verify_budget and not verified:
         from ofa_deploy.errors import BudgetNotVerifiedError
 
-        raise BudgetNotVerifiedError(f"{budget['message']}; the report is in {out}", report=deployed)
+        raise BudgetNotVerifiedError(f"NOT verified under budget: {budget['message']}; the report is in {out}",
+                                     report=deployed)
     return deployed
 
 
@@ -417,9 +419,9 @@ def _pick_shipped(tries: list[dict[str, Any]]) -> dict[str, Any]:
 def _budget_message(verified: bool, shipped: dict[str, Any], tries: list[dict[str, Any]], limit: float) -> str:
     lo = min(t["measured_ms"] for t in tries)
     if verified:
-        return (f"verified under budget: {shipped['name']} measured {shipped['measured_ms']:.4g} ms (95% interval up "
-                f"to {shipped['measured_hi_ms']:.4g}) against {limit:.4g} ms after {len(tries)} pick(s)")
-    return (f"NOT verified under budget: none of {len(tries)} pick(s) measured under {limit:.4g} ms (fastest "
+        return (f"{shipped['name']} measured {shipped['measured_ms']:.4g} ms (95% interval up to "
+                f"{shipped['measured_hi_ms']:.4g}) against {limit:.4g} ms after {len(tries)} pick(s)")
+    return (f"none of {len(tries)} pick(s) measured under {limit:.4g} ms (fastest "
             f"measured {lo:.4g} ms, upper bound {shipped['measured_hi_ms']:.4g}); model/ holds the closest pick, "
             f"{shipped['name']}. Raise the budget, or rebuild the latency table here")
 
