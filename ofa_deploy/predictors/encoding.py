@@ -83,24 +83,7 @@ class ArchEncoder(abc.ABC):
         return self.encode_genes(self.space.to_genes(list(cfgs)))
 
     def _check_genes(self, genes: np.ndarray) -> np.ndarray:
-        genes = np.asarray(genes)
-        if genes.ndim == 1:
-            genes = genes[None, :]
-        if genes.ndim != 2 or genes.shape[1] != self._n_genes:
-            raise ConfigError(
-                f"{self.name} encoder for space {self.space.name}: gene arrays must have shape (N, {self._n_genes}), "
-                f"got {genes.shape}; build them with space.to_genes(configs)"
-            )
-        if not np.issubdtype(genes.dtype, np.integer):
-            raise ConfigError(f"gene arrays must hold integer choice indices, got dtype {genes.dtype}")
-        sizes = self.space.gene_sizes()
-        bad = (genes < 0) | (genes >= sizes)
-        if bad.any():
-            row, col = map(int, np.argwhere(bad)[0])
-            raise ConfigError(
-                f"gene {col} ({self.space.genes()[col].name}) of row {row} is {int(genes[row, col])}, "
-                f"expected a choice index in 0..{int(sizes[col]) - 1}"
-            )
+        genes = self.space.check_genes(genes, integer_dtype=True)
         slots = self._res_slot[genes[:, 0]]
         if (slots < 0).any():
             row = int(np.argmin(slots))

@@ -128,13 +128,48 @@ class SearchSpace(abc.ABC):
                 out[row, col] = index[col][value]
         return out
 
+    def check_genes(self, genes: Any, *, integer_dtype: bool = False) -> np.ndarray:
+        """`genes` as an int64 array (N, n_genes) of valid choice indices, else ConfigError naming the bad entry.
+
+        Accepts integer arrays (a single row is promoted to (1, n_genes)) and, unless `integer_dtype`, float
+        arrays holding whole numbers; negative indices are refused rather than counted from the end.
+        """
+        try:
+            arr = np.asarray(genes)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{self.name}: gene arrays must be rectangular integer arrays ({exc})") from None
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        n_genes = len(self._genes)
+        if arr.ndim != 2 or arr.shape[1] != n_genes:
+            raise ConfigError(f"{self.name}: gene arrays must have shape (N, {n_genes}), got {arr.shape}; "
+                              "build them with space.to_genes(configs) or space.sample_genes(n)")
+        if np.issubdtype(arr.dtype, np.floating) and arr.size and not integer_dtype:
+            finite = np.isfinite(arr)
+            whole = np.zeros_like(finite)
+            whole[finite] = arr[finite] == np.round(arr[finite])
+            if not whole.all():
+                row, col = map(int, np.argwhere(~whole)[0])
+                raise ConfigError(f"{self.name}: gene {col} ({self._genes[col].name}) of row {row} is "
+                                  f"{arr[row, col].item()!r}, expected a whole-number choice index")
+        elif not (np.issubdtype(arr.dtype, np.integer) or arr.size == 0):
+            raise ConfigError(f"{self.name}: gene arrays must hold integer choice indices, got dtype {arr.dtype}")
+        sizes = self.gene_sizes()
+        bad = (arr < 0) | (arr >= sizes)
+        if bad.any():
+            row, col = map(int, np.argwhere(bad)[0])
+            value = arr[row, col]
+            raise ConfigError(
+                f"{self.name}: gene {col} ({self._genes[col].name}) of row {row} is {value.item()!r}, "
+                f"expected a choice index in 0..{int(sizes[col]) - 1}"
+            )
+        return arr.astype(np.int64)
+
     def from_genes(self, genes: np.ndarray) -> list[SubnetConfig]:
-        """Int array (N, n_genes) of choice indices → configs."""
-        genes = np.atleast_2d(np.asarray(genes))
+        """Int array (N, n_genes) of choice indices → configs (invalid arrays: ConfigError, see `check_genes`)."""
+        genes = self.check_genes(genes)
         choices = [g.choices for g in self.genes()]
-        if genes.shape[1] != len(choices):
-            raise ConfigError(f"{self.name}: gene arrays need {len(choices)} columns, got {genes.shape[1]}")
-        return [self.config_from_values([choices[j][int(i)] for j, i in enumerate(row)]) for row in genes]
+        return [self.config_from_values([choices[j][i] for j, i in enumerate(row.tolist())]) for row in genes]
 
     def sample_genes(self, n: int, rng: np.random.Generator | int | None = None) -> np.ndarray:
         """`n` uniformly random subnets as gene arrays (each gene independently uniform)."""
