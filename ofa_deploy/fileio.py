@@ -97,7 +97,7 @@ def read_bytes_file(path: str | os.PathLike[str], *, what: str = "file", hint: s
     except ConfigError:
         raise
     except FileNotFoundError:
-        raise ConfigError(f"{where} does not exist{tail or '; check the path'}") from None
+        raise ConfigError(f"{where} not found (no such file){tail or '; check the path'}") from None
     except ValueError as exc:  # e.g. an embedded NUL byte
         raise ConfigError(f"{where} is not a usable path ({exc}){tail}") from None
     except OSError as exc:
@@ -126,13 +126,17 @@ def _file_kind(mode: int) -> str:
 
 def read_text_file(path: str | os.PathLike[str], *, what: str = "file", hint: str = "") -> str:
     """The text of the regular file `path`, decoded as UTF-8 (a BOM is dropped); `ConfigError` otherwise."""
-    raw = read_bytes_file(path, what=what, hint=hint)
+    return decode_utf8(read_bytes_file(path, what=what, hint=hint), where=f"{what} {_show(path)}", hint=hint)
+
+
+def decode_utf8(raw: bytes, *, where: str, hint: str = "") -> str:
+    """`raw` decoded as UTF-8 (a BOM is dropped), or `ConfigError` naming `where` and the first bad byte."""
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         tail = f"; {hint}" if hint else ""
-        raise ConfigError(f"{what} {_show(path)} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
-                          f"{exc.start}); expected a UTF-8 text file{tail}") from None
+        raise ConfigError(f"{where} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+                          f"expected a UTF-8 text file{tail}") from None
 
 
 def parse_json_text(text: str, *, where: str, hint: str = "") -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ofa_deploy.errors import ConfigError
-from ofa_deploy.spaces.config import SubnetConfig
+from ofa_deploy.spaces.config import SubnetConfig, finite_number, short_repr
 from ofa_deploy.spaces.layer_spec import LayerSpec
 
 RngLike = "np.random.Generator | int | None"
@@ -225,3 +225,26 @@ def _fmt(value: float) -> str:
 def check_length(space: str, name: str, values: tuple, expected: int, what: str) -> None:
     if len(values) != expected:
         raise ConfigError(f"{space}: {name} needs {expected} entries (one per {what}), got {len(values)}: {list(values)}")
+
+
+def space_choices(space: str, name: str, values: Any, *, integer: bool, minimum: float,
+                  exclusive: bool = False) -> tuple[Any, ...]:
+    """Sorted, validated constructor choices of a space (finite numbers >= / > `minimum`, ints if `integer`)."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
+        raise ConfigError(f"{space}: {name} must be a list of numbers, got {short_repr(values)}")
+    out = []
+    for v in values:
+        as_float = finite_number(v)
+        low = as_float is not None and (as_float <= minimum if exclusive else as_float < minimum)
+        if as_float is None or low or (integer and not as_float.is_integer()):
+            kind = "integers" if integer else "finite numbers"
+            bound = f"> {minimum:g}" if exclusive else f">= {minimum:g}"
+            raise ConfigError(f"{space}: {name} must hold {kind} {bound}, got {short_repr(v)} "
+                              f"in {short_repr(list(values))}")
+        out.append(int(as_float) if integer else as_float)
+    return tuple(sorted(out))
+
+
+def space_number(space: str, name: str, value: Any, *, integer: bool, minimum: float) -> Any:
+    """One validated numeric constructor argument of a space (e.g. ``n_classes``, ``width_mult``)."""
+    return space_choices(space, name, [value], integer=integer, minimum=minimum, exclusive=not integer)[0]

@@ -23,13 +23,13 @@ _FIELDS = ("resolution", "depths", "kernel_sizes", "expand_ratios", "width_indic
 _STRING_KEYS = {"r": "resolution", "d": "depths", "k": "kernel_sizes", "e": "expand_ratios", "w": "width_indices"}
 
 
-def _short(value: Any, limit: int = 120) -> str:
+def short_repr(value: Any, limit: int = 120) -> str:
     """repr(value) for a message, cut to `limit` characters."""
     text = repr(value)
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
-def _finite(value: Any) -> float | None:
+def finite_number(value: Any) -> float | None:
     """`value` as a finite float, or None if it is not a real number (bools, NaN, infinities, huge ints)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return None
@@ -41,27 +41,27 @@ def _finite(value: Any) -> float | None:
 
 
 def _as_int(name: str, value: Any, context: Any = None) -> int:
-    as_float = _finite(value)
+    as_float = finite_number(value)
     if as_float is None or not as_float.is_integer():
-        where = f" in {_short(list(context))}" if context is not None else ""
-        raise ConfigError(f"{name} must contain finite integers, got {_short(value)}{where}")
+        where = f" in {short_repr(list(context))}" if context is not None else ""
+        raise ConfigError(f"{name} must contain finite integers, got {short_repr(value)}{where}")
     return int(value) if isinstance(value, numbers.Integral) else int(as_float)
 
 
 def _int_tuple(name: str, values: Any) -> tuple[int, ...]:
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-        raise ConfigError(f"{name} must be a list of integers, got {_short(values)}")
+        raise ConfigError(f"{name} must be a list of integers, got {short_repr(values)}")
     return tuple(_as_int(name, v, values) for v in values)
 
 
 def _float_tuple(name: str, values: Any) -> tuple[float, ...]:
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-        raise ConfigError(f"{name} must be a list of numbers, got {_short(values)}")
+        raise ConfigError(f"{name} must be a list of numbers, got {short_repr(values)}")
     out = []
     for v in values:
-        as_float = _finite(v)
+        as_float = finite_number(v)
         if as_float is None:
-            raise ConfigError(f"{name} must contain finite numbers, got {_short(v)} in {_short(list(values))}")
+            raise ConfigError(f"{name} must contain finite numbers, got {short_repr(v)} in {short_repr(list(values))}")
         out.append(as_float)
     return tuple(out)
 
@@ -90,9 +90,9 @@ class SubnetConfig:
     width_indices: tuple[int, ...] = field(default=())
 
     def __post_init__(self) -> None:
-        res = _finite(self.resolution)
+        res = finite_number(self.resolution)
         if res is None or not res.is_integer() or res <= 0:
-            raise ConfigError(f"resolution must be a positive integer, got {_short(self.resolution)}")
+            raise ConfigError(f"resolution must be a positive integer, got {short_repr(self.resolution)}")
         object.__setattr__(self, "resolution", _as_int("resolution", self.resolution))
         object.__setattr__(self, "depths", _int_tuple("depths", self.depths))
         object.__setattr__(self, "kernel_sizes", _int_tuple("kernel_sizes", self.kernel_sizes))
@@ -154,16 +154,16 @@ class SubnetConfig:
             key, body = part[:1], part[1:]
             if key not in _STRING_KEYS or not body or _STRING_KEYS[key] in fields:
                 raise ConfigError(
-                    f"cannot parse subnet string {_short(text)} at {_short(part)}: expected parts like 'r224', 'd4,3,2', "
+                    f"cannot parse subnet string {short_repr(text)} at {short_repr(part)}: expected parts like 'r224', 'd4,3,2', "
                     "'k3,5,7', 'e3,4,6', 'w0,1,2', each once, joined by '-'"
                 )
             try:
                 values = [float(v) for v in body.split(",")]
             except ValueError as exc:
-                raise ConfigError(f"cannot parse subnet string {_short(text)}: {_short(part)} has a non-number") from exc
+                raise ConfigError(f"cannot parse subnet string {short_repr(text)}: {short_repr(part)} has a non-number") from exc
             fields[_STRING_KEYS[key]] = values[0] if key == "r" else values
         if "resolution" not in fields or "depths" not in fields:
-            raise ConfigError(f"subnet string {_short(text)} needs at least 'r<resolution>' and 'd<depths>'")
+            raise ConfigError(f"subnet string {short_repr(text)} needs at least 'r<resolution>' and 'd<depths>'")
         return cls(**fields)
 
     def __str__(self) -> str:
@@ -187,7 +187,7 @@ class SubnetConfig:
                 res = arch[key]
         if isinstance(res, Sequence) and not isinstance(res, str):
             if len(res) != 1:
-                raise ConfigError(f"OFA arch dict resolution must be one value, got {_short(res)}")
+                raise ConfigError(f"OFA arch dict resolution must be one value, got {short_repr(res)}")
             res = res[0]
         if res is None:
             raise ConfigError("OFA arch dict has no 'image_size' or 'r': pass resolution=... explicitly")
