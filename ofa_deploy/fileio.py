@@ -85,7 +85,8 @@ def read_bytes_file(path: str | os.PathLike[str], *, what: str = "file", hint: s
     try:
         mode = os.stat(path).st_mode
         if not stat.S_ISREG(mode):
-            raise ConfigError(f"{where} is {_file_kind(mode)}, not a regular file; pass the path of a file{tail}")
+            raise ConfigError(f"cannot read {where}: it is {_file_kind(mode)}, not a regular file; pass the path "
+                              f"of a file{tail}")
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
@@ -97,9 +98,9 @@ def read_bytes_file(path: str | os.PathLike[str], *, what: str = "file", hint: s
     except ConfigError:
         raise
     except FileNotFoundError:
-        raise ConfigError(f"{where} not found (no such file){tail or '; check the path'}") from None
+        raise ConfigError(f"cannot read {where}: not found (no such file){tail or '; check the path'}") from None
     except ValueError as exc:  # e.g. an embedded NUL byte
-        raise ConfigError(f"{where} is not a usable path ({exc}){tail}") from None
+        raise ConfigError(f"cannot read {where}: not a usable path ({exc}){tail}") from None
     except OSError as exc:
         reason = {errno.ELOOP: "its symlinks form a loop", errno.ENAMETOOLONG: "the name is too long",
                   errno.ENOTDIR: "a part of the path is not a directory", errno.EACCES: "permission denied",

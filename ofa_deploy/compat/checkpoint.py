@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ofa_deploy.errors import CheckpointError
+from ofa_deploy.fileio import is_regular_file
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ def read_state_dict(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[
     """The tensor dict of a checkpoint path or object (``{"state_dict": ...}`` is unwrapped)."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        if not path.is_file():
+        if not is_regular_file(path):
             raise CheckpointError(f"checkpoint file {str(path)!r} does not exist; pass a path to an OFA supernet "
                                   "checkpoint or a state dict")
         try:

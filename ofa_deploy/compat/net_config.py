@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ofa_deploy.errors import CheckpointError, ConfigError
-from ofa_deploy.fileio import atomic_write_text
+from ofa_deploy.fileio import atomic_write_text, is_regular_file, read_json_file
 from ofa_deploy.spaces import LayerSpec, conv_out_size, make_divisible
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ class ParsedNetConfig:
 def _as_file(source: str | Path, what: str) -> Path:
     """A path; an OFA ``ofa_specialized/<id>/`` directory stands for the ``net.config``/``run.config`` inside."""
     path = Path(source)
-    return path / what if path.is_dir() else path
+    return path / what if os.path.isdir(path) else path
 
 
 def _read_json(source: str | Path | Mapping[str, Any], what: str) -> tuple[Mapping[str, Any], str]:
@@ -80,14 +81,7 @@ def _read_json(source: str | Path | Mapping[str, Any], what: str) -> tuple[Mappi
     if isinstance(source, Mapping):
         return source, f"<{what} dict>"
     path = _as_file(source, what)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {what} {str(path)!r}: {exc.strerror or exc}") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{what} {str(path)!r} is not valid JSON: {exc}") from exc
+    data = read_json_file(path, what=what)
     if not isinstance(data, Mapping):
         raise ConfigError(f"{what} {str(path)!r} must hold a JSON object, got {type(data).__name__}")
     return data, str(path)
@@ -98,7 +92,7 @@ def _sibling_run_config(path: Path) -> Path | None:
     name = path.name
     if name.endswith("net.config"):
         candidate = path.with_name(name[: -len("net.config")] + "run.config")
-        if candidate.is_file():
+        if is_regular_file(candidate):
             return candidate
     return None
 
@@ -619,8 +613,8 @@ def _read_state_dict(source: Any) -> Mapping[str, Any]:
 
     if isinstance(source, (str, Path)):
         path = Path(source)
-        if not path.is_file():
-            raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+        if not is_regular_file(path):
+            raise CheckpointError(f"checkpoint {str(path)!r} does not exist or is not a regular file")
         try:
             loaded = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises many types for corrupt or non-weights files
