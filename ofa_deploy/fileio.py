@@ -85,8 +85,8 @@ def read_bytes_file(path: str | os.PathLike[str], *, what: str = "file", hint: s
     try:
         mode = os.stat(path).st_mode
         if not stat.S_ISREG(mode):
-            raise ConfigError(f"cannot read {where}: it is {_file_kind(mode)}, not a regular file; pass the path "
-                              f"of a file{tail}")
+            raise ConfigError(f"cannot read {where}: it is {_file_kind(mode)}, not a regular file"
+                              f"{tail or '; pass the path of a file'}")
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):

@@ -105,7 +105,7 @@ def train_predictor_cmd(dataset_path: str, out: str, encoder_name: str | None, s
     from ofa_deploy.predictors.training import encoder_for_data, train_predictor
 
     data = load_accuracy_dataset(dataset_path)
-    space = space_from_dict(data.header["space"])
+    space = space_from_dict(data.header.get("space"))
     encoder = encoder_for_data(space, data.configs, encoder_name)
     predictor, report = train_predictor(encoder, data.configs, data.accuracies, seed=seed, max_epochs=max_epochs,
                                         patience=patience,

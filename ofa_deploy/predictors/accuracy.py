@@ -141,7 +141,10 @@ class AccuracyPredictor:
         space_data = _header_part(header, "space", header_path)
         encoder_data = _header_part(header, "encoder", header_path)
         spec = _header_part(header, "model", header_path)
-        built = space_from_dict(space_data)
+        try:
+            built = space_from_dict(space_data)
+        except ConfigError as exc:
+            raise CheckpointError(f"{header_path}: the stored space is invalid: {exc}") from None
         if space is not None and list(space.gene_sizes()) != list(built.gene_sizes()):
             raise ConfigError(f"space {space.name} has a different gene layout from the predictor's space "
                               f"{built.name}; pass a matching space or none")

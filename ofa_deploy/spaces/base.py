@@ -224,7 +224,8 @@ def _fmt(value: float) -> str:
 
 def check_length(space: str, name: str, values: tuple, expected: int, what: str) -> None:
     if len(values) != expected:
-        raise ConfigError(f"{space}: {name} needs {expected} entries (one per {what}), got {len(values)}: {list(values)}")
+        raise ConfigError(f"{space}: {name} needs {expected} entries (one per {what}), got {len(values)}: "
+                          f"{short_repr(list(values))}")
 
 
 def space_choices(space: str, name: str, values: Any, *, integer: bool, minimum: float,
@@ -247,4 +248,9 @@ def space_choices(space: str, name: str, values: Any, *, integer: bool, minimum:
 
 def space_number(space: str, name: str, value: Any, *, integer: bool, minimum: float) -> Any:
     """One validated numeric constructor argument of a space (e.g. ``n_classes``, ``width_mult``)."""
-    return space_choices(space, name, [value], integer=integer, minimum=minimum, exclusive=not integer)[0]
+    as_float = finite_number(value)
+    if as_float is None or (integer and not as_float.is_integer()) or (as_float < minimum if integer
+                                                                        else as_float <= minimum):
+        expected = f"an integer >= {minimum:g}" if integer else f"a finite number > {minimum:g}"
+        raise ConfigError(f"{space}: {name} must be {expected}, got {short_repr(value)}")
+    return int(as_float) if integer else as_float
