@@ -110,6 +110,13 @@ def _run_config_resolution(run_config: str | Path | Mapping[str, Any]) -> int:
     return _positive_int(size, f"run.config {where}: image_size")
 
 
+def _flag(value: Any, where: str) -> bool:
+    """A true/false field of a net.config (OFA writes JSON booleans; 0/1 are accepted too)."""
+    if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
+        return bool(value)
+    raise ConfigError(f"{where} = {value!r} is invalid; expected true or false")
+
+
 def _positive_int(value: Any, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or float(value) != int(value) or value < 1:
         raise ConfigError(f"{where} must be a positive integer, got {value!r}")
@@ -149,7 +156,8 @@ class _Parser:
                extra: Sequence[str] = ()) -> dict[str, Any]:
         if not isinstance(cfg, Mapping):
             raise ConfigError(f"{where}: expected a {expected} config (a JSON object), got {cfg!r}")
-        name = _ALIASES.get(cfg.get("name"), cfg.get("name"))
+        raw_name = cfg.get("name")
+        name = _ALIASES.get(raw_name, raw_name) if isinstance(raw_name, str) else raw_name
         if name != expected:
             raise ConfigError(f"{where}: unknown or misplaced layer name {cfg.get('name')!r}; expected {expected!r}")
         allowed = set(defaults) | set(required) | set(extra) | {"name"}
@@ -172,7 +180,7 @@ class _Parser:
 
     @staticmethod
     def act(value: Any, where: str) -> str:
-        if value not in _ACTS:
+        if not (value is None or isinstance(value, str)) or value not in _ACTS:
             raise ConfigError(f"{where} = {value!r} is not supported; expected one of {sorted(map(str, _ACTS))}")
         return _ACTS[value]
 
@@ -202,8 +210,9 @@ class _Parser:
                               f"got stride {stride}, {cin} -> {cout}")
         self.add(LayerSpec(kind="conv", role=role, in_channels=cin, out_channels=cout, in_size=self.size,
                            out_size=conv_out_size(self.size, stride), kernel_size=k, stride=stride,
-                           act=self.act(f["act_func"], f"{where}.act_func"), use_bn=bool(f["use_bn"]),
-                           bias=bool(f["bias"]), residual=residual), where)
+                           act=self.act(f["act_func"], f"{where}.act_func"),
+                           use_bn=_flag(f["use_bn"], f"{where}.use_bn"),
+                           bias=_flag(f["bias"], f"{where}.bias"), residual=residual), where)
 
     def mbconv(self, cfg: Any, where: str, *, residual: bool) -> None:
         f = self.fields(cfg, where, "MBConvLayer", _MBCONV_DEFAULTS, ("in_channels", "out_channels"))
@@ -227,7 +236,8 @@ class _Parser:
                               f"got stride {stride}, {cin} -> {cout}")
         self.add(LayerSpec(kind="mbconv", role="block", in_channels=cin, out_channels=cout, in_size=self.size,
                            out_size=conv_out_size(self.size, stride), kernel_size=k, stride=stride, mid_channels=mid,
-                           expand=expand, se=bool(f["use_se"]), act=self.act(f["act_func"], f"{where}.act_func"),
+                           expand=expand, se=_flag(f["use_se"], f"{where}.use_se"),
+                           act=self.act(f["act_func"], f"{where}.act_func"),
                            residual=residual), where)
 
     def bottleneck(self, cfg: Any, where: str) -> None:
@@ -303,7 +313,7 @@ class _Parser:
         if f["ops_order"] != "weight_bn_act":
             self.unsupported(where, "ops_order", f["ops_order"], "weight_bn_act")
         self.add(LayerSpec(kind="linear", role="classifier", in_channels=cin, out_channels=cout, in_size=1,
-                           out_size=1, bias=bool(f["bias"])), where)
+                           out_size=1, bias=_flag(f["bias"], f"{where}.bias")), where)
 
     def blocks(self, cfg: Mapping[str, Any], inner: str) -> None:
         blocks = cfg["blocks"]

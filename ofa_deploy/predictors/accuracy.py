@@ -254,7 +254,8 @@ def space_from_dict(data: Mapping[str, Any]) -> SearchSpace:
     unknown = sorted(map(str, set(kwargs) - set(params) - {"self"}))
     if unknown or "name" not in kwargs:
         allowed = sorted(p for p in params if p != "self")
-        raise ConfigError(f"{data.get('class')} description: unknown keys {unknown} or no 'name'; allowed keys: {allowed}")
+        raise ConfigError(f"{data.get('class')} description: unknown keys {unknown} or no 'name'; "
+                          f"allowed keys: {allowed}")
     return cls(**kwargs)
 
 

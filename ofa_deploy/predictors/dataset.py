@@ -275,7 +275,8 @@ def _check_record(record: Any, p: Path, n: int) -> dict[str, Any]:
     """One dataset line: a mapping with a parseable ``config`` string and ``top1`` in [0, 1]."""
     fix = "delete the line (it is re-evaluated on --resume) or rebuild the dataset"
     if not isinstance(record, dict):
-        raise ConfigError(f"{p}: line {n} must be a JSON object with 'config' and 'top1', got {short_repr(record)}; {fix}")
+        raise ConfigError(f"{p}: line {n} must be a JSON object with 'config' and 'top1', "
+                          f"got {short_repr(record)}; {fix}")
     config, top1 = record.get("config"), record.get("top1")
     if not isinstance(config, str):
         raise ConfigError(f"{p}: line {n} has no 'config' string (got {short_repr(config)}); {fix}")

@@ -111,7 +111,7 @@ class LatencyStats:
         missing = sorted({"mean", "std", "n"} - set(data))
         if unknown or missing:
             raise ConfigError(f"latency stats: unknown keys {unknown}, missing keys {missing}; expected {list(STATS)}")
-        return cls(median=data.get("median"), mean=data["mean"], std=data["std"], p90=data.get("p90"), n=int(data["n"]))
+        return cls(median=data.get("median"), mean=data["mean"], std=data["std"], p90=data.get("p90"), n=data["n"])
 
 
 @dataclass(frozen=True)

@@ -26,15 +26,19 @@ class JsonlStore:
         self.path = Path(path)
         self.header = header
         self.records: list[dict[str, Any]] = []
-        if self.path.is_dir():
+        if os.path.isdir(self.path):
             raise ConfigError(f"measurement store {self.path} is a directory; pass a file path for the store")
-        if self.path.exists() and resume:
+        if os.path.lexists(self.path) and resume:  # special files and symlink loops are refused by _load
             self._load()
         else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{self.path.name}.tmp")
-            tmp.write_text(json.dumps({"header": header}) + "\n")
-            os.replace(tmp, self.path)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = self.path.with_name(f".{self.path.name}.tmp")
+                tmp.write_text(json.dumps({"header": header}) + "\n")
+                os.replace(tmp, self.path)
+            except OSError as exc:
+                raise ConfigError(f"cannot create measurement store {str(self.path)[:200]!r}: {exc.strerror or exc}; "
+                                  "choose another output path") from None
 
     def _load(self) -> None:
         fix = "delete it, or pass resume=False / omit --resume to start over"

@@ -144,7 +144,7 @@ class SearchSpace(abc.ABC):
         if arr.ndim != 2 or arr.shape[1] != n_genes:
             raise ConfigError(f"{self.name}: gene arrays must have shape (N, {n_genes}), got {arr.shape}; "
                               "build them with space.to_genes(configs) or space.sample_genes(n)")
-        if np.issubdtype(arr.dtype, np.floating) and arr.size and not integer_dtype:
+        if np.issubdtype(arr.dtype, np.floating) and not integer_dtype:
             finite = np.isfinite(arr)
             whole = np.zeros_like(finite)
             whole[finite] = arr[finite] == np.round(arr[finite])
@@ -152,7 +152,7 @@ class SearchSpace(abc.ABC):
                 row, col = map(int, np.argwhere(~whole)[0])
                 raise ConfigError(f"{self.name}: gene {col} ({self._genes[col].name}) of row {row} is "
                                   f"{arr[row, col].item()!r}, expected a whole-number choice index")
-        elif not (np.issubdtype(arr.dtype, np.integer) or arr.size == 0):
+        elif not np.issubdtype(arr.dtype, np.integer):
             raise ConfigError(f"{self.name}: gene arrays must hold integer choice indices, got dtype {arr.dtype}")
         sizes = self.gene_sizes()
         bad = (arr < 0) | (arr >= sizes)

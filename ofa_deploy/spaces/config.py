@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 from ofa_deploy.errors import ConfigError
 
 _FIELDS = ("resolution", "depths", "kernel_sizes", "expand_ratios", "width_indices")
+_NUMBER = re.compile(r"[0-9]+(\.[0-9]+)?([eE]\+?[0-9]+)?", re.ASCII)  # what the compact string form allows
 _STRING_KEYS = {"r": "resolution", "d": "depths", "k": "kernel_sizes", "e": "expand_ratios", "w": "width_indices"}
 
 
@@ -154,13 +156,17 @@ class SubnetConfig:
             key, body = part[:1], part[1:]
             if key not in _STRING_KEYS or not body or _STRING_KEYS[key] in fields:
                 raise ConfigError(
-                    f"cannot parse subnet string {short_repr(text)} at {short_repr(part)}: expected parts like 'r224', 'd4,3,2', "
+                    f"cannot parse subnet string {short_repr(text)} at {short_repr(part)}: expected parts like "
+                    "'r224', 'd4,3,2', "
                     "'k3,5,7', 'e3,4,6', 'w0,1,2', each once, joined by '-'"
                 )
-            try:
-                values = [float(v) for v in body.split(",")]
-            except ValueError as exc:
-                raise ConfigError(f"cannot parse subnet string {short_repr(text)}: {short_repr(part)} has a non-number") from exc
+            tokens = body.split(",")
+            bad = next((t for t in tokens if not _NUMBER.fullmatch(t)), None)
+            if bad is not None:
+                raise ConfigError(f"cannot parse subnet string {short_repr(text)}: {short_repr(bad)} in "
+                                  f"{short_repr(part)} "
+                                  "is not a number; expected plain decimal numbers like 224, 3 or 0.35")
+            values = [float(t) for t in tokens]
             fields[_STRING_KEYS[key]] = values[0] if key == "r" else values
         if "resolution" not in fields or "depths" not in fields:
             raise ConfigError(f"subnet string {short_repr(text)} needs at least 'r<resolution>' and 'd<depths>'")
@@ -180,7 +186,8 @@ class SubnetConfig:
         if not isinstance(arch, Mapping):
             raise ConfigError(f"an OFA arch dict must be a mapping, got {type(arch).__name__}")
         if "d" not in arch or "e" not in arch:
-            raise ConfigError(f"OFA arch dict needs 'd' and 'e' (and 'ks' or 'w'), got keys {', '.join(sorted(map(repr, arch)))}")
+            keys = ", ".join(sorted(map(repr, arch)))
+            raise ConfigError(f"OFA arch dict needs 'd' and 'e' (and 'ks' or 'w'), got keys {keys}")
         res: Any = resolution
         for key in ("image_size", "r"):
             if res is None and arch.get(key) is not None:

@@ -138,10 +138,14 @@ class MobileSpace(SearchSpace):
             raise ConfigError(f"{self.name}: width_indices is only for the ResNet space, got {list(cfg.width_indices)}")
 
     def from_ofa(self, arch: dict, resolution: int | None = None) -> SubnetConfig:
-        """OFA arch dict → validated config; OFA's depth of the 1-block last Proxyless stage is clamped to 1."""
+        """OFA arch dict → validated config; OFA's depth of the 1-block last Proxyless stage is clamped to 1.
+
+        Only depths OFA could have written (one of the space's depth choices) are clamped; others are refused.
+        """
         cfg = SubnetConfig.from_ofa(arch, resolution)
         if len(cfg.depths) == len(self.stages):
-            cfg = cfg.replace(depths=[min(d, s.n_blocks) for d, s in zip(cfg.depths, self.stages)])
+            cfg = cfg.replace(depths=[min(d, s.n_blocks) if d in self.depths else d
+                                      for d, s in zip(cfg.depths, self.stages)])
         return self.validate(cfg)
 
     def count_subnets(self) -> float:
