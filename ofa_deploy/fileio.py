@@ -98,7 +98,8 @@ def read_bytes_file(path: str | os.PathLike[str], *, what: str = "file", hint: s
     except ConfigError:
         raise
     except FileNotFoundError:
-        raise ConfigError(f"cannot read {where}: not found (no such file){tail or '; check the path'}") from None
+        raise ConfigError(f"cannot read {where}: not found ({_show(path)} does not exist)"
+                          f"{tail or '; check the path'}") from None
     except ValueError as exc:  # e.g. an embedded NUL byte
         raise ConfigError(f"cannot read {where}: not a usable path ({exc}){tail}") from None
     except OSError as exc:
