@@ -252,9 +252,10 @@ def space_from_dict(data: Mapping[str, Any]) -> SearchSpace:
     params = inspect.signature(cls.__init__).parameters
     kwargs = {k: v for k, v in data.items() if k != "class"}
     unknown = sorted(map(str, set(kwargs) - set(params) - {"self"}))
-    if unknown or "name" not in kwargs:
+    required = [p for p, spec in params.items() if p != "self" and spec.default is inspect.Parameter.empty]
+    if unknown or any(p not in kwargs for p in required):
         allowed = sorted(p for p in params if p != "self")
-        raise ConfigError(f"{data.get('class')} description: unknown keys {unknown} or no 'name'; "
+        raise ConfigError(f"{data.get('class')} description: unknown keys {unknown} or missing {required}; "
                           f"allowed keys: {allowed}")
     return cls(**kwargs)
 

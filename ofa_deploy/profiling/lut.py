@@ -138,6 +138,8 @@ class Provenance:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Provenance:
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"latency table provenance must be a mapping, got {type(data).__name__}")
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
