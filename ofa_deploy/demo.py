@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from ofa_deploy.data import DataSplits, load_digits
 from ofa_deploy.errors import CheckpointError
-from ofa_deploy.fileio import atomic_path, atomic_write_json
+from ofa_deploy.fileio import atomic_path, atomic_write_json, read_json_file
 from ofa_deploy.predictors.accuracy import AccuracyPredictor
 from ofa_deploy.predictors.dataset import (
     build_accuracy_dataset,
@@ -226,7 +226,7 @@ def load_demo_supernet(path: str | os.PathLike[str]) -> Supernet:
     if not path.is_file() or not side.is_file():
         raise CheckpointError(f"demo weights {path} (and {side.name} beside it) not found; run "
                               "`ofa-deploy accuracy train-demo` to create them")
-    meta = json.loads(side.read_text())
+    meta = read_json_file(side, what="demo supernet sidecar")
     overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["space_overrides"].items()}
     supernet = create_supernet(meta["supernet"], **overrides)
     supernet.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))

@@ -9,6 +9,7 @@ import click
 
 from ofa_deploy.cli.common import emit, format_option, handle_errors
 from ofa_deploy.errors import ConfigError
+from ofa_deploy.fileio import is_regular_file
 
 
 def _int_list(text: str | None) -> list[int] | None:
@@ -23,9 +24,9 @@ def _int_list(text: str | None) -> list[int] | None:
 def _load_supernet(name: str | None, weights: str) -> tuple[Any, str]:
     """A supernet with weights: a demo checkpoint (sidecar JSON beside it) or a registry supernet + OFA weights."""
     path = Path(weights)
-    if not path.is_file():
-        raise ConfigError(f"--weights file not found: {path}")
-    if path.with_suffix(".json").is_file():
+    if not is_regular_file(path):
+        raise ConfigError(f"--weights file not found (or not a regular file): {path}")
+    if is_regular_file(path.with_suffix(".json")):
         from ofa_deploy.demo import DEMO_NAME, load_demo_supernet
 
         return load_demo_supernet(path), name or DEMO_NAME
@@ -104,7 +105,7 @@ def train_predictor_cmd(dataset_path: str, out: str, encoder_name: str | None, s
     from ofa_deploy.predictors.training import encoder_for_data, train_predictor
 
     data = load_accuracy_dataset(dataset_path)
-    space = space_from_dict(data.header["space"])
+    space = space_from_dict(data.header.get("space"))
     encoder = encoder_for_data(space, data.configs, encoder_name)
     predictor, report = train_predictor(encoder, data.configs, data.accuracies, seed=seed, max_epochs=max_epochs,
                                         patience=patience,

@@ -5,12 +5,12 @@ import functools
 import json
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from ofa_deploy.errors import BudgetNotVerifiedError, ConfigError, OfaDeployError, ValidationFailedError
+from ofa_deploy.fileio import is_regular_file, parse_json_text, read_json_file
 from ofa_deploy.spaces import SearchSpace, SubnetConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -62,12 +62,10 @@ def parse_subnet(space: SearchSpace, text: str, resolution: int | None = None) -
         return space.max_config(resolution) if text == "max" else space.min_config(resolution)
     if text.startswith("{"):
         cfg = _config_from_json(space, text, "--subnet JSON", resolution)
-    elif text.endswith(".json") or Path(text).is_file():
-        path = Path(text)
-        if not path.is_file():
-            raise ConfigError(f"--subnet file {text!r} does not exist; expected 'max', 'min', a compact string "
-                              "like 'r224-d2,3,4,...', JSON, or a path to a .json file")
-        cfg = _config_from_json(space, path.read_text(), f"--subnet file {text!r}", resolution)
+    elif text.endswith(".json") or is_regular_file(text):
+        data = read_json_file(text, what="--subnet file", hint="expected 'max', 'min', a compact string like "
+                              "'r224-d2,3,4,...', JSON, or a path to a .json file")
+        cfg = _config_from_data(space, data, "--subnet file", resolution)
     else:
         try:
             cfg = SubnetConfig.from_string(text)
@@ -79,10 +77,10 @@ def parse_subnet(space: SearchSpace, text: str, resolution: int | None = None) -
 
 
 def _config_from_json(space: SearchSpace, text: str, where: str, resolution: int | None) -> SubnetConfig:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{where} is not valid JSON: {exc}") from exc
+    return _config_from_data(space, parse_json_text(text, where=where), where, resolution)
+
+
+def _config_from_data(space: SearchSpace, data: Any, where: str, resolution: int | None) -> SubnetConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{where} must be a JSON object, got {type(data).__name__}")
     if "resolution" in data or "depths" in data:

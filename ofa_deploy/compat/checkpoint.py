@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from ofa_deploy.errors import CheckpointError
+from ofa_deploy.fileio import is_regular_file
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +37,17 @@ def read_state_dict(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[
     """The tensor dict of a checkpoint path or object (``{"state_dict": ...}`` is unwrapped)."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        if not path.is_file():
+        if not is_regular_file(path):
             raise CheckpointError(f"checkpoint file {str(path)!r} does not exist; pass a path to an OFA supernet "
                                   "checkpoint or a state dict")
         try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch warns about odd pickle protocols before failing on garbage
+                warnings.simplefilter("ignore")
+                obj = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad checkpoint
             raise CheckpointError(
-                f"cannot read checkpoint {str(path)!r} with torch.load(weights_only=True): {exc}") from exc
+                f"cannot read checkpoint {str(path)!r} with torch.load(weights_only=True): {_load_failure(exc)}; "
+                "the file is truncated, corrupt or not a weights file: download or save it again") from exc
     else:
         obj = source
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
@@ -51,6 +56,15 @@ def read_state_dict(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[
         raise CheckpointError("a checkpoint must be a state dict (name -> tensor) or {'state_dict': state dict}, "
                               f"got {type(obj).__name__}")
     return dict(obj)
+
+
+def _load_failure(exc: Exception) -> str:
+    """The informative line of a torch.load error (not its generic advice to drop weights_only)."""
+    text = str(exc)
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return f"{type(exc).__name__}: {line[:200]}" if line else type(exc).__name__
 
 
 def map_key(key: str, known: Mapping[str, Any] | set[str]) -> str | None:

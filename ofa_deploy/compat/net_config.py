@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ofa_deploy.errors import CheckpointError, ConfigError
-from ofa_deploy.fileio import atomic_write_text
+from ofa_deploy.fileio import atomic_write_text, is_regular_file, read_json_file
 from ofa_deploy.spaces import LayerSpec, conv_out_size, make_divisible
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ class ParsedNetConfig:
 def _as_file(source: str | Path, what: str) -> Path:
     """A path; an OFA ``ofa_specialized/<id>/`` directory stands for the ``net.config``/``run.config`` inside."""
     path = Path(source)
-    return path / what if path.is_dir() else path
+    return path / what if os.path.isdir(path) else path
 
 
 def _read_json(source: str | Path | Mapping[str, Any], what: str) -> tuple[Mapping[str, Any], str]:
@@ -80,14 +81,7 @@ def _read_json(source: str | Path | Mapping[str, Any], what: str) -> tuple[Mappi
     if isinstance(source, Mapping):
         return source, f"<{what} dict>"
     path = _as_file(source, what)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {what} {str(path)!r}: {exc.strerror or exc}") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{what} {str(path)!r} is not valid JSON: {exc}") from exc
+    data = read_json_file(path, what=what)
     if not isinstance(data, Mapping):
         raise ConfigError(f"{what} {str(path)!r} must hold a JSON object, got {type(data).__name__}")
     return data, str(path)
@@ -98,7 +92,7 @@ def _sibling_run_config(path: Path) -> Path | None:
     name = path.name
     if name.endswith("net.config"):
         candidate = path.with_name(name[: -len("net.config")] + "run.config")
-        if candidate.is_file():
+        if is_regular_file(candidate):
             return candidate
     return None
 
@@ -114,6 +108,13 @@ def _run_config_resolution(run_config: str | Path | Mapping[str, Any]) -> int:
                               "pass resolution=... to pick one")
         size = size[0]
     return _positive_int(size, f"run.config {where}: image_size")
+
+
+def _flag(value: Any, where: str) -> bool:
+    """A true/false field of a net.config (OFA writes JSON booleans; 0/1 are accepted too)."""
+    if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
+        return bool(value)
+    raise ConfigError(f"{where} = {value!r} is invalid; expected true or false")
 
 
 def _positive_int(value: Any, where: str) -> int:
@@ -155,7 +156,8 @@ class _Parser:
                extra: Sequence[str] = ()) -> dict[str, Any]:
         if not isinstance(cfg, Mapping):
             raise ConfigError(f"{where}: expected a {expected} config (a JSON object), got {cfg!r}")
-        name = _ALIASES.get(cfg.get("name"), cfg.get("name"))
+        raw_name = cfg.get("name")
+        name = _ALIASES.get(raw_name, raw_name) if isinstance(raw_name, str) else raw_name
         if name != expected:
             raise ConfigError(f"{where}: unknown or misplaced layer name {cfg.get('name')!r}; expected {expected!r}")
         allowed = set(defaults) | set(required) | set(extra) | {"name"}
@@ -178,7 +180,7 @@ class _Parser:
 
     @staticmethod
     def act(value: Any, where: str) -> str:
-        if value not in _ACTS:
+        if not (value is None or isinstance(value, str)) or value not in _ACTS:
             raise ConfigError(f"{where} = {value!r} is not supported; expected one of {sorted(map(str, _ACTS))}")
         return _ACTS[value]
 
@@ -208,8 +210,9 @@ class _Parser:
                               f"got stride {stride}, {cin} -> {cout}")
         self.add(LayerSpec(kind="conv", role=role, in_channels=cin, out_channels=cout, in_size=self.size,
                            out_size=conv_out_size(self.size, stride), kernel_size=k, stride=stride,
-                           act=self.act(f["act_func"], f"{where}.act_func"), use_bn=bool(f["use_bn"]),
-                           bias=bool(f["bias"]), residual=residual), where)
+                           act=self.act(f["act_func"], f"{where}.act_func"),
+                           use_bn=_flag(f["use_bn"], f"{where}.use_bn"),
+                           bias=_flag(f["bias"], f"{where}.bias"), residual=residual), where)
 
     def mbconv(self, cfg: Any, where: str, *, residual: bool) -> None:
         f = self.fields(cfg, where, "MBConvLayer", _MBCONV_DEFAULTS, ("in_channels", "out_channels"))
@@ -233,7 +236,8 @@ class _Parser:
                               f"got stride {stride}, {cin} -> {cout}")
         self.add(LayerSpec(kind="mbconv", role="block", in_channels=cin, out_channels=cout, in_size=self.size,
                            out_size=conv_out_size(self.size, stride), kernel_size=k, stride=stride, mid_channels=mid,
-                           expand=expand, se=bool(f["use_se"]), act=self.act(f["act_func"], f"{where}.act_func"),
+                           expand=expand, se=_flag(f["use_se"], f"{where}.use_se"),
+                           act=self.act(f["act_func"], f"{where}.act_func"),
                            residual=residual), where)
 
     def bottleneck(self, cfg: Any, where: str) -> None:
@@ -309,7 +313,7 @@ class _Parser:
         if f["ops_order"] != "weight_bn_act":
             self.unsupported(where, "ops_order", f["ops_order"], "weight_bn_act")
         self.add(LayerSpec(kind="linear", role="classifier", in_channels=cin, out_channels=cout, in_size=1,
-                           out_size=1, bias=bool(f["bias"])), where)
+                           out_size=1, bias=_flag(f["bias"], f"{where}.bias")), where)
 
     def blocks(self, cfg: Mapping[str, Any], inner: str) -> None:
         blocks = cfg["blocks"]
@@ -619,8 +623,8 @@ def _read_state_dict(source: Any) -> Mapping[str, Any]:
 
     if isinstance(source, (str, Path)):
         path = Path(source)
-        if not path.is_file():
-            raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+        if not is_regular_file(path):
+            raise CheckpointError(f"checkpoint {str(path)!r} does not exist or is not a regular file")
         try:
             loaded = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises many types for corrupt or non-weights files

@@ -46,15 +46,15 @@ from typing import Any
 import yaml
 
 from ofa_deploy.errors import ConfigError
-from ofa_deploy.fileio import atomic_write_text
+from ofa_deploy.fileio import atomic_write_text, is_regular_file, read_yaml_file
 from ofa_deploy.profiling.lut import LatencyStats, LatencyTable, Provenance, tool_version
 from ofa_deploy.spaces import LayerSpec, SearchSpace, conv_out_size
+from ofa_deploy.spaces.config import finite_number, short_repr
 
 logger = logging.getLogger(__name__)
 
 SCHEMAS = ("mbv3", "proxyless")
 _KEY_PART = re.compile(r"^(input|output|expand|kernel|stride|idskip|se|hs):(.+)$")
-_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _FILE_RES = re.compile(r"(\d+)_lookup_table\.ya?ml$")
 
 
@@ -116,10 +116,7 @@ def _proxyless_ratio(spec: LayerSpec) -> int | None:
 
 def _parse_shape(text: str, key: str) -> tuple[int, int]:
     parts = text.split("x")
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        values = []
+    values = [int(p) for p in parts] if all(p.isascii() and p.isdigit() for p in parts) else []
     if len(values) == 1:
         return 1, values[0]
     if len(values) != 3 or values[0] != values[1]:
@@ -136,7 +133,12 @@ def parse_ofa_key(key: str) -> tuple[str, dict[str, Any]]:
         if not match:
             raise ConfigError(f"OFA LUT key {key!r}: unexpected part {part!r}")
         name, value = match.groups()
-        fields_[name] = _parse_shape(value, key) if name in ("input", "output") else int(value)
+        if name in ("input", "output"):
+            fields_[name] = _parse_shape(value, key)
+        elif value.isascii() and value.isdigit():
+            fields_[name] = int(value)
+        else:
+            raise ConfigError(f"OFA LUT key {key!r}: {name}:{value!r} is not a non-negative integer")
     if "input" not in fields_ or "output" not in fields_:
         raise ConfigError(f"OFA LUT key {key!r}: missing input: or output: shape")
     return ltype, fields_
@@ -199,14 +201,19 @@ def specs_from_key(key: str, space: SearchSpace) -> list[LayerSpec]:
 # ---- entries -------------------------------------------------------------------------------------
 def _stats_from_ofa(entry: Any, key: str, source: str) -> LatencyStats:
     if not isinstance(entry, Mapping) or "mean" not in entry:
-        raise ConfigError(f"{source}: entry {key!r} must be a mapping with 'mean' (and count, std|var), got {entry!r}")
-    if "std" in entry:
-        std = float(entry["std"])
-    elif "var" in entry:
-        std = math.sqrt(float(entry["var"]))
-    else:
-        std = 0.0
-    return LatencyStats(median=None, mean=float(entry["mean"]), std=std, p90=None, n=int(entry.get("count", 0)))
+        raise ConfigError(f"{source}: entry {key!r} must be a mapping with 'mean' (and count, std|var), "
+                          f"got {short_repr(entry)}")
+
+    def number(name: str, *, integer: bool = False) -> float:
+        value = finite_number(entry[name])
+        if value is None or value < 0 or (integer and not value.is_integer()):
+            kind = "an integer" if integer else "a finite number"
+            raise ConfigError(f"{source}: entry {key!r} has {name} = {short_repr(entry[name])}; expected {kind} >= 0")
+        return value
+
+    std = number("std") if "std" in entry else math.sqrt(number("var")) if "var" in entry else 0.0
+    count = int(number("count", integer=True)) if "count" in entry else 0
+    return LatencyStats(median=None, mean=number("mean"), std=std, p90=None, n=count)
 
 
 def _ofa_entry(stats: LatencyStats, schema: str) -> dict[str, Any]:
@@ -237,16 +244,19 @@ def _resolve_files(source: str | os.PathLike[str] | Mapping[int, str | os.PathLi
     if isinstance(source, Mapping):
         out: dict[Path, int | None] = {}
         for res, path in source.items():
+            value = finite_number(res)
+            if value is None or not value.is_integer() or value < 1:
+                raise ConfigError(f"OFA latency tables by resolution: key {short_repr(res)} is not a positive integer")
             path = Path(path)
-            if path.is_dir():  # OFA's Mbv3LatencyModel passes {r: dir} and reads dir/<r>_lookup_table.yaml
-                path = path / f"{int(res)}_lookup_table.yaml"
-            out[path] = int(res)
+            if os.path.isdir(path):  # OFA's Mbv3LatencyModel passes {r: dir} and reads dir/<r>_lookup_table.yaml
+                path = path / f"{int(value)}_lookup_table.yaml"
+            out[path] = int(value)
         return out
     path = Path(source)
-    if path.is_file():
+    if is_regular_file(path) or (os.path.lexists(path) and not os.path.isdir(path)):  # special files: refused on read
         match = _FILE_RES.search(path.name)
         return {path: int(match.group(1)) if match else None}
-    if path.is_dir():
+    if os.path.isdir(path):
         files = sorted(p for p in path.iterdir() if _FILE_RES.search(p.name))
         if not files:
             raise ConfigError(f"{path}: no OFA latency tables found; expected files named <r>_lookup_table.yaml "
@@ -270,12 +280,7 @@ def load_ofa_lut(
     files = _resolve_files(source)
     per_file: list[tuple[int, dict[LayerSpec, LatencyStats]]] = []
     for path, res in files.items():
-        try:
-            data = yaml.load(path.read_text(), Loader=_SAFE_LOADER)  # = yaml.safe_load, with the C loader when available
-        except FileNotFoundError:
-            raise ConfigError(f"OFA latency table not found: {path}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        data = read_yaml_file(path, what="OFA latency table")
         if not isinstance(data, Mapping) or not data:
             raise ConfigError(f"{path}: expected a YAML mapping of OFA layer keys to {{count, mean, std}}")
         entries: dict[LayerSpec, LatencyStats] = {}

@@ -6,7 +6,6 @@ and ``export_report.json`` (versions, opset/target, per-output errors, timings, 
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import platform
@@ -23,7 +22,7 @@ from typing import Any
 
 from ofa_deploy.errors import ExportError, ValidationFailedError
 from ofa_deploy.export.validate import ValidationResult
-from ofa_deploy.fileio import atomic_write_json
+from ofa_deploy.fileio import atomic_write_json, is_regular_file, read_json_file
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +107,8 @@ def staging_dir(out_dir: str | os.PathLike[str], *, overwrite: bool) -> Iterator
     """
     out = check_out_dir(out_dir, overwrite=overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    remove_stale_staging(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
     umask = os.umask(0)
     os.umask(umask)
     tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; published dirs get the usual permissions
@@ -121,6 +121,58 @@ def staging_dir(out_dir: str | os.PathLike[str], *, overwrite: bool) -> Iterator
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     publish(tmp, out)
+
+
+LEGACY_STALE_SECONDS = 24 * 3600  # staging dirs without an owner pid (older versions) count as stale after this
+
+
+def remove_stale_staging(out: Path) -> list[Path]:
+    """Delete leftovers of killed exports to `out`: staging dirs whose process is gone, and publish trash.
+
+    Staging dirs are named ``.<out>.tmp-<pid>-<random>``; one whose pid is no longer running on this machine
+    was orphaned by a crash (SIGKILL, power loss) and is removed. Dirs of running exports are left alone.
+    Returns the removed paths.
+    """
+    removed = []
+    try:
+        siblings = list(out.parent.iterdir())
+    except OSError:
+        return removed
+    for path in siblings:
+        name = path.name
+        if name.startswith(f".{out.name}.old-"):
+            stale = True  # publish() moved an old result aside and was killed before deleting it
+        elif name.startswith(f".{out.name}.tmp-"):
+            stale = _staging_is_stale(path, name[len(f".{out.name}.tmp-"):])
+        else:
+            continue
+        if stale and path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+            log.warning("removed %s, left behind by an interrupted export", path)
+            removed.append(path)
+    return removed
+
+
+def _staging_is_stale(path: Path, tail: str) -> bool:
+    pid_text, sep, _ = tail.partition("-")
+    if sep and pid_text.isdigit():
+        return not _pid_alive(int(pid_text))
+    try:  # an older, pid-less name: stale once it is old
+        return time.time() - path.stat().st_mtime > LEGACY_STALE_SECONDS
+    except OSError:
+        return False
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process (or an impossible pid): leave its directory alone
+    return True
 
 
 class KeepArtifacts(Exception):
@@ -185,9 +237,12 @@ def finish(report: ExportReport, staged: Path, out: Path) -> None:
 def load_report(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """Read the ``export_report.json`` of an artifact directory."""
     path = Path(out_dir) / REPORT_NAME
-    if not path.is_file():
+    if not is_regular_file(path):
         raise ExportError(f"{path} not found; {out_dir} is not an export artifact directory")
-    return json.loads(path.read_text())
+    data = read_json_file(path, what="export report")
+    if not isinstance(data, dict):
+        raise ExportError(f"{path} must hold a JSON object, got {type(data).__name__}; re-run the export")
+    return data
 
 
 def subnet_info_from_model(model: Any) -> dict[str, Any] | None:

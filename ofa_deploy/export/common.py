@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ofa_deploy.errors import ExportError
+from ofa_deploy.fileio import is_regular_file
 
 
 def load_onnx_checked(path: str | os.PathLike[str]) -> Any:
@@ -15,8 +16,8 @@ def load_onnx_checked(path: str | os.PathLike[str]) -> Any:
     import onnx
 
     p = Path(path)
-    if not p.is_file():
-        raise ExportError(f"ONNX file {p} does not exist; export one first with `ofa-deploy export onnx`")
+    if not is_regular_file(p):
+        raise ExportError(f"ONNX file {p} does not exist or is not a regular file; export one first with `ofa-deploy export onnx`")
     try:
         model = onnx.load(str(p))
         onnx.checker.check_model(model)

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
 from ofa_deploy.errors import BackendUnavailableError, ExportError
+from ofa_deploy.fileio import is_regular_file
 
 
 def ort_session(model: str | os.PathLike[str] | bytes, *, threads: int = 1, optimization: str = "all") -> object:
@@ -32,7 +32,7 @@ def ort_session(model: str | os.PathLike[str] | bytes, *, threads: int = 1, opti
     so.graph_optimization_level = levels[optimization]
     so.log_severity_level = 3
     src = model if isinstance(model, bytes) else str(model)
-    if not isinstance(model, bytes) and not Path(src).is_file():
+    if not isinstance(model, bytes) and not is_regular_file(src):
         raise ExportError(f"model file {src} does not exist; pass the path of an exported .onnx/.ort file")
     try:
         return ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])

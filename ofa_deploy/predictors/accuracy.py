@@ -10,7 +10,7 @@ training figures, base_acc) and ``weights.pt`` (a plain state dict, read with ``
 """
 from __future__ import annotations
 
-import json
+import inspect
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 from ofa_deploy.errors import CheckpointError, ConfigError
-from ofa_deploy.fileio import atomic_path, atomic_write_json
+from ofa_deploy.compat.checkpoint import read_state_dict
+from ofa_deploy.fileio import atomic_path, atomic_write_json, is_regular_file, read_json_file
 from ofa_deploy.predictors.encoding import ArchEncoder, get_encoder
 from ofa_deploy.spaces import MobileSpace, ResNetSpace, SearchSpace, SubnetConfig, get_space
 
@@ -126,25 +127,40 @@ class AccuracyPredictor:
         """Inverse of `save`. `space` overrides the space rebuilt from the header (gene layout must match)."""
         path = Path(directory)
         header_path, weights_path = path / HEADER_NAME, path / WEIGHTS_NAME
-        if not header_path.is_file() or not weights_path.is_file():
+        if not is_regular_file(header_path) or not is_regular_file(weights_path):
             raise CheckpointError(f"{path} is not a saved accuracy predictor: expected {HEADER_NAME} and "
                                   f"{WEIGHTS_NAME} inside (write one with `ofa-deploy accuracy train-predictor`)")
         try:
-            header = json.loads(header_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise CheckpointError(f"{header_path} is not valid JSON: {exc}") from exc
-        if header.get("kind") != "ofa_deploy.accuracy_predictor":
-            raise CheckpointError(f"{header_path} is not an accuracy predictor header (kind={header.get('kind')!r})")
-        built = space_from_dict(header["space"])
+            header = read_json_file(header_path, what="accuracy predictor header")
+        except ConfigError as exc:
+            raise CheckpointError(str(exc)) from None
+        if not isinstance(header, Mapping) or header.get("kind") != "ofa_deploy.accuracy_predictor":
+            kind = header.get("kind") if isinstance(header, Mapping) else type(header).__name__
+            raise CheckpointError(f"{header_path} is not an accuracy predictor header (kind={kind!r}, expected "
+                                  "'ofa_deploy.accuracy_predictor')")
+        space_data = _header_part(header, "space", header_path)
+        encoder_data = _header_part(header, "encoder", header_path)
+        spec = _header_part(header, "model", header_path)
+        try:
+            built = space_from_dict(space_data)
+        except ConfigError as exc:
+            raise CheckpointError(f"{header_path}: the stored space is invalid: {exc}") from None
         if space is not None and list(space.gene_sizes()) != list(built.gene_sizes()):
             raise ConfigError(f"space {space.name} has a different gene layout from the predictor's space "
                               f"{built.name}; pass a matching space or none")
-        encoder = get_encoder(header["encoder"]["name"], space or built, **header["encoder"]["params"])
-        spec = header["model"]
-        model = AccuracyMLP(encoder.n_dim, hidden_size=spec["hidden_size"], n_layers=spec["n_layers"],
-                            output_bias=spec["output_bias"])
-        _load_state(model, torch.load(weights_path, map_location="cpu", weights_only=True), weights_path)
-        return cls(encoder, model, meta=header.get("meta"))
+        params = encoder_data.get("params", {})
+        if not isinstance(params, Mapping):
+            raise CheckpointError(f"{header_path}: encoder.params must be a mapping, got {params!r}")
+        encoder = get_encoder(encoder_data.get("name"), space or built, **params)
+        hidden = _header_int(spec, "hidden_size", header_path, 1, 1 << 14)
+        n_layers = _header_int(spec, "n_layers", header_path, 1, 64)
+        output_bias = spec.get("output_bias", False)
+        if not isinstance(output_bias, bool):
+            raise CheckpointError(f"{header_path}: model.output_bias must be true or false, got {output_bias!r}")
+        model = AccuracyMLP(encoder.n_dim, hidden_size=hidden, n_layers=n_layers, output_bias=output_bias)
+        _load_state(model, read_state_dict(weights_path), weights_path)
+        meta = header.get("meta")
+        return cls(encoder, model, meta=meta if isinstance(meta, Mapping) else None)
 
     def __repr__(self) -> str:
         return f"AccuracyPredictor(encoder={self.encoder!r}, base_acc={self.base_acc:.4f})"
@@ -160,11 +176,9 @@ def load_ofa_predictor(path: str | os.PathLike[str], *, kind: str = "resnet50",
     matching registry space restricted to the resolutions the predictor encodes.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"OFA predictor weights not found at {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, Mapping) and "state_dict" in state:
-        state = state["state_dict"]
+    if not is_regular_file(path):
+        raise CheckpointError(f"OFA predictor weights not found at {path} (or not a regular file)")
+    state = read_state_dict(path)  # CheckpointError for truncated or foreign files; unwraps {"state_dict": ...}
     if kind == "resnet50":
         space = space or get_space("ofa_resnet50", resolutions=RESNET50_RESOLUTIONS)
         encoder = get_encoder("resnet", space, resolutions=RESNET50_RESOLUTIONS)
@@ -228,9 +242,34 @@ def space_to_dict(space: SearchSpace) -> dict[str, Any]:
 
 
 def space_from_dict(data: Mapping[str, Any]) -> SearchSpace:
+    """Inverse of `space_to_dict`; every bad value is a ConfigError naming the field."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"a space description must be a mapping, got {type(data).__name__}")
+    classes: dict[str, type[SearchSpace]] = {"MobileSpace": MobileSpace, "ResNetSpace": ResNetSpace}
+    cls = classes.get(data.get("class")) if isinstance(data.get("class"), str) else None
+    if cls is None:
+        raise ConfigError(f"unknown space class {data.get('class')!r} in predictor header; expected {sorted(classes)}")
+    params = inspect.signature(cls.__init__).parameters
     kwargs = {k: v for k, v in data.items() if k != "class"}
-    if data.get("class") == "MobileSpace":
-        return MobileSpace(**kwargs)
-    if data.get("class") == "ResNetSpace":
-        return ResNetSpace(**kwargs)
-    raise ConfigError(f"unknown space class {data.get('class')!r} in predictor header")
+    unknown = sorted(map(str, set(kwargs) - set(params) - {"self"}))
+    required = [p for p, spec in params.items() if p != "self" and spec.default is inspect.Parameter.empty]
+    if unknown or any(p not in kwargs for p in required):
+        allowed = sorted(p for p in params if p != "self")
+        raise ConfigError(f"{data.get('class')} description: unknown keys {unknown} or missing {required}; "
+                          f"allowed keys: {allowed}")
+    return cls(**kwargs)
+
+
+def _header_part(header: Mapping[str, Any], key: str, path: Path) -> Mapping[str, Any]:
+    part = header.get(key)
+    if not isinstance(part, Mapping):
+        raise CheckpointError(f"{path}: {key!r} must be a mapping, got {part!r}; the header was not written by "
+                              "AccuracyPredictor.save")
+    return part
+
+
+def _header_int(spec: Mapping[str, Any], key: str, path: Path, low: int, high: int) -> int:
+    value = spec.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise CheckpointError(f"{path}: model.{key} = {value!r} is invalid; expected an integer in {low}..{high}")
+    return value

@@ -28,11 +28,12 @@ from torch import nn
 
 from ofa_deploy.data import DataSplits
 from ofa_deploy.errors import ConfigError
-from ofa_deploy.fileio import atomic_write_text
+from ofa_deploy.fileio import atomic_write_text, decode_utf8, parse_json_text, read_bytes_file, read_text_file
 from ofa_deploy.nn.bn import recalibrate_bn
 from ofa_deploy.predictors.accuracy import space_to_dict
 from ofa_deploy.predictors.encoding import default_encoder
 from ofa_deploy.spaces import SearchSpace, SubnetConfig
+from ofa_deploy.spaces.config import finite_number, short_repr
 
 log = logging.getLogger(__name__)
 
@@ -120,21 +121,19 @@ class _Store:
             atomic_write_text(path, json.dumps(header, separators=(",", ":")) + "\n")
 
     def _load(self, header: dict[str, Any]) -> None:
-        raw = self.path.read_bytes()
+        raw = read_bytes_file(self.path, what="accuracy dataset")
         if not raw.endswith(b"\n"):  # killed mid-write: drop the partial line
             keep = raw.rfind(b"\n") + 1
             log.warning("dropping a partial last line of %s (interrupted write)", self.path)
             with self.path.open("r+b") as f:
                 f.truncate(keep)
             raw = raw[:keep]
-        lines = raw.decode().splitlines()
-        found = json.loads(lines[0]) if lines else {}
+        found, self.records = _parse_dataset(decode_utf8(raw, where=f"accuracy dataset {self.path}"), self.path)
         keys = ("kind", "supernet", "space", "weights_sha256", "dataset", "seed", "calibration_size")
         diff = [k for k in keys if found.get(k) != header.get(k)]
         if diff:
             raise ConfigError(f"{self.path} was built with different settings ({', '.join(diff)} differ); resume it "
                               "with the same supernet, weights, dataset, seed and calibration size, or write a new file")
-        self.records = [json.loads(line) for line in lines[1:] if line.strip()]
 
     def append(self, record: dict[str, Any]) -> None:
         with self.path.open("a") as f:
@@ -247,23 +246,48 @@ def build_accuracy_dataset(
 def read_records(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(header, records) of an accuracy dataset file; a trailing partial line is ignored."""
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"accuracy dataset {p} not found; build one with `ofa-deploy accuracy build-dataset`")
-    lines = p.read_text().splitlines()
-    try:
-        header = json.loads(lines[0]) if lines else {}
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{p}: the first line is not a JSON header: {exc}") from exc
-    if header.get("kind") != KIND:
-        raise ConfigError(f"{p} is not an accuracy dataset (first line kind={header.get('kind')!r}, expected {KIND!r})")
+    text = read_text_file(p, what="accuracy dataset", hint="build one with `ofa-deploy accuracy build-dataset`")
+    return _parse_dataset(text, p)
+
+
+def _parse_dataset(text: str, p: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(header, validated records) of a dataset file's text; only a last line may be unreadable (torn write)."""
+    lines = text.splitlines()
+    header = parse_json_text(lines[0], where=f"{p}: the first line (the header)") if lines else {}
+    kind = header.get("kind") if isinstance(header, dict) else type(header).__name__
+    if kind != KIND:
+        raise ConfigError(f"{p} is not an accuracy dataset (first line kind={kind!r}, expected {KIND!r})")
     records = []
     for n, line in enumerate(lines[1:], 2):
+        if not line.strip():
+            continue
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
+            record = parse_json_text(line, where=f"{p}: line {n}")
+        except ConfigError:
             if n != len(lines):
-                raise ConfigError(f"{p}: line {n} is not valid JSON") from None
+                raise
+            continue
+        records.append(_check_record(record, p, n))
     return header, records
+
+
+def _check_record(record: Any, p: Path, n: int) -> dict[str, Any]:
+    """One dataset line: a mapping with a parseable ``config`` string and ``top1`` in [0, 1]."""
+    fix = "delete the line (it is re-evaluated on --resume) or rebuild the dataset"
+    if not isinstance(record, dict):
+        raise ConfigError(f"{p}: line {n} must be a JSON object with 'config' and 'top1', "
+                          f"got {short_repr(record)}; {fix}")
+    config, top1 = record.get("config"), record.get("top1")
+    if not isinstance(config, str):
+        raise ConfigError(f"{p}: line {n} has no 'config' string (got {short_repr(config)}); {fix}")
+    try:
+        SubnetConfig.from_string(config)
+    except ConfigError as exc:
+        raise ConfigError(f"{p}: line {n}: {exc}; {fix}") from None
+    value = finite_number(top1)
+    if value is None or not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{p}: line {n} has top1 = {short_repr(top1)}; expected a fraction in [0, 1]; {fix}")
+    return record
 
 
 def load_accuracy_dataset(path: str | os.PathLike[str]) -> AccuracyData:

@@ -26,6 +26,7 @@ import numpy as np
 
 from ofa_deploy.errors import ConfigError, unknown_name
 from ofa_deploy.spaces import MobileSpace, ResNetSpace, SearchSpace, SubnetConfig
+from ofa_deploy.spaces.config import finite_number
 from ofa_deploy.spaces.resnet import BASE_DEPTHS
 
 TUTORIAL_RESOLUTIONS = tuple(range(112, 225, 16))
@@ -41,7 +42,8 @@ class ArchEncoder(abc.ABC):
 
     def __init__(self, space: SearchSpace, *, resolutions: Sequence[int] | None = None) -> None:
         self.space = space
-        self.resolutions = tuple(int(r) for r in (resolutions if resolutions is not None else space.resolutions))
+        self.resolutions = _resolution_list(type(self).__name__, resolutions if resolutions is not None
+                                            else space.resolutions)
         if not self.resolutions or len(set(self.resolutions)) != len(self.resolutions):
             raise ConfigError(f"{type(self).__name__}: resolutions must be non-empty and distinct, got {self.resolutions}")
         self._n_genes = len(space.genes())
@@ -83,24 +85,7 @@ class ArchEncoder(abc.ABC):
         return self.encode_genes(self.space.to_genes(list(cfgs)))
 
     def _check_genes(self, genes: np.ndarray) -> np.ndarray:
-        genes = np.asarray(genes)
-        if genes.ndim == 1:
-            genes = genes[None, :]
-        if genes.ndim != 2 or genes.shape[1] != self._n_genes:
-            raise ConfigError(
-                f"{self.name} encoder for space {self.space.name}: gene arrays must have shape (N, {self._n_genes}), "
-                f"got {genes.shape}; build them with space.to_genes(configs)"
-            )
-        if not np.issubdtype(genes.dtype, np.integer):
-            raise ConfigError(f"gene arrays must hold integer choice indices, got dtype {genes.dtype}")
-        sizes = self.space.gene_sizes()
-        bad = (genes < 0) | (genes >= sizes)
-        if bad.any():
-            row, col = map(int, np.argwhere(bad)[0])
-            raise ConfigError(
-                f"gene {col} ({self.space.genes()[col].name}) of row {row} is {int(genes[row, col])}, "
-                f"expected a choice index in 0..{int(sizes[col]) - 1}"
-            )
+        genes = self.space.check_genes(genes, integer_dtype=True)
         slots = self._res_slot[genes[:, 0]]
         if (slots < 0).any():
             row = int(np.argmin(slots))
@@ -237,7 +222,7 @@ class TutorialMBv3Encoder(MobileNetArchEncoder):
     name = "mbv3_tutorial"
 
     def __init__(self, space: SearchSpace, *, resolutions: Sequence[int] | None = None) -> None:
-        if resolutions is not None and tuple(int(r) for r in resolutions) != TUTORIAL_RESOLUTIONS:
+        if resolutions is not None and _resolution_list("mbv3_tutorial", resolutions) != TUTORIAL_RESOLUTIONS:
             raise ConfigError(f"the tutorial encoder has fixed resolution slots {list(TUTORIAL_RESOLUTIONS)}, "
                               f"got {list(resolutions)}")
         super().__init__(space, resolutions=TUTORIAL_RESOLUTIONS)
@@ -284,9 +269,25 @@ def list_encoders() -> list[str]:
 
 def get_encoder(name: str, space: SearchSpace, **params: Any) -> ArchEncoder:
     """Encoder `name` ("mobilenet", "resnet", "mbv3_tutorial") for `space`; params e.g. ``resolutions=[...]``."""
-    if name not in _ENCODERS:
-        raise unknown_name("encoder", name, _ENCODERS)
+    if not isinstance(name, str) or name not in _ENCODERS:
+        raise unknown_name("encoder", str(name), _ENCODERS)
+    unknown = sorted(map(str, set(params) - {"resolutions"}))
+    if unknown:
+        raise ConfigError(f"encoder {name!r}: unknown parameters {unknown}; the only parameter is 'resolutions'")
     return _ENCODERS[name](space, **params)
+
+
+def _resolution_list(owner: str, values: Any) -> tuple[int, ...]:
+    """Encoder resolutions as a tuple of positive ints, in the given order (ConfigError otherwise)."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
+        raise ConfigError(f"{owner}: resolutions must be a list of integers, got {values!r}")
+    out = []
+    for r in values:
+        as_float = finite_number(r)
+        if as_float is None or not as_float.is_integer() or as_float < 1:
+            raise ConfigError(f"{owner}: resolutions must hold positive integers, got {r!r}")
+        out.append(int(as_float))
+    return tuple(out)
 
 
 def default_encoder(space: SearchSpace, **params: Any) -> ArchEncoder:

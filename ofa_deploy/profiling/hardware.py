@@ -38,15 +38,15 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ofa_deploy.errors import ConfigError, unknown_name
+from ofa_deploy.fileio import is_regular_file, read_yaml_file
 
 BACKENDS = ("onnxruntime", "tvm", "torch")
 EXECUTION_PROVIDERS = (
@@ -90,6 +90,8 @@ _DEFAULTS: dict[str, Any] = {
     "visit_repeats": None,
 }
 _FIELDS = ("name", *_DEFAULTS)
+TIMING_FIELDS = ("warmup", "repeats", "rounds")  # a profile without them gets a warning naming the defaults used
+log = logging.getLogger(__name__)
 
 
 def _fail(source: str, field_name: str, value: Any, expected: str) -> ConfigError:
@@ -192,6 +194,11 @@ class HardwareProfile:
         if not isinstance(name, str) or not name.strip() or any(c in name for c in "/\\ "):
             raise _fail(source, "name", name, "a non-empty string without spaces or slashes")
         raw = {"name": name, **{k: data.get(k, v) for k, v in _DEFAULTS.items()}}
+        filled = [k for k in TIMING_FIELDS if k not in data]
+        if filled:
+            log.warning("hardware profile %s: no %s given; using the defaults %s (write them into the profile to "
+                        "make the timing plan explicit)", source, ", ".join(filled),
+                        ", ".join(f"{k}={_DEFAULTS[k]}" for k in filled))
 
         backend = _choice(source, "backend", raw["backend"], BACKENDS)
         provider = raw["execution_provider"]
@@ -256,26 +263,24 @@ class HardwareProfile:
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str]) -> HardwareProfile:
+        """Read and validate the profile file `path` (a regular UTF-8 YAML file)."""
         path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"hardware profile file not found: {path}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"hardware profile {path}: not valid YAML ({exc})") from None
-        return cls.from_dict(data or {}, source=str(path), path=path)
+        data = read_yaml_file(path, what="hardware profile",
+                              hint="pass a profile name (see `ofa-deploy profile list`) or a .yaml file")
+        return cls.from_dict({} if data is None else data, source=str(path), path=path)
 
     @classmethod
     def load(cls, name_or_path: str | os.PathLike[str]) -> HardwareProfile:
         """A profile by file path, or by name from the user dir then the repository's hardware_profiles/."""
         text = str(name_or_path)
         candidate = Path(text).expanduser()
-        if candidate.suffix in (".yaml", ".yml") or os.sep in text or candidate.is_file():
+        if candidate.suffix in (".yaml", ".yml") or os.sep in text or is_regular_file(candidate) \
+                or (os.path.lexists(candidate) and not os.path.isdir(candidate)):
             return cls.from_yaml(candidate)
         for directory in profile_dirs():
             for suffix in (".yaml", ".yml"):
                 path = directory / f"{text}{suffix}"
-                if path.is_file():
+                if is_regular_file(path):
                     return cls.from_yaml(path)
         raise unknown_name("hardware profile", text, list_profiles())
 

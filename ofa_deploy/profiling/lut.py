@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from ofa_deploy.errors import ConfigError, LatencyTableMissError
-from ofa_deploy.fileio import atomic_write_text
+from ofa_deploy.fileio import atomic_write_text, read_json_file
 from ofa_deploy.profiling.anchor import AnchorInfo
 from ofa_deploy.spaces.layer_spec import LayerSpec
 
@@ -122,7 +122,7 @@ class LatencyStats:
         missing = sorted({"mean", "std", "n"} - set(data))
         if unknown or missing:
             raise ConfigError(f"latency stats: unknown keys {unknown}, missing keys {missing}; expected {list(STATS)}")
-        return cls(median=data.get("median"), mean=data["mean"], std=data["std"], p90=data.get("p90"), n=int(data["n"]))
+        return cls(median=data.get("median"), mean=data["mean"], std=data["std"], p90=data.get("p90"), n=data["n"])
 
 
 @dataclass(frozen=True)
@@ -150,6 +150,8 @@ class Provenance:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Provenance:
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"latency table provenance must be a mapping, got {type(data).__name__}")
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
@@ -482,15 +484,10 @@ class LatencyTable:
     def load(cls, path: str | os.PathLike[str]) -> LatencyTable:
         """Read a table written by `save` (OFA's YAML tables: `from_ofa_yaml`)."""
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"latency table file not found: {path}")
         if path.suffix in (".yaml", ".yml"):
             raise ConfigError(f"{path} looks like an OFA YAML table; read it with LatencyTable.from_ofa_yaml(path, space) "
                               "(CLI: --ofa-lut)")
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}: not valid JSON ({exc}); expected a latency table written by ofa-deploy") from None
+        data = read_json_file(path, what="latency table", hint="expected a latency table written by ofa-deploy")
         return cls.from_dict(data, source=str(path))
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from ofa_deploy.errors import ConfigError
 import numpy as np
 
+from ofa_deploy.fileio import read_json_file
 from ofa_deploy.profiling.builder import ANCHOR_ID, table_from_records
 from ofa_deploy.profiling.plan import read_plan
 
@@ -54,14 +55,10 @@ def import_results(results_path: str | os.PathLike[str], plan_dir: str | os.Path
     from ofa_deploy.profiling.lut import Provenance, tool_version
 
     path = Path(results_path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"results file {path} not found") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"results file {path} is not JSON ({exc})") from None
-    if data.get("format") != RESULTS_FORMAT:
-        raise ConfigError(f"{path} is not an on-device results file (format {data.get('format')!r}, "
+    data = read_json_file(path, what="results file")
+    if not isinstance(data, dict) or data.get("format") != RESULTS_FORMAT:
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise ConfigError(f"{path} is not an on-device results file (format {found!r}, "
                           f"expected {RESULTS_FORMAT!r})")
     plan, raw_plan = read_plan(plan_dir)
     if data.get("plan_space") != plan.space:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ofa_deploy.errors import ConfigError, ExportError
+from ofa_deploy.fileio import read_json_file
 from ofa_deploy.spaces import LayerSpec, SearchSpace, SubnetConfig
 
 log = logging.getLogger(__name__)
@@ -243,13 +244,11 @@ def write_plan(plan: Plan, out_dir: str | os.PathLike[str], *, profile: Any = No
 def read_plan(plan_dir: str | os.PathLike[str]) -> tuple[Plan, dict[str, Any]]:
     """Load plan.json from a plan directory (or the file itself); returns the Plan and the raw JSON."""
     path = Path(plan_dir)
-    path = path / "plan.json" if path.is_dir() else path
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"no plan at {path}; write one with `ofa-deploy profile plan`") from None
-    if data.get("format") != PLAN_FORMAT:
-        raise ConfigError(f"{path} is not a profiling plan (format {data.get('format')!r}, expected {PLAN_FORMAT!r})")
+    path = path / "plan.json" if os.path.isdir(path) else path
+    data = read_json_file(path, what="profiling plan", hint="write one with `ofa-deploy profile plan`")
+    if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT:
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise ConfigError(f"{path} is not a profiling plan (format {found!r}, expected {PLAN_FORMAT!r})")
     items = [WorkItem.from_dict(e) for e in data["items"]]
     return Plan(data["space"], tuple(data["resolutions"]), int(data.get("batch_size", 1)), items), data
 

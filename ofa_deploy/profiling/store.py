@@ -2,7 +2,7 @@
 
 Line 1 is a header (job kind, profile hash, timer settings); every further line is one finished work item.
 Each line is flushed and fsync'ed as soon as it is written, so an interrupted job loses at most the item in
-flight. A trailing partial line (killed mid-write) is ignored on load.
+flight. A trailing partial line (killed mid-write) is cut off on load, so the next record starts on a new line.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ofa_deploy.errors import ConfigError
+from ofa_deploy.fileio import decode_utf8, parse_json_text, read_bytes_file
 
 log = logging.getLogger(__name__)
 
@@ -25,30 +26,53 @@ class JsonlStore:
         self.path = Path(path)
         self.header = header
         self.records: list[dict[str, Any]] = []
-        if self.path.exists() and resume:
+        if os.path.isdir(self.path):
+            raise ConfigError(f"measurement store {self.path} is a directory; pass a file path for the store")
+        if os.path.lexists(self.path) and resume:  # special files and symlink loops are refused by _load
             self._load()
         else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{self.path.name}.tmp")
-            tmp.write_text(json.dumps({"header": header}) + "\n")
-            os.replace(tmp, self.path)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = self.path.with_name(f".{self.path.name}.tmp")
+                tmp.write_text(json.dumps({"header": header}) + "\n")
+                os.replace(tmp, self.path)
+            except OSError as exc:
+                raise ConfigError(f"cannot create measurement store {str(self.path)[:200]!r}: {exc.strerror or exc}; "
+                                  "choose another output path") from None
 
     def _load(self) -> None:
-        lines = self.path.read_text().splitlines()
+        fix = "delete it, or pass resume=False / omit --resume to start over"
+        raw = read_bytes_file(self.path, what="measurement store", hint=fix)
+        if raw and not raw.endswith(b"\n"):  # killed mid-write: cut the torn tail so the next append starts a line
+            keep = raw.rfind(b"\n") + 1
+            log.warning("dropping a partial last line of %s (interrupted write)", self.path)
+            with self.path.open("r+b") as fh:
+                fh.truncate(keep)
+                fh.flush()
+                os.fsync(fh.fileno())
+            raw = raw[:keep]
+        lines = decode_utf8(raw, where=f"measurement store {self.path}", hint=fix).splitlines()
         if not lines:
-            raise ConfigError(f"measurement store {self.path} is empty; delete it or build without --resume")
-        found = json.loads(lines[0]).get("header")
+            raise ConfigError(f"measurement store {self.path} is empty; {fix}")
+        first = parse_json_text(lines[0], where=f"measurement store {self.path}: the header line", hint=fix)
+        found = first.get("header") if isinstance(first, dict) else None
+        if not isinstance(found, dict):
+            raise ConfigError(f"measurement store {self.path}: the first line is not a {{\"header\": {{...}}}} object; "
+                              f"{fix}")
         if found != self.header:
-            diff = sorted(k for k in set(found or {}) | set(self.header) if (found or {}).get(k) != self.header.get(k))
+            diff = sorted(k for k in set(found) | set(self.header) if found.get(k) != self.header.get(k))
             raise ConfigError(
-                f"measurement store {self.path} was written by a different job (differs in {diff}); "
-                "delete it, or pass resume=False / omit --resume to start over"
+                f"measurement store {self.path} was written by a different job (differs in {diff}); {fix}"
             )
         for n, line in enumerate(lines[1:], 2):
             try:
-                self.records.append(json.loads(line))
-            except json.JSONDecodeError:
-                log.warning("ignoring unreadable line %d of %s (interrupted write)", n, self.path)
+                record = json.loads(line)
+            except (ValueError, RecursionError):
+                record = None
+            if isinstance(record, dict):
+                self.records.append(record)
+            else:
+                log.warning("ignoring unreadable line %d of %s (not a JSON object)", n, self.path)
         log.info("resuming from %s: %d records", self.path, len(self.records))
 
     def append(self, record: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ofa_deploy.errors import ConfigError
-from ofa_deploy.spaces.config import SubnetConfig
+from ofa_deploy.spaces.config import SubnetConfig, finite_number, short_repr
 from ofa_deploy.spaces.layer_spec import LayerSpec
 
 RngLike = "np.random.Generator | int | None"
@@ -128,13 +128,48 @@ class SearchSpace(abc.ABC):
                 out[row, col] = index[col][value]
         return out
 
+    def check_genes(self, genes: Any, *, integer_dtype: bool = False) -> np.ndarray:
+        """`genes` as an int64 array (N, n_genes) of valid choice indices, else ConfigError naming the bad entry.
+
+        Accepts integer arrays (a single row is promoted to (1, n_genes)) and, unless `integer_dtype`, float
+        arrays holding whole numbers; negative indices are refused rather than counted from the end.
+        """
+        try:
+            arr = np.asarray(genes)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{self.name}: gene arrays must be rectangular integer arrays ({exc})") from None
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        n_genes = len(self._genes)
+        if arr.ndim != 2 or arr.shape[1] != n_genes:
+            raise ConfigError(f"{self.name}: gene arrays must have shape (N, {n_genes}), got {arr.shape}; "
+                              "build them with space.to_genes(configs) or space.sample_genes(n)")
+        if np.issubdtype(arr.dtype, np.floating) and not integer_dtype:
+            finite = np.isfinite(arr)
+            whole = np.zeros_like(finite)
+            whole[finite] = arr[finite] == np.round(arr[finite])
+            if not whole.all():
+                row, col = map(int, np.argwhere(~whole)[0])
+                raise ConfigError(f"{self.name}: gene {col} ({self._genes[col].name}) of row {row} is "
+                                  f"{arr[row, col].item()!r}, expected a whole-number choice index")
+        elif not np.issubdtype(arr.dtype, np.integer):
+            raise ConfigError(f"{self.name}: gene arrays must hold integer choice indices, got dtype {arr.dtype}")
+        sizes = self.gene_sizes()
+        bad = (arr < 0) | (arr >= sizes)
+        if bad.any():
+            row, col = map(int, np.argwhere(bad)[0])
+            value = arr[row, col]
+            raise ConfigError(
+                f"{self.name}: gene {col} ({self._genes[col].name}) of row {row} is {value.item()!r}, "
+                f"expected a choice index in 0..{int(sizes[col]) - 1}"
+            )
+        return arr.astype(np.int64)
+
     def from_genes(self, genes: np.ndarray) -> list[SubnetConfig]:
-        """Int array (N, n_genes) of choice indices → configs."""
-        genes = np.atleast_2d(np.asarray(genes))
+        """Int array (N, n_genes) of choice indices → configs (invalid arrays: ConfigError, see `check_genes`)."""
+        genes = self.check_genes(genes)
         choices = [g.choices for g in self.genes()]
-        if genes.shape[1] != len(choices):
-            raise ConfigError(f"{self.name}: gene arrays need {len(choices)} columns, got {genes.shape[1]}")
-        return [self.config_from_values([choices[j][int(i)] for j, i in enumerate(row)]) for row in genes]
+        return [self.config_from_values([choices[j][i] for j, i in enumerate(row.tolist())]) for row in genes]
 
     def sample_genes(self, n: int, rng: np.random.Generator | int | None = None) -> np.ndarray:
         """`n` uniformly random subnets as gene arrays (each gene independently uniform)."""
@@ -189,4 +224,33 @@ def _fmt(value: float) -> str:
 
 def check_length(space: str, name: str, values: tuple, expected: int, what: str) -> None:
     if len(values) != expected:
-        raise ConfigError(f"{space}: {name} needs {expected} entries (one per {what}), got {len(values)}: {list(values)}")
+        raise ConfigError(f"{space}: {name} needs {expected} entries (one per {what}), got {len(values)}: "
+                          f"{short_repr(list(values))}")
+
+
+def space_choices(space: str, name: str, values: Any, *, integer: bool, minimum: float,
+                  exclusive: bool = False) -> tuple[Any, ...]:
+    """Sorted, validated constructor choices of a space (finite numbers >= / > `minimum`, ints if `integer`)."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
+        raise ConfigError(f"{space}: {name} must be a list of numbers, got {short_repr(values)}")
+    out = []
+    for v in values:
+        as_float = finite_number(v)
+        low = as_float is not None and (as_float <= minimum if exclusive else as_float < minimum)
+        if as_float is None or low or (integer and not as_float.is_integer()):
+            kind = "integers" if integer else "finite numbers"
+            bound = f"> {minimum:g}" if exclusive else f">= {minimum:g}"
+            raise ConfigError(f"{space}: {name} must hold {kind} {bound}, got {short_repr(v)} "
+                              f"in {short_repr(list(values))}")
+        out.append(int(as_float) if integer else as_float)
+    return tuple(sorted(out))
+
+
+def space_number(space: str, name: str, value: Any, *, integer: bool, minimum: float) -> Any:
+    """One validated numeric constructor argument of a space (e.g. ``n_classes``, ``width_mult``)."""
+    as_float = finite_number(value)
+    if as_float is None or (integer and not as_float.is_integer()) or (as_float < minimum if integer
+                                                                        else as_float <= minimum):
+        expected = f"an integer >= {minimum:g}" if integer else f"a finite number > {minimum:g}"
+        raise ConfigError(f"{space}: {name} must be {expected}, got {short_repr(value)}")
+    return int(as_float) if integer else as_float

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,28 +21,50 @@ from typing import Any
 from ofa_deploy.errors import ConfigError
 
 _FIELDS = ("resolution", "depths", "kernel_sizes", "expand_ratios", "width_indices")
+_NUMBER = re.compile(r"[0-9]+(\.[0-9]+)?([eE]\+?[0-9]+)?", re.ASCII)  # what the compact string form allows
 _STRING_KEYS = {"r": "resolution", "d": "depths", "k": "kernel_sizes", "e": "expand_ratios", "w": "width_indices"}
+
+
+def short_repr(value: Any, limit: int = 120) -> str:
+    """repr(value) for a message, cut to `limit` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def finite_number(value: Any) -> float | None:
+    """`value` as a finite float, or None if it is not a real number (bools, NaN, infinities, huge ints)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    try:
+        out = float(value)
+    except (OverflowError, ValueError, TypeError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _as_int(name: str, value: Any, context: Any = None) -> int:
+    as_float = finite_number(value)
+    if as_float is None or not as_float.is_integer():
+        where = f" in {short_repr(list(context))}" if context is not None else ""
+        raise ConfigError(f"{name} must contain finite integers, got {short_repr(value)}{where}")
+    return int(value) if isinstance(value, numbers.Integral) else int(as_float)
 
 
 def _int_tuple(name: str, values: Any) -> tuple[int, ...]:
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-        raise ConfigError(f"{name} must be a list of integers, got {values!r}")
-    out = []
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or float(v) != int(v):
-            raise ConfigError(f"{name} must contain integers, got {v!r} in {list(values)!r}")
-        out.append(int(v))
-    return tuple(out)
+        raise ConfigError(f"{name} must be a list of integers, got {short_repr(values)}")
+    return tuple(_as_int(name, v, values) for v in values)
 
 
 def _float_tuple(name: str, values: Any) -> tuple[float, ...]:
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-        raise ConfigError(f"{name} must be a list of numbers, got {values!r}")
+        raise ConfigError(f"{name} must be a list of numbers, got {short_repr(values)}")
     out = []
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ConfigError(f"{name} must contain finite numbers, got {v!r} in {list(values)!r}")
-        out.append(float(v))
+        as_float = finite_number(v)
+        if as_float is None:
+            raise ConfigError(f"{name} must contain finite numbers, got {short_repr(v)} in {short_repr(list(values))}")
+        out.append(as_float)
     return tuple(out)
 
 
@@ -68,10 +92,10 @@ class SubnetConfig:
     width_indices: tuple[int, ...] = field(default=())
 
     def __post_init__(self) -> None:
-        res = self.resolution
-        if isinstance(res, bool) or not isinstance(res, (int, float)) or float(res) != int(res) or res <= 0:
-            raise ConfigError(f"resolution must be a positive integer, got {res!r}")
-        object.__setattr__(self, "resolution", int(res))
+        res = finite_number(self.resolution)
+        if res is None or not res.is_integer() or res <= 0:
+            raise ConfigError(f"resolution must be a positive integer, got {short_repr(self.resolution)}")
+        object.__setattr__(self, "resolution", _as_int("resolution", self.resolution))
         object.__setattr__(self, "depths", _int_tuple("depths", self.depths))
         object.__setattr__(self, "kernel_sizes", _int_tuple("kernel_sizes", self.kernel_sizes))
         object.__setattr__(self, "expand_ratios", _float_tuple("expand_ratios", self.expand_ratios))
@@ -93,10 +117,10 @@ class SubnetConfig:
         """Inverse of `to_dict`. Rejects unknown keys; never mutates `data`."""
         if not isinstance(data, Mapping):
             raise ConfigError(f"a subnet config must be a mapping, got {type(data).__name__}")
-        unknown = sorted(set(data) - set(_FIELDS))
+        unknown = sorted(map(repr, set(data) - set(_FIELDS)))
         if unknown:
             hint = " (this looks like an OFA arch dict: use SubnetConfig.from_ofa)" if {"ks", "e", "d"} & set(data) else ""
-            raise ConfigError(f"unknown subnet config keys {unknown}; expected a subset of {list(_FIELDS)}{hint}")
+            raise ConfigError(f"unknown subnet config keys {', '.join(unknown)}; expected a subset of {list(_FIELDS)}{hint}")
         missing = [k for k in ("resolution", "depths") if k not in data]
         if missing:
             raise ConfigError(f"subnet config is missing {missing}; expected keys {list(_FIELDS)}")
@@ -107,11 +131,9 @@ class SubnetConfig:
 
     @classmethod
     def from_json(cls, text: str) -> SubnetConfig:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"subnet config is not valid JSON: {exc}") from exc
-        return cls.from_dict(data)
+        from ofa_deploy.fileio import parse_json_text
+
+        return cls.from_dict(parse_json_text(text, where="subnet config"))
 
     # ---- compact string ----------------------------------------------------------------------------
     def to_string(self) -> str:
@@ -127,21 +149,27 @@ class SubnetConfig:
     @classmethod
     def from_string(cls, text: str) -> SubnetConfig:
         """Parse the compact form, e.g. ``r224-d4,4,4,4,4-k7,...-e6,...``."""
+        if not isinstance(text, str):
+            raise ConfigError(f"a subnet string must be a str like 'r224-d4,3,2,...', got {type(text).__name__}")
         fields: dict[str, Any] = {}
         for part in text.strip().split("-"):
             key, body = part[:1], part[1:]
             if key not in _STRING_KEYS or not body or _STRING_KEYS[key] in fields:
                 raise ConfigError(
-                    f"cannot parse subnet string {text!r} at {part!r}: expected parts like 'r224', 'd4,3,2', "
+                    f"cannot parse subnet string {short_repr(text)} at {short_repr(part)}: expected parts like "
+                    "'r224', 'd4,3,2', "
                     "'k3,5,7', 'e3,4,6', 'w0,1,2', each once, joined by '-'"
                 )
-            try:
-                values = [float(v) for v in body.split(",")]
-            except ValueError as exc:
-                raise ConfigError(f"cannot parse subnet string {text!r}: {part!r} has a non-number") from exc
+            tokens = body.split(",")
+            bad = next((t for t in tokens if not _NUMBER.fullmatch(t)), None)
+            if bad is not None:
+                raise ConfigError(f"cannot parse subnet string {short_repr(text)}: {short_repr(bad)} in "
+                                  f"{short_repr(part)} "
+                                  "is not a number; expected plain decimal numbers like 224, 3 or 0.35")
+            values = [float(t) for t in tokens]
             fields[_STRING_KEYS[key]] = values[0] if key == "r" else values
         if "resolution" not in fields or "depths" not in fields:
-            raise ConfigError(f"subnet string {text!r} needs at least 'r<resolution>' and 'd<depths>'")
+            raise ConfigError(f"subnet string {short_repr(text)} needs at least 'r<resolution>' and 'd<depths>'")
         return cls(**fields)
 
     def __str__(self) -> str:
@@ -158,14 +186,15 @@ class SubnetConfig:
         if not isinstance(arch, Mapping):
             raise ConfigError(f"an OFA arch dict must be a mapping, got {type(arch).__name__}")
         if "d" not in arch or "e" not in arch:
-            raise ConfigError(f"OFA arch dict needs 'd' and 'e' (and 'ks' or 'w'), got keys {sorted(arch)}")
+            keys = ", ".join(sorted(map(repr, arch)))
+            raise ConfigError(f"OFA arch dict needs 'd' and 'e' (and 'ks' or 'w'), got keys {keys}")
         res: Any = resolution
         for key in ("image_size", "r"):
             if res is None and arch.get(key) is not None:
                 res = arch[key]
         if isinstance(res, Sequence) and not isinstance(res, str):
             if len(res) != 1:
-                raise ConfigError(f"OFA arch dict resolution must be one value, got {res!r}")
+                raise ConfigError(f"OFA arch dict resolution must be one value, got {short_repr(res)}")
             res = res[0]
         if res is None:
             raise ConfigError("OFA arch dict has no 'image_size' or 'r': pass resolution=... explicitly")

@@ -6,8 +6,12 @@ Spatial sizes are square (H == W) as in every OFA space.
 """
 from __future__ import annotations
 
+import numbers
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
+
+import numpy as np
 
 from ofa_deploy.errors import ConfigError
 
@@ -69,6 +73,9 @@ class LayerSpec:
     downsample: str = "identity"
 
     def __post_init__(self) -> None:
+        for name in ("kind", "role", "act", "downsample"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"LayerSpec.{name} must be a string, got {getattr(self, name)!r}")
         if self.kind not in LAYER_KINDS:
             raise ConfigError(f"unknown layer kind {self.kind!r}; expected one of {LAYER_KINDS}")
         if self.role not in ROLES:
@@ -77,9 +84,17 @@ class LayerSpec:
             raise ConfigError(f"unknown activation {self.act!r}; expected one of {ACTIVATIONS}")
         if self.downsample not in ("identity", "avgpool_conv"):
             raise ConfigError(f"unknown downsample {self.downsample!r}; expected 'identity' or 'avgpool_conv'")
-        for name in ("in_channels", "out_channels", "in_size", "out_size", "kernel_size", "stride"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"LayerSpec.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("in_channels", "out_channels", "in_size", "out_size", "kernel_size", "stride", "mid_channels"):
+            value = getattr(self, name)
+            low = 0 if name == "mid_channels" else 1
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+                raise ConfigError(f"LayerSpec.{name} must be an integer >= {low}, got {value!r}")
+            object.__setattr__(self, name, int(value))
+        for name in ("expand", "se", "use_bn", "bias", "residual"):
+            value = getattr(self, name)
+            if not isinstance(value, (bool, np.bool_)):
+                raise ConfigError(f"LayerSpec.{name} must be true or false, got {value!r}")
+            object.__setattr__(self, name, bool(value))
 
     @property
     def se_channels(self) -> int:
@@ -91,8 +106,10 @@ class LayerSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LayerSpec:
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"a LayerSpec must be a mapping of fields, got {type(data).__name__}")
         names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
+        unknown = sorted(map(str, set(data) - names))
         if unknown:
             raise ConfigError(f"unknown LayerSpec keys {unknown}; expected a subset of {sorted(names)}")
         return cls(**data)

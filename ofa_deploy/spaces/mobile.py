@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ofa_deploy.errors import ConfigError
-from ofa_deploy.spaces.base import Gene, LayerChain, PlacedLayer, SearchSpace, check_length
+from ofa_deploy.spaces.base import (Gene, LayerChain, PlacedLayer, SearchSpace, check_length, space_choices,
+                                    space_number)
 from ofa_deploy.spaces.config import SubnetConfig
 from ofa_deploy.spaces.layer_spec import conv_out_size, make_divisible
 
@@ -63,11 +64,16 @@ class MobileSpace(SearchSpace):
     ) -> None:
         if family not in ("mbv3", "proxyless"):
             raise ConfigError(f"MobileSpace family must be 'mbv3' or 'proxyless', got {family!r}")
-        self.name, self.family, self.width_mult, self.n_classes = name, family, float(width_mult), int(n_classes)
-        self.kernel_sizes = tuple(sorted(int(k) for k in kernel_sizes))
-        self.expand_ratios = tuple(sorted(float(e) for e in expand_ratios))
-        self.depths = tuple(sorted(int(d) for d in depths))
-        self.resolutions = tuple(sorted(int(r) for r in resolutions))
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"MobileSpace name must be a non-empty string, got {name!r}")
+        self.name, self.family = name, family
+        self.width_mult = space_number(name, "width_mult", width_mult, integer=False, minimum=0)
+        self.n_classes = space_number(name, "n_classes", n_classes, integer=True, minimum=1)
+        self.kernel_sizes = space_choices(name, "kernel_sizes", kernel_sizes, integer=True, minimum=1)
+        self.expand_ratios = space_choices(name, "expand_ratios", expand_ratios, integer=False, minimum=0,
+                                           exclusive=True)
+        self.depths = space_choices(name, "depths", depths, integer=True, minimum=1)
+        self.resolutions = space_choices(name, "resolutions", resolutions, integer=True, minimum=1)
         if any(k % 2 == 0 or k < 1 for k in self.kernel_sizes):
             raise ConfigError(f"{name}: kernel sizes must be odd and positive, got {self.kernel_sizes}")
         if not self.depths or min(self.depths) < 1:
@@ -132,10 +138,14 @@ class MobileSpace(SearchSpace):
             raise ConfigError(f"{self.name}: width_indices is only for the ResNet space, got {list(cfg.width_indices)}")
 
     def from_ofa(self, arch: dict, resolution: int | None = None) -> SubnetConfig:
-        """OFA arch dict → validated config; OFA's depth of the 1-block last Proxyless stage is clamped to 1."""
+        """OFA arch dict → validated config; OFA's depth of the 1-block last Proxyless stage is clamped to 1.
+
+        Only depths OFA could have written (one of the space's depth choices) are clamped; others are refused.
+        """
         cfg = SubnetConfig.from_ofa(arch, resolution)
         if len(cfg.depths) == len(self.stages):
-            cfg = cfg.replace(depths=[min(d, s.n_blocks) for d, s in zip(cfg.depths, self.stages)])
+            cfg = cfg.replace(depths=[min(d, s.n_blocks) if d in self.depths else d
+                                      for d, s in zip(cfg.depths, self.stages)])
         return self.validate(cfg)
 
     def count_subnets(self) -> float:

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ofa_deploy.errors import ConfigError
-from ofa_deploy.spaces.base import Gene, LayerChain, PlacedLayer, SearchSpace, check_length
+from ofa_deploy.spaces.base import (Gene, LayerChain, PlacedLayer, SearchSpace, check_length, space_choices,
+                                    space_number)
 from ofa_deploy.spaces.config import SubnetConfig
 from ofa_deploy.spaces.layer_spec import conv_out_size, make_divisible
 
@@ -45,11 +46,15 @@ class ResNetSpace(SearchSpace):
         resolutions: Sequence[int] = tuple(range(128, 257, 4)),
         n_classes: int = 1000,
     ) -> None:
-        self.name, self.n_classes = name, int(n_classes)
-        self.depths = tuple(sorted(int(d) for d in depths))
-        self.expand_ratios = tuple(sorted(float(e) for e in expand_ratios))
-        self.width_mults = tuple(sorted(float(w) for w in width_mults))
-        self.resolutions = tuple(sorted(int(r) for r in resolutions))
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"ResNetSpace name must be a non-empty string, got {name!r}")
+        self.name = name
+        self.n_classes = space_number(name, "n_classes", n_classes, integer=True, minimum=1)
+        self.depths = space_choices(name, "depths", depths, integer=True, minimum=0)
+        self.expand_ratios = space_choices(name, "expand_ratios", expand_ratios, integer=False, minimum=0,
+                                           exclusive=True)
+        self.width_mults = space_choices(name, "width_mults", width_mults, integer=False, minimum=0, exclusive=True)
+        self.resolutions = space_choices(name, "resolutions", resolutions, integer=True, minimum=1)
         if not self.depths or min(self.depths) < 0:
             raise ConfigError(f"{name}: depths must be >= 0, got {self.depths}")
         if not (self.expand_ratios and self.width_mults and self.resolutions):

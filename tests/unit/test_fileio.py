@@ -45,3 +45,28 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_readers_refuse_special_files_without_blocking(tmp_path) -> None:
+    """A FIFO, a directory, a symlink loop, a too-long name and non-UTF-8 bytes are ConfigErrors, never a hang."""
+    import os
+
+    from ofa_deploy.errors import ConfigError
+    from ofa_deploy.fileio import is_regular_file, read_json_file, read_text_file, read_yaml_file
+
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop")
+    (tmp_path / "bin").write_bytes(b"\x80abc")
+    (tmp_path / "bad.yaml").write_text("a: [1, 2\n")
+    cases = {"fifo": "FIFO", ".": "a directory", "loop": "loop", "x" * 5000: "too long", "bin": "not UTF-8",
+             "missing": "does not exist"}
+    for name, needle in cases.items():
+        with pytest.raises(ConfigError, match=needle):
+            read_text_file(tmp_path / name, what="thing")
+        assert is_regular_file(tmp_path / name) == (name == "bin")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        read_yaml_file(tmp_path / "bad.yaml")
+    (tmp_path / "deep.json").write_text("[" * 100_000)
+    with pytest.raises(ConfigError, match="JSON"):
+        read_json_file(tmp_path / "deep.json")

@@ -73,7 +73,7 @@ def test_invalid_resnet_config_and_unknown_space() -> None:
 def test_compact_string_errors() -> None:
     with pytest.raises(ConfigError, match="expected parts like"):
         SubnetConfig.from_string("r224-x3")
-    with pytest.raises(ConfigError, match="non-number"):
+    with pytest.raises(ConfigError, match="is not a number"):
         SubnetConfig.from_string("r224-d4,a")
     with pytest.raises(ConfigError, match="positive integer"):
         SubnetConfig(resolution=-1, depths=(1,))
