@@ -69,7 +69,8 @@ def profile_group() -> None:
 @click.option("--supernet", required=True, help="Search space name (see `ofa-deploy list supernets`).")
 @click.option("--resolutions", default=None, help="Comma-separated input sides (default: all of the space's).")
 @click.option("--out", default=None, type=click.Path(dir_okay=False),
-              help="LUT JSON to write (default: hardware_profiles/luts/<profile>/<supernet>.json).")
+              help="LUT JSON to write (default: $OFA_DEPLOY_CACHE or ~/.cache/ofa-deploy, luts/<profile>/<supernet>.json; "
+                   "`predict --profile` and `deploy` find it there).")
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Continue from <out>.measurements.jsonl instead of starting over.")
 @click.option("--method", type=click.Choice(["auto", "in_context", "isolated"]), default="auto", show_default=True,
@@ -209,7 +210,7 @@ def check_cmd(table_path: str, profile_name: str | None, output_format: str) -> 
 @handle_errors
 def plan_cmd(supernet: str, resolutions: str | None, out: str, profile_name: str | None, ort_format: bool,
              in_context: bool, limit: int | None, output_format: str) -> None:
-    """Export one model per distinct layer + plan.json for benchmarks/ondevice_profile.py."""
+    """Export one model per distinct layer + plan.json, and the on-device script (ondevice_profile.py) next to them."""
     from ofa_deploy.profiling.hardware import HardwareProfile
     from ofa_deploy.profiling.plan import make_plan, write_plan
     from ofa_deploy.spaces import get_space
@@ -236,7 +237,7 @@ def plan_cmd(supernet: str, resolutions: str | None, out: str, profile_name: str
 @format_option
 @handle_errors
 def import_cmd(results: str, plan_dir: str, out: str, output_format: str) -> None:
-    """Turn RESULTS of benchmarks/ondevice_profile.py into a LUT."""
+    """Turn RESULTS of the on-device script (`python -m ofa_deploy.ondevice`) into a LUT."""
     from ofa_deploy.profiling.ondevice_import import import_results
 
     table = import_results(results, plan_dir, out)

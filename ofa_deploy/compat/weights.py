@@ -44,10 +44,9 @@ SUPERNET_WEIGHTS: dict[str, WeightsSource] = {
 
 def cache_dir(override: str | os.PathLike[str] | None = None) -> Path:
     """The weights cache: `override`, else ``$OFA_DEPLOY_CACHE``, else ``~/.cache/ofa-deploy``."""
-    if override is not None:
-        return Path(override)
-    env = os.environ.get("OFA_DEPLOY_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "ofa-deploy"
+    from ofa_deploy.paths import cache_root
+
+    return Path(override) if override is not None else cache_root()
 
 
 def sha256_of(path: str | os.PathLike[str]) -> str:

@@ -42,7 +42,7 @@ class JsonlStore:
             diff = sorted(k for k in set(found or {}) | set(self.header) if (found or {}).get(k) != self.header.get(k))
             raise ConfigError(
                 f"measurement store {self.path} was written by a different job (differs in {diff}); "
-                "delete it, or pass resume=False / omit --resume to start over"
+                "delete it, or start over with resume=False (CLI: --no-resume), or write elsewhere (CLI: --out)"
             )
         for n, line in enumerate(lines[1:], 2):
             try:
