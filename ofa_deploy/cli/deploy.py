@@ -3,17 +3,16 @@ to end, on the embedded demo supernet trained on scikit-learn digits)."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ofa_deploy.cli.common import emit, format_option, handle_errors
+from ofa_deploy.cli.common import emit, format_option, handle_errors, say
 
 
 def _stderr(msg: str) -> None:
-    click.echo(f"[{time.strftime('%H:%M:%S')}] {msg}", err=True)
+    say(msg)
 
 
 def _result_data(result: Any) -> dict[str, Any]:
