@@ -591,7 +591,8 @@ def _extract_and_export(supernet: Any, cfg: SubnetConfig, data: Any, out_dir: Pa
         n_calib = recalibrate_bn(model, data.calibration.batches(cfg.resolution, 256))
     shape = (int(profile.batch_size), 3, cfg.resolution, cfg.resolution)
     report = export_onnx(model, out_dir, input_shape=shape, validate=validate, overwrite=True,
-                         subnet_info={"config": cfg.to_dict(), "config_string": cfg.to_string()})
+                         subnet_info={"supernet": supernet.space.name, "config": cfg.to_dict(),
+                                      "config_string": cfg.to_string()})
     onnx_path = report.path("model")
     info: dict[str, Any] = {"onnx": onnx_path, "shape": shape, "report": report.to_dict(), "bn_images": n_calib}
     if profile.backend == "tvm":

@@ -204,3 +204,85 @@ def test_accuracy_predict_detects_the_mbv3_predictor_and_search_help(ofa_referen
     assert_clean_error(garbage, "note10_160_lookup_table.yaml", "released accuracy predictor")
     helped = ofa_deploy("search", "--help")
     assert "accuracy train-predictor" in helped.stdout and "accuracy train`" not in helped.stdout
+
+
+def test_export_recalibrates_on_data_and_warns_without(ofa_checkpoint, image_folder, tmp_path):
+    common = ["export", "onnx", "--supernet", "ofa_mbv3_w12", "--subnet", "min", "--resolution", "160", "--weights",
+              ofa_checkpoint, "--format", "json"]
+    bare = ofa_deploy(*common, "--out", tmp_path / "bare")
+    assert bare.returncode == 0, bare.stderr
+    assert "without BN recalibration" in bare.stderr and "--data imagefolder:PATH" in bare.stderr
+    calibrated = ofa_deploy(*common, "--data", f"imagefolder:{image_folder}", "--out", tmp_path / "cal")
+    assert calibrated.returncode == 0, calibrated.stderr
+    assert "without BN recalibration" not in calibrated.stderr
+    info = json.loads((tmp_path / "cal" / "subnet.json").read_text())
+    assert info["bn_recalibration"]["images"] > 0 and info["bn_recalibration"]["source"] == "image_folder"
+    bad = ofa_deploy(*common, "--data", "imagefolder:/nonexistent/val", "--out", tmp_path / "x")
+    assert_clean_error(bad, "'/nonexistent/val' is not a directory")
+
+
+# ---- (c) two tables, two budgets → a front and a plot -----------------------------------------------------
+def test_journey_c_two_tables_two_budgets_front_and_plot(ofa_reference_dir, tmp_path):
+    plot = tmp_path / "front.png"
+    proc = ofa_deploy("search", "--supernet", "ofa_mbv3_w12", "--ofa-predictor",
+                      ofa_reference_dir / "acc_predictor_mbv3_tutorial.pth", "--ofa-lut", ofa_reference_dir,
+                      "--profile", "ort-cpu-1t", "--latency-budget", "note10=25", "--latency-budget", "ort-cpu-1t=3",
+                      "--pareto", "--generations", "30", "--population", "40", "--plot", plot, "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    labels = [o["label"] for o in data["objectives"]]
+    assert labels == ["accuracy", "latency@ort-cpu-1t", "latency@note10", "macs"]
+    assert {o["label"]: o["unit"] for o in data["objectives"]}["latency@note10"] == "ms"
+    assert len(data["front"]) >= 5
+    assert all(r["latency@note10"] <= 25 and r["latency@ort-cpu-1t"] <= 3 for r in data["front"])
+    assert plot.is_file() and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and data["plot"] == str(plot)
+    human = ofa_deploy("search", "--supernet", "ofa_mbv3_w12", "--ofa-predictor",
+                       ofa_reference_dir / "acc_predictor_mbv3_tutorial.pth", "--ofa-lut", ofa_reference_dir,
+                       "--profile", "ort-cpu-1t", "--latency-budget", "note10=25", "--pareto", "--generations", "5")
+    header = human.stdout.splitlines()[1]
+    assert "accuracy (%)" in header and "latency@note10 (ms)" in header and "macs (M)" in header
+    noplot = ofa_deploy("search", "--supernet", "ofa_mbv3_w12", "--ofa-predictor",
+                        ofa_reference_dir / "acc_predictor_mbv3_tutorial.pth", "--ofa-lut", ofa_reference_dir,
+                        "--latency-budget", "25", "--plot", plot)
+    assert_clean_error(noplot, "--plot", "--pareto", code=2)
+
+
+# ---- (d) measure on an exported ONNX and on a TVM .so ------------------------------------------------------
+QUICK = ["--min-rounds", "3", "--max-rounds", "5", "--repeats", "5"]
+
+
+def test_journey_d_measure_exported_onnx(journey_a):
+    proc, out = journey_a
+    assert proc.returncode == 0, proc.stderr
+    lut = REPO / "ofa_deploy/hardware_profiles/luts/ort-cpu-1t/ofa_mbv3_w12.json"
+    m = ofa_deploy("measure", out / "model", "--profile", "ort-cpu-1t", "--lut", lut, *QUICK, "--format", "json")
+    assert m.returncode == 0, m.stderr
+    d = json.loads(m.stdout)
+    assert d["model"].endswith("model/model.onnx") and d["input_shape"][0] == 1
+    assert d["anchor"]["source"] == "anchor subnet of ofa_mbv3_w12"  # from the export dir's subnet.json
+    assert d["rounds"] >= 3 and d["ratio_interval"][0] <= d["ratio"] <= d["ratio_interval"][1]
+    assert d["wall_ms"]["n_runs"] == 5 * d["rounds"] and d["wall_ms"]["p50"] <= d["wall_ms"]["p90"] <= d["wall_ms"]["p99"]
+    predicted = json.loads((out / "report.json").read_text())["best"]["predicted"]["latency_ms"]
+    at_ref = d["at_table_reference"]["ms"]
+    assert 0.5 < at_ref / predicted < 2.0, (at_ref, predicted)  # same model, same reference speed as the table
+    human = ofa_deploy("measure", out / "model" / "model.onnx", "--profile", "ort-cpu-1t", *QUICK)
+    assert human.returncode == 0 and "p50" in human.stdout and "ratio to anchor" in human.stdout
+
+
+def test_journey_d_measure_tvm_library(tmp_path):
+    so_dir, onnx_dir = tmp_path / "tvm", tmp_path / "onnx"
+    for kind, out in (("tvm", so_dir), ("onnx", onnx_dir)):
+        made = ofa_deploy("export", kind, "--supernet", "ofa_mbv3_w12", "--subnet", "min", "--resolution", "128",
+                          "--out", out, "-q")
+        assert made.returncode == 0, made.stderr
+    # the .so against the same network compiled from ONNX by the tvm-cpu profile: a ratio near 1
+    m = ofa_deploy("measure", so_dir / "model.so", "--profile", "tvm-cpu", "--anchor", onnx_dir / "model.onnx",
+                   "--min-rounds", "3", "--max-rounds", "4", "--repeats", "3", "--format", "json")
+    assert m.returncode == 0, m.stderr
+    d = json.loads(m.stdout)
+    assert d["model"].endswith("model.so") and d["input_shape"] == [1, 3, 128, 128]
+    assert 0.6 < d["ratio"] < 1.6 and d["wall_ms"]["n_runs"] == 3 * d["rounds"]
+    wrong = ofa_deploy("measure", so_dir / "model.so", "--profile", "ort-cpu-1t", "--anchor", onnx_dir / "model.onnx")
+    assert_clean_error(wrong, "TVM library", "--profile tvm-cpu")
+    noanchor = ofa_deploy("measure", onnx_dir / "model.onnx", "--profile", "ort-cpu-1t", "--supernet", "nope")
+    assert_clean_error(noanchor, "unknown supernet 'nope'")
