@@ -286,3 +286,24 @@ def test_journey_d_measure_tvm_library(tmp_path):
     assert_clean_error(wrong, "TVM library", "--profile tvm-cpu")
     noanchor = ofa_deploy("measure", onnx_dir / "model.onnx", "--profile", "ort-cpu-1t", "--supernet", "nope")
     assert_clean_error(noanchor, "unknown supernet 'nope'")
+
+
+def test_proxyless_with_ofa_pixel1_table(ofa_reference_dir):
+    """The reference dir holds Note10 (MBv3) files and the Pixel1 Proxyless file: a Proxyless space picks the
+    latter, and the width mismatch (the table is ProxylessNAS mobile w1.0) is named; with that space it predicts."""
+    from ofa_deploy.compat.ofa_lut import load_ofa_lut
+    from ofa_deploy.predictors.latency import LatencyPredictor
+    from ofa_deploy.spaces import get_space
+
+    proc = ofa_deploy("predict", "latency", "--supernet", "ofa_proxyless_w13", "--subnet", "max", "--ofa-lut",
+                      ofa_reference_dir)
+    assert_clean_error(proc, "proxyless_pixel1_mobile_trim.yaml", "32 output channels", "40", "width_mult=1.0")
+    swapped = ofa_deploy("predict", "latency", "--supernet", "ofa_mbv3_w12", "--subnet", "max", "--ofa-lut",
+                         ofa_reference_dir / "proxyless_pixel1_mobile_trim.yaml")
+    assert_clean_error(swapped, "is a ProxylessNAS table", "ofa_proxyless_w13")
+    space = get_space("ofa_proxyless_w13", width_mult=1.0, expand_ratios=(3, 6))
+    table = load_ofa_lut(ofa_reference_dir, space)
+    predictor = LatencyPredictor(space, table)
+    assert predictor.covered_resolutions() == (224,)
+    cfg = space.max_config(224)
+    assert float(predictor.predict([cfg])[0]) == pytest.approx(sum(ms for _, ms in predictor.breakdown(cfg)))
