@@ -254,6 +254,14 @@ def load_ofa_predictor(path: str | os.PathLike[str], *, kind: str = "auto",
         raise CheckpointError(f"{path}: expected a state dict, got {type(state).__name__}")
     if kind == "auto":
         kind = detect_ofa_kind(state)
+    elif kind in ("resnet50", "mbv3_tutorial"):
+        try:
+            found = detect_ofa_kind(state)
+        except CheckpointError:
+            found = kind  # unrecognised keys: the strict load below names them
+        if found != kind:
+            raise CheckpointError(f"{path} is OFA's {found} accuracy predictor, not {kind}; pass kind 'auto' "
+                                  f"(CLI: drop --kind / --ofa-predictor-kind) or {found!r}")
     if kind == "resnet50":
         own = get_space("ofa_resnet50", resolutions=RESNET50_RESOLUTIONS)
         space = align_space(own, space, what=f"OFA's ResNet50 predictor {path}") if space is not None else own

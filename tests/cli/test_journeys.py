@@ -257,6 +257,7 @@ def test_journey_d_measure_exported_onnx(journey_a):
     lut = REPO / "ofa_deploy/hardware_profiles/luts/ort-cpu-1t/ofa_mbv3_w12.json"
     m = ofa_deploy("measure", out / "model", "--profile", "ort-cpu-1t", "--lut", lut, *QUICK, "--format", "json")
     assert m.returncode == 0, m.stderr
+    assert "\r" not in m.stderr  # stderr is a pipe here: no progress-bar frames
     d = json.loads(m.stdout)
     assert d["model"].endswith("model/model.onnx") and d["input_shape"][0] == 1
     assert d["anchor"]["source"] == "anchor subnet of ofa_mbv3_w12"  # from the export dir's subnet.json
@@ -307,3 +308,9 @@ def test_proxyless_with_ofa_pixel1_table(ofa_reference_dir):
     assert predictor.covered_resolutions() == (224,)
     cfg = space.max_config(224)
     assert float(predictor.predict([cfg])[0]) == pytest.approx(sum(ms for _, ms in predictor.breakdown(cfg)))
+
+
+def test_accuracy_predict_with_the_wrong_kind_names_it(ofa_reference_dir):
+    proc = ofa_deploy("accuracy", "predict", "--ofa-predictor", ofa_reference_dir / "acc_predictor_mbv3_tutorial.pth",
+                      "--kind", "resnet50", "--subnet", "max")
+    assert_clean_error(proc, "mbv3_tutorial accuracy predictor, not resnet50", "--kind")
