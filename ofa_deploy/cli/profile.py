@@ -105,14 +105,21 @@ def build_cmd(profile_name: str, supernet: str, resolutions: str | None, out: st
     result = build_lut(space, _resolutions(resolutions), profile, path, resume=resume, limit=limit, method=method,
                        context_subnets=context_subnets, calibration_subnets=calibration_subnets,
                        progress=not no_progress, timer=_timer(profile, rounds, repeats, warmup, clock))
-    emit(result.summary(), output_format, _build_human)
+    table = result.table
+    emit({**result.summary(), "anchor": table.anchor.to_dict() if table.anchor else None,
+          "calibration": table.calibration.to_dict() if not table.calibration.is_identity else {}},
+         output_format, _build_human)
 
 
 def _build_human(d: dict[str, Any]) -> str:
     lines = [f"wrote {d['path']}: {d['entries']} layers ({d['measured']} items measured, {d['reused']} reused) "
-             f"in {d['seconds']} s",
-             f"  anchor {d['anchor']['config']}: {d['anchor']['ms']:.4g} ms median during the build "
-             f"(slowest/fastest visit {d['anchor']['swing']:.2f}x)"]
+             f"in {d['seconds']} s"]
+    anchor = d.get("anchor")
+    if anchor:
+        lines.append(f"  anchor {anchor['config']}: {anchor['ms']:.4g} ms median during the build "
+                     f"(slowest/fastest visit {anchor['swing']:.2f}x)")
+    else:
+        lines.append("  no anchor: entries are in ms of this build's clock")
     held = d.get("calibration", {}).get("fit", {}).get("held_out_2fold")
     if held:
         lines.append(f"  calibration on {held['n']} whole subnets (held-out halves): {held['within_10pct']:.0%} "

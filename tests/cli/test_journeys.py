@@ -314,3 +314,20 @@ def test_accuracy_predict_with_the_wrong_kind_names_it(ofa_reference_dir):
     proc = ofa_deploy("accuracy", "predict", "--ofa-predictor", ofa_reference_dir / "acc_predictor_mbv3_tutorial.pth",
                       "--kind", "resnet50", "--subnet", "max")
     assert_clean_error(proc, "mbv3_tutorial accuracy predictor, not resnet50", "--kind")
+
+
+def test_readme_profile_build_on_a_fresh_cache_writes_to_the_cache(tmp_path):
+    """The README's `profile build` (cut short with --limit): default output in the user's cache, human summary."""
+    cache = tmp_path / "cache"
+    packaged = sorted((REPO / "ofa_deploy" / "hardware_profiles").rglob("*"))
+    args = ["profile", "build", "--profile", "ort-cpu-1t", "--supernet", "ofa_mbv3_w10", "--resolutions", "160,224",
+            "--limit", "1", "--calibration-subnets", "0", "--rounds", "1", "--repeats", "2", "--warmup", "1"]
+    first = ofa_deploy(*args, env={"OFA_DEPLOY_CACHE": str(cache)})
+    assert first.returncode == 0, first.stderr
+    assert f"wrote {cache}/luts/ort-cpu-1t/ofa_mbv3_w10.json" in first.stdout and "anchor r" in first.stdout
+    again = ofa_deploy(*args, env={"OFA_DEPLOY_CACHE": str(cache)})  # resumes: nothing left to measure
+    assert again.returncode == 0 and "0 items measured" in again.stdout, again.stderr
+    assert sorted((REPO / "ofa_deploy" / "hardware_profiles").rglob("*")) == packaged
+    listed = ofa_deploy("list", "tables", "--format", "json", env={"OFA_DEPLOY_CACHE": str(cache)})
+    rows = {(r["profile"], r["supernet"]): r["where"] for r in json.loads(listed.stdout)}
+    assert rows[("ort-cpu-1t", "ofa_mbv3_w10")] == "cache" and rows[("ort-cpu-1t", "ofa_mbv3_w12")] == "packaged"
