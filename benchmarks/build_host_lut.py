@@ -7,7 +7,7 @@
 Why ofa_mbv3_w12: it is the space of OFA's released Note10 tables and of the released MBv3 accuracy predictor
 (OFA tutorial), so searches can pair this table with those artifacts and compare with the Note10 numbers.
 
-The full run writes ``hardware_profiles/luts/<profile>/<space>.json`` (+ ``.validation.json`` next to it) and
+The full run writes the packaged table ``ofa_deploy/hardware_profiles/luts/<profile>/<space>.json`` (+ ``.validation.json``) and
 prints the build time and the validation figures, all with the anchor-paired protocol: share of random subnets
 within ±5% / ±10% (calibrated, raw, and after one global scale), Spearman, Kendall, bias, and the protocol's
 test-retest noise floor (even vs odd rounds). The build is resumable: rerun the same command after an
@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ofa_deploy.profiling.builder import build_lut, model_cache_dir
     from ofa_deploy.profiling.hardware import HardwareProfile
+    from ofa_deploy.profiling.hardware import PACKAGED_PROFILE_DIR
     from ofa_deploy.profiling.lut import table_path
     from ofa_deploy.profiling.timer import TimerSettings
     from ofa_deploy.profiling.validate import validate_lut
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.quick:
         out = Path(tempfile.gettempdir()) / "ofa-deploy-quick" / profile.name / f"{space.name}.json"
     else:
-        out = table_path(profile.name, space.name)
+        out = table_path(profile.name, space.name, root=PACKAGED_PROFILE_DIR)
     out.parent.mkdir(parents=True, exist_ok=True)
 
     t0 = time.perf_counter()

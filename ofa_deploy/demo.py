@@ -19,7 +19,6 @@ import hashlib
 import json
 import logging
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -163,7 +162,7 @@ def _augment(images: torch.Tensor, gen: torch.Generator, pad: int = 2) -> torch.
 
 def train_demo_supernet(recipe: DemoRecipe, data: DataSplits, *, progress: bool = False) -> tuple[Supernet, dict]:
     """Train the demo supernet with progressive shrinking; returns it (eval mode) and per-phase figures."""
-    from tqdm import tqdm
+    from ofa_deploy.progress import progress_bar
 
     supernet = create_demo_supernet(recipe)
     rng = np.random.default_rng(recipe.seed)
@@ -172,7 +171,7 @@ def train_demo_supernet(recipe: DemoRecipe, data: DataSplits, *, progress: bool 
     teacher: Supernet | None = None
     phases = []
     total = sum(recipe.phase_steps)
-    with tqdm(total=total, desc="demo supernet", unit="step", file=sys.stderr, disable=not progress, leave=False) as bar:
+    with progress_bar(total=total, desc="demo supernet", unit="step", disable=not progress, leave=False) as bar:
         for phase, (steps, lr) in enumerate(zip(recipe.phase_steps, recipe.phase_lr)):
             if steps <= 0:
                 continue

@@ -74,6 +74,10 @@ class DeployRequest:
         max_tries: picks exported and measured at most while verifying the budget.
         allow_foreign_lut: use a table measured on another host (its verdicts are then about that host's speed).
         verify_budget: measure the pick against the budget and retry; False: measure and report only.
+        extra_luts, ofa_luts: latency tables of other devices (ofa-deploy JSON, OFA YAML directories): extra
+            objectives the search respects (with a budget in `device_budgets`) and the report predicts; the model
+            is measured on the profile's target only, so their figures stay predictions.
+        device_budgets: (device, ms) budgets on those tables, by their device/profile name (e.g. ``note10``).
     """
 
     out_dir: Path
@@ -96,6 +100,9 @@ class DeployRequest:
     max_tries: int = 4
     allow_foreign_lut: bool = False
     verify_budget: bool = True
+    extra_luts: tuple[Path, ...] = ()
+    ofa_luts: tuple[Path, ...] = ()
+    device_budgets: tuple[tuple[str, float], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
@@ -145,34 +152,42 @@ def deploy(request: DeployRequest, *, supernet: Any, predictor: Any, data: Any =
     timings: dict[str, float] = {}
     out = Path(request.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    space = supernet.space  # the network that is deployed; the predictor only has to share its gene layout
-    _check_same_space(predictor.space, space)
+    # the searched space: the supernet's, restricted to the resolutions the predictor covers (and the request's)
+    space = _search_space(predictor, supernet.space, request.resolutions, progress)
     profile = HardwareProfile.load(request.profile)
-    name = supernet_name or space.name
+    name = supernet_name or supernet.space.name
 
-    # ---- latency table ------------------------------------------------------------------------------
+    # ---- latency tables -----------------------------------------------------------------------------
     t0 = time.perf_counter()
-    domain = GeneDomain.for_space(space, resolutions=request.resolutions)
-    table, lut_info = _latency_table(request, space, domain.resolutions, profile, out, progress)
+    table, lut_info = _latency_table(request, space, space.resolutions, profile, out, progress)
     lut_info["host"] = _check_host(table, profile, request, progress)
     lut_info.update(unit=table.unit, anchor=table.anchor.to_dict() if table.anchor else None,
                     calibration=table.calibration.to_dict() if not table.calibration.is_identity else None)
+    others = _other_tables(request, space, profile.name)
+    space = _restrict_to_tables(space, [LatencyPredictor(space, t) for t in (table, *(t for _, _, t in others))],
+                                request.resolutions, progress)
+    extras = [latency_objective(LatencyPredictor(space, t), target=label) for label, _, t in others]
+    predictor = _predictor_for(predictor, space)
+    domain = GeneDomain.for_space(space)
     timings["lut_s"] = time.perf_counter() - t0
 
     acc = accuracy_objective(predictor)
     lat = latency_objective(LatencyPredictor(space, table), target=profile.name)
     macs = macs_objective(MacsPredictor(space))
+    device_budgets = _device_budgets(request, profile.name, extras)
 
     # ---- budget and search ---------------------------------------------------------------------------
     t0 = time.perf_counter()
     lat_range = feasible_range(domain, lat)
-    limit = request.latency_budget_ms
+    limit = request.latency_budget_ms if request.latency_budget_ms is not None else \
+        dict(request.device_budgets).get(profile.name)
     if limit is None:
         limit = round(lat_range.low + request.budget_fraction * (lat_range.high - lat_range.low), 4)
         _say(progress, f"latency budget {limit:.4g} ms picked at {request.budget_fraction:.0%} of the feasible range "
                        f"{lat_range.low:.4g}..{lat_range.high:.4g} ms")
     limit = float(limit)
-    search = _Searcher(domain, acc, lat, macs, request, progress)
+    search = _Searcher(domain, acc, lat, macs, request, progress,
+                       extra=[Budget(o, device_budgets[o.target]) for o in extras if o.target in device_budgets])
     result = search.best(limit)
     timings["search_s"] = time.perf_counter() - t0
     cfg = result.best_config
@@ -181,7 +196,7 @@ def deploy(request: DeployRequest, *, supernet: Any, predictor: Any, data: Any =
     if request.pareto_generations > 0:
         t0 = time.perf_counter()
         with predictor_threads(request.search_threads):
-            front = pareto_search(domain=domain, objectives=[acc, lat, macs], seed=request.seed,
+            front = pareto_search(domain=domain, objectives=[acc, lat, *extras, macs], seed=request.seed,
                                   settings=ParetoSettings(population_size=request.population,
                                                           generations=request.pareto_generations))
         timings["pareto_s"] = time.perf_counter() - t0
@@ -199,7 +214,7 @@ def deploy(request: DeployRequest, *, supernet: Any, predictor: Any, data: Any =
 
     # ---- measure on the target and verify the budget ----------------------------------------------
     t0 = time.perf_counter()
-    meter = _Meter(space, table, profile, request, progress, out)
+    meter = _Meter(supernet.space, table, profile, request, progress, out)
     measured_now = meter.measure(exported)
     cfgs: dict[str, SubnetConfig] = {"try1": cfg, **dict(checks)}
     tries = [_try_record("try1", space, cfg, lat, acc, measured_now["try1"], limit, limit)]
@@ -247,6 +262,10 @@ def deploy(request: DeployRequest, *, supernet: Any, predictor: Any, data: Any =
     ship_genes = space.to_genes([ship_cfg])
     predicted = {"accuracy": float(acc.predict_genes(ship_genes)[0]), "latency_ms": float(pred_ms[shipped["name"]]),
                  "macs_m": float(macs.predict_genes(ship_genes)[0])}
+    devices = [{"device": o.target, "predicted_ms": float(o.predict_genes(ship_genes)[0]),
+                "budget_ms": device_budgets.get(o.target), "table": source,
+                "verdict": "predicted only: this device is not here to measure on"}
+               for o, (_, source, _) in zip(extras, others)]
     best_m = measured_now[shipped["name"]]
     measured = {"latency_ms": best_m.ms, "latency_interval_ms": list(best_m.interval_ms),
                 "wall_ms": best_m.wall_ms}
@@ -262,6 +281,9 @@ def deploy(request: DeployRequest, *, supernet: Any, predictor: Any, data: Any =
     report = {
         "supernet": name, "space": space.name, "profile": profile.to_dict(), "request": request.to_dict(),
         "budget": budget,
+        "other_devices": devices,
+        "searched_resolutions": list(space.resolutions),
+        "data": data.describe() if data is not None else None,
         "best": {"config": ship_cfg.to_dict(), "config_string": ship_cfg.to_string(), "try": shipped["name"],
                  "predicted": predicted, "measured": measured},
         "predicted_vs_measured": {"points": points, **_agreement(points)},
@@ -290,16 +312,18 @@ def deploy(request: DeployRequest, *, supernet: Any, predictor: Any, data: Any =
 
 # ---- budget verification ---------------------------------------------------------------------------------
 class _Searcher:
-    """Evolution under a latency budget (plus the optional MACs budget), skipping configs already tried."""
+    """Evolution under a latency budget (plus the optional MACs budget and other devices' budgets), skipping
+    configs already tried."""
 
     def __init__(self, domain: GeneDomain, acc: Objective, lat: Objective, macs: Objective, request: DeployRequest,
-                 progress: Progress | None) -> None:
+                 progress: Progress | None, extra: Sequence[Budget] = ()) -> None:
         self.domain, self.acc, self.lat, self.macs = domain, acc, lat, macs
         self.request = request
         self.progress = progress
+        self.extra = list(extra)
 
     def best(self, latency_ms: float, exclude: Sequence[str] = ()) -> Any:
-        budgets = [Budget(self.lat, float(latency_ms))]
+        budgets = [Budget(self.lat, float(latency_ms)), *self.extra]
         if self.request.macs_budget is not None:
             budgets.append(Budget(self.macs, float(self.request.macs_budget)))
         _say(self.progress, f"searching {self.domain.space.name} ({self.domain.describe_resolutions()}): "
@@ -450,13 +474,87 @@ def _publish_model(info: dict[str, Any], target: Path, profile: Any) -> None:
 
 
 # ---- steps ---------------------------------------------------------------------------------------------
-def _check_same_space(a: Any, b: Any) -> None:
-    """The predictor's space `a` must have the supernet's gene layout `b` (widths may differ: a
-    predictor header stores the genes, not the channel widths)."""
-    if a.genes() != b.genes() or type(a) is not type(b):
-        raise ConfigError(f"the accuracy predictor's space ({a.name}, {len(a.genes())} genes) does not match the "
-                          f"supernet's ({b.name}, {len(b.genes())} genes); train or load the predictor for this "
-                          "supernet")
+def _search_space(predictor: Any, space: Any, resolutions: Sequence[int] | None, progress: Progress | None) -> Any:
+    """`space` restricted to the resolutions the predictor covers (and `resolutions`); a predictor whose space
+    differs otherwise is refused with the difference named."""
+    from ofa_deploy.predictors.accuracy import align_space
+
+    searched = align_space(predictor.space, space, what=f"the accuracy predictor ({predictor.space.name})",
+                           resolutions=resolutions)
+    if searched.resolutions != space.resolutions:
+        from ofa_deploy.predictors.accuracy import _describe_values
+
+        _say(progress, f"searching {space.name} at resolutions {_describe_values(list(searched.resolutions))}: the "
+                       f"accuracy predictor covers those (the supernet: {_describe_values(list(space.resolutions))})")
+    return searched
+
+
+def _restrict_to_tables(space: Any, predictors: Sequence[Any], resolutions: Sequence[int] | None,
+                        progress: Progress | None) -> Any:
+    """`space` restricted to the resolutions every latency table covers; an explicit request outside them fails."""
+    from ofa_deploy.predictors.accuracy import _describe_values, space_from_dict, space_to_dict
+
+    covered = [r for r in space.resolutions if all(r in p.covered_resolutions() for p in predictors)]
+    if tuple(covered) == tuple(space.resolutions):
+        return space
+    names = ", ".join(p.name for p in predictors)
+    if not covered:
+        raise ConfigError(f"the latency tables ({names}) cover none of the searched resolutions "
+                          f"{_describe_values(list(space.resolutions))}; build a table for them (ofa-deploy profile "
+                          "build --resolutions ...) or pass tables that cover them")
+    if resolutions is not None:
+        raise ConfigError(f"--resolutions {_describe_values(list(space.resolutions))}: the latency tables ({names}) "
+                          f"cover only {_describe_values(covered)}; pick among those or build a table for the rest")
+    _say(progress, f"searching resolutions {_describe_values(covered)}: the latency tables cover only those")
+    return space_from_dict({**space_to_dict(space), "resolutions": covered})
+
+
+def _other_tables(request: DeployRequest, space: Any, target: str) -> list[tuple[str, str, Any]]:
+    """(device label, source, table) of the other devices' tables (`extra_luts`, `ofa_luts`), labels unique."""
+    from ofa_deploy.compat.ofa_lut import load_ofa_lut
+    from ofa_deploy.profiling.host import warn_if_foreign
+    from ofa_deploy.profiling.lut import LatencyTable
+
+    loaded: list[tuple[str, Any]] = []
+    for path in request.extra_luts:
+        table = LatencyTable.load(path)
+        warn_if_foreign(table, source=f"latency table {path}")
+        loaded.append((str(path), table))
+    loaded += [(str(path), load_ofa_lut(path, space)) for path in request.ofa_luts]
+    out: list[tuple[str, str, Any]] = []
+    seen = {target}
+    for source, table in loaded:
+        label = table.provenance.profile_name or table.provenance.device or Path(source).stem
+        while label in seen:
+            label += "'"
+        seen.add(label)
+        out.append((label, source, table))
+    return out
+
+
+def _predictor_for(predictor: Any, space: Any) -> Any:
+    """The accuracy predictor re-encoded for `space` (same network; the space is a resolution subset)."""
+    if list(predictor.space.gene_sizes()) == list(space.gene_sizes()) and \
+            tuple(predictor.space.resolutions) == tuple(space.resolutions):
+        return predictor
+    if not hasattr(predictor, "for_space"):
+        raise ConfigError(f"the accuracy predictor's space {predictor.space.name} does not match the searched space "
+                          f"(resolutions {list(space.resolutions)}); pass an AccuracyPredictor for it")
+    return predictor.for_space(space)
+
+
+def _device_budgets(request: DeployRequest, target: str, extras: Sequence[Objective]) -> dict[str, float]:
+    """Budgets of the other devices, by name; a budget for an unknown device names the tables."""
+    names = [o.target for o in extras]
+    out = {}
+    for device, ms in request.device_budgets:
+        if device == target:
+            continue
+        if device not in names:
+            raise ConfigError(f"latency budget {device}={ms:g}: no latency table for {device!r}; the target is "
+                              f"{target} and the other tables are {', '.join(names) or 'none'}")
+        out[device] = float(ms)
+    return out
 
 
 def _check_host(table: Any, profile: Any, request: DeployRequest, progress: Progress | None) -> dict[str, Any]:
@@ -530,7 +628,8 @@ def _extract_and_export(supernet: Any, cfg: SubnetConfig, data: Any, out_dir: Pa
         n_calib = recalibrate_bn(model, data.calibration.batches(cfg.resolution, 256))
     shape = (int(profile.batch_size), 3, cfg.resolution, cfg.resolution)
     report = export_onnx(model, out_dir, input_shape=shape, validate=validate, overwrite=True,
-                         subnet_info={"config": cfg.to_dict(), "config_string": cfg.to_string()})
+                         subnet_info={"supernet": supernet.space.name, "config": cfg.to_dict(),
+                                      "config_string": cfg.to_string()})
     onnx_path = report.path("model")
     info: dict[str, Any] = {"onnx": onnx_path, "shape": shape, "report": report.to_dict(), "bn_images": n_calib}
     if profile.backend == "tvm":

@@ -78,6 +78,16 @@ def summary_markdown(r: dict[str, Any]) -> str:
         lines += ["", f"Median measured/predicted ratio {_f(pvm['median_ratio'], 3)}; "
                       f"{pvm['within_10pct']:.0%} within ±10%, {pvm['within_25pct']:.0%} within ±25%"
                       + (f"; Spearman {pvm['spearman']:.2f}" if "spearman" in pvm else "") + "."]
+    if r.get("other_devices"):
+        lines += ["", "## Other devices (predicted only)", "",
+                  "These tables constrained the search; no such device is here, so their figures are predictions.",
+                  "", "| device | predicted ms | budget ms | table |", "|---|---|---|---|"]
+        lines += [f"| {d['device']} | {_f(d['predicted_ms'])} | {_f(d.get('budget_ms'))} | `{d['table']}` |"
+                  for d in r["other_devices"]]
+    if r.get("data"):
+        dd = r["data"]
+        lines += ["", f"BN recalibrated on {dd.get('n_calibration')} images of `{dd.get('root', dd.get('name'))}`; "
+                      f"measured top-1 on its {dd.get('n_holdout')}-image holdout."]
     s = r["search"]
     lines += ["", "## Search", "",
               f"Evolution: {s['settings']['generations']} generations × {s['settings']['population_size']} "
@@ -90,6 +100,36 @@ def summary_markdown(r: dict[str, Any]) -> str:
     t = r["timings_s"]
     lines += ["", "## Time", "", " · ".join(f"{k[:-2]} {v:.1f} s" for k, v in t.items()), ""]
     return "\n".join(lines)
+
+
+def plot_front(front: dict[str, Any], path: Path, budgets: dict[str, float] | None = None) -> None:
+    """A Pareto front (`ParetoFront.to_dict()`): predicted accuracy against each latency objective, one panel per
+    device, with its budget."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    objs = {o["label"]: o for o in front["objectives"]}
+    acc = next((o for o in front["objectives"] if o["name"] == "accuracy"), None)
+    xs = [o for o in front["objectives"] if o["name"] != "accuracy"] if acc else front["objectives"][1:]
+    y = acc or front["objectives"][0]
+    fig, axes = plt.subplots(1, len(xs), figsize=(4.2 * len(xs), 3.8), dpi=110, squeeze=False)
+    for ax, o in zip(axes[0], xs):
+        ax.plot([row[o["label"]] for row in front["front"]], [row[y["label"]] for row in front["front"]], "o", ms=4,
+                color="#357")
+        limit = (budgets or {}).get(o["label"])
+        if limit is not None:
+            ax.axvline(limit, color="#c44", ls="--", lw=1, label=f"budget {limit:g} {o['unit']}")
+            ax.legend(fontsize=8, loc="lower right")
+        ax.set_xlabel(f"{o['label']} ({o['unit']})" if o["unit"] else o["label"])
+        ax.set_ylabel(f"predicted {y['label']} ({objs[y['label']]['unit']})")
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{front['space']}: Pareto front, {len(front['front'])} subnets", fontsize=10)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
+    plt.close(fig)
 
 
 def plot_pareto(r: dict[str, Any], path: Path) -> None:

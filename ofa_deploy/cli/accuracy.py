@@ -122,8 +122,8 @@ def train_predictor_cmd(dataset_path: str, out: str, encoder_name: str | None, s
 @accuracy_group.command("predict")
 @click.option("--predictor", "predictor_dir", type=click.Path(file_okay=False), help="Predictor directory.")
 @click.option("--ofa-predictor", type=click.Path(dir_okay=False), help="OFA's released predictor .pth.")
-@click.option("--kind", type=click.Choice(["resnet50", "mbv3_tutorial"]), default="resnet50", show_default=True,
-              help="Which OFA predictor --ofa-predictor is.")
+@click.option("--kind", type=click.Choice(["auto", "resnet50", "mbv3_tutorial"]), default="auto", show_default=True,
+              help="Which OFA predictor --ofa-predictor is (auto: told from its keys).")
 @click.option("--subnet", "subnets", multiple=True, required=True,
               help="Subnet (compact string, JSON, OFA dict, .json file, 'max'/'min'); repeatable.")
 @click.option("--resolution", type=int, help="Override the subnet's resolution.")
@@ -139,7 +139,7 @@ def predict_cmd(predictor_dir: str | None, ofa_predictor: str | None, kind: str,
         raise click.UsageError("give exactly one of --predictor DIR or --ofa-predictor PATH")
     predictor = (AccuracyPredictor.load(predictor_dir) if predictor_dir
                  else load_ofa_predictor(ofa_predictor, kind=kind))
-    cfgs = [parse_subnet(predictor.space, s, resolution) for s in subnets]
+    cfgs = [parse_subnet(predictor.space, s, resolution) for s in subnets]  # max/min: within its resolutions
     acc = predictor.predict(cfgs)
     rows = [{"subnet": c.to_string(), "resolution": c.resolution, "top1": float(a)} for c, a in zip(cfgs, acc)]
     emit({"space": predictor.space.name, "encoder": predictor.encoder.name, "predictions": rows}, output_format,

@@ -25,24 +25,57 @@ format_option = click.option(
 )
 
 
+def report_error(exc: BaseException, exit_code: int, *, as_json: bool, hint: str | None = None) -> None:
+    """Print an error on stderr: ``error: ...`` or, with ``--format json``, one JSON object
+    ``{"error": {"type", "message", "exit_code"[, "hint"]}}``."""
+    message = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
+    if as_json:
+        body: dict[str, Any] = {"type": type(exc).__name__, "message": message, "exit_code": exit_code}
+        if hint:
+            body["hint"] = hint
+        click.echo(json.dumps({"error": body}, sort_keys=True), err=True)
+    else:
+        click.echo(f"error: {message}" + (f"\n{hint}" if hint else ""), err=True)
+
+
+def exit_code_for(exc: OfaDeployError) -> int:
+    """3 for an export that failed validation, 4 for a budget not verified on the target, else 1."""
+    if isinstance(exc, ValidationFailedError):
+        return EXIT_VALIDATION_FAILED
+    if isinstance(exc, BudgetNotVerifiedError):
+        return EXIT_BUDGET_NOT_VERIFIED
+    return EXIT_DOMAIN_ERROR
+
+
 def handle_errors(func: F) -> F:
-    """Turn toolchain errors into a one-line message on stderr and exit code 1 (3: validation failed)."""
+    """Turn toolchain errors into a message on stderr (JSON with ``--format json``) and exit 1 (3: validation
+    failed, 4: budget not verified)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except ValidationFailedError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_VALIDATION_FAILED)
-        except BudgetNotVerifiedError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_BUDGET_NOT_VERIFIED)
         except OfaDeployError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_DOMAIN_ERROR)
+            code = exit_code_for(exc)
+            report_error(exc, code, as_json=kwargs.get("output_format") == "json")
+            sys.exit(code)
 
     return wrapper  # type: ignore[return-value]
+
+
+def is_quiet() -> bool:
+    """Whether the top-level ``-q/--quiet`` was given (progress messages are then not printed)."""
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    return bool(obj and obj.get("quiet"))
+
+
+def say(msg: str) -> None:
+    """A timestamped progress message on stderr, unless ``-q``."""
+    if not is_quiet():
+        import time
+
+        click.echo(f"[{time.strftime('%H:%M:%S')}] {msg}", err=True)
 
 
 def emit(data: Any, output_format: str, human: Callable[[Any], str] | None = None) -> None:

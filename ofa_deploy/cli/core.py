@@ -34,7 +34,49 @@ NOT_INSTALLED = "not installed"
 # ---------------------------------------------------------------------------------------------
 @click.group("list")
 def list_group() -> None:
-    """List registered things (supernets)."""
+    """List registered things: supernets, hardware profiles, stored latency tables."""
+
+
+@list_group.command("profiles")
+@format_option
+@handle_errors
+def list_profiles_cmd(output_format: str) -> None:
+    """The hardware profiles (packaged, and yours in $OFA_DEPLOY_PROFILES or ~/.config/ofa-deploy/hardware_profiles)."""
+    from ofa_deploy.profiling.hardware import HardwareProfile, list_profiles
+
+    rows = []
+    for name in list_profiles():
+        prof = HardwareProfile.load(name)
+        rows.append({"name": prof.name, "backend": prof.backend, "device_kind": prof.device_kind,
+                     "threads": prof.intra_op_threads, "precision": prof.precision, "path": str(prof.path),
+                     "description": prof.description})
+
+    def human(data: list[dict[str, Any]]) -> str:
+        lines = [f"{'name':<20} {'backend':<12} {'device':<7} {'threads':>7}  description"]
+        lines += [f"{r['name']:<20} {r['backend']:<12} {r['device_kind']:<7} {r['threads']!s:>7}  {r['description']}"
+                  for r in data]
+        return "\n".join(lines)
+
+    emit(rows, output_format, human)
+
+
+@list_group.command("tables")
+@format_option
+@handle_errors
+def list_tables_cmd(output_format: str) -> None:
+    """The stored latency tables that `--profile` finds: built here (the cache) first, then the packaged ones."""
+    from ofa_deploy.profiling.lut import stored_tables
+
+    rows = stored_tables()
+
+    def human(data: list[dict[str, str]]) -> str:
+        if not data:
+            return "no stored latency tables; build one with `ofa-deploy profile build --profile P --supernet S`"
+        lines = [f"{'profile':<20} {'supernet':<20} {'where':<9} path"]
+        lines += [f"{r['profile']:<20} {r['supernet']:<20} {r['where']:<9} {r['path']}" for r in data]
+        return "\n".join(lines)
+
+    emit(rows, output_format, human)
 
 
 @list_group.command("supernets")

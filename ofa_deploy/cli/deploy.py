@@ -3,24 +3,36 @@ to end, on the embedded demo supernet trained on scikit-learn digits)."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ofa_deploy.cli.common import emit, format_option, handle_errors
+from ofa_deploy.cli.common import emit, format_option, handle_errors, say
+from ofa_deploy.cli.inputs import (
+    budget_option,
+    data_option,
+    load_accuracy_predictor,
+    load_data,
+    load_supernet,
+    parse_budgets,
+    parse_data,
+    predictor_options,
+)
+from ofa_deploy.errors import ConfigError
 
 
 def _stderr(msg: str) -> None:
-    click.echo(f"[{time.strftime('%H:%M:%S')}] {msg}", err=True)
+    say(msg)
 
 
 def _result_data(result: Any) -> dict[str, Any]:
     r = result.report
     return {"out_dir": str(result.out_dir), "config": result.config.to_string(), "budget": result.budget,
             "predicted": result.predicted, "measured": result.measured,
-            "predicted_vs_measured": r["predicted_vs_measured"], "files": result.files, "timings_s": r["timings_s"]}
+            "predicted_vs_measured": r["predicted_vs_measured"], "files": result.files, "timings_s": r["timings_s"],
+            "other_devices": r.get("other_devices", []), "searched_resolutions": r.get("searched_resolutions"),
+            "data": r.get("data")}
 
 
 def _human(d: dict[str, Any]) -> str:
@@ -36,6 +48,9 @@ def _human(d: dict[str, Any]) -> str:
         lines.append(f"  top-1    predicted {p['accuracy']:.2f}% | measured {m['top1']:.2f}% (holdout, exported model)")
     else:
         lines.append(f"  top-1    predicted {p['accuracy']:.2f}%")
+    for dev in d.get("other_devices", []):
+        budget = f" | budget {dev['budget_ms']:.4g} ms" if dev.get("budget_ms") is not None else ""
+        lines.append(f"  {dev['device']:<8} predicted {dev['predicted_ms']:.4g} ms{budget} ({dev['verdict']})")
     pvm = d["predicted_vs_measured"]
     if pvm.get("n"):
         lines.append(f"  LUT check on {pvm['n']} exported subnets: median measured/predicted "
@@ -45,43 +60,63 @@ def _human(d: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _load_supernet(name: str, weights: str | None) -> Any:
-    from ofa_deploy.supernets import create_supernet
+def _target_table(profile: Any, space: Any, lut: str | None, build_lut: bool, resolutions: Any) -> tuple[Path | None,
+                                                                                                     Path | None]:
+    """(table to use, where to build one): --lut, else the profile's stored table, else --build-lut into the
+    user's cache, else an error with the estimated build time and the command."""
+    from ofa_deploy.profiling.lut import table_path, table_search_path
 
-    if weights is None:
-        _stderr(f"no --weights: {name} has random weights (latency is meaningful, accuracy is not)")
-        return create_supernet(name).eval()
-    path = Path(weights)
-    if path.with_suffix(".json").is_file():  # a demo / ofa-deploy supernet with its sidecar
-        from ofa_deploy.demo import load_demo_supernet
+    if lut is not None:
+        return Path(lut), None
+    for path in table_search_path(profile.name, space.name):
+        if path.is_file():
+            return path, None
+    target = table_path(profile.name, space.name)
+    if build_lut:
+        return None, target
+    from ofa_deploy.profiling.plan import make_plan
 
-        return load_demo_supernet(path)
-    from ofa_deploy.compat.checkpoint import load_supernet_weights
+    res = list(resolutions or space.resolutions)
+    layers = len(make_plan(space, res))
+    minutes = layers * SECONDS_PER_LAYER / 60
+    raise ConfigError(
+        f"no latency table for profile {profile.name!r} and supernet {space.name!r} (looked in "
+        f"{', '.join(str(p.parent) for p in table_search_path(profile.name, space.name))}). Building one here times "
+        f"{layers} layers at {len(res)} resolution(s): about {minutes:.0f} min on this kind of 2-core host "
+        f"({SECONDS_PER_LAYER} s per layer). Run `ofa-deploy profile build --profile {profile.name} --supernet "
+        f"{space.name} --resolutions {','.join(map(str, res))}` (resumable), pass --build-lut to build it now, or "
+        "pass --lut FILE")
 
-    return load_supernet_weights(create_supernet(name), path).eval()
+
+# seconds per layer of an in-context ORT build on this project's 2-core reference host (README, Host latency table)
+SECONDS_PER_LAYER = 2.1
 
 
-def _parse_res(text: str | None) -> tuple[int, ...] | None:
-    from ofa_deploy.cli.search import parse_resolutions
-
-    res = parse_resolutions(text)
-    return tuple(res) if res else None
-
-
-@click.command("deploy")
+@click.command("deploy", epilog="""\b
+Examples:
+  ofa-deploy deploy --supernet ofa_mbv3_w12 --weights ofa_mbv3_w12 \\
+      --ofa-predictor acc_predictor_mbv3_tutorial.pth --profile ort-cpu-1t --latency-budget 8 \\
+      --ofa-lut ../shared/reference/ofa/ --latency-budget note10=25 --data imagefolder:val/ --out run/
+  ofa-deploy deploy --supernet ofa_mbv3_w10 --weights w.pt --predictor pred/ --lut my.json --out run/""")
 @click.option("--supernet", required=True, help="Registry name (e.g. ofa_mbv3_w12).")
-@click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Supernet weights: an OFA checkpoint, or an ofa-deploy .pt with its .json sidecar.")
-@click.option("--predictor", "predictor_dir", type=click.Path(exists=True, file_okay=False), required=True,
-              help="Accuracy predictor directory for this supernet (`ofa-deploy accuracy train-predictor`).")
-@click.option("--profile", default="ort-cpu-1t", show_default=True, help="Hardware profile name or YAML.")
+@click.option("--weights", default=None, metavar="NAME|PATH",
+              help="Supernet weights: a released name (ofa_mbv3_w12, or its file name; fetched once into the cache), "
+                   "an OFA checkpoint, or an ofa-deploy .pt with its .json sidecar.")
+@predictor_options
+@click.option("--profile", default="ort-cpu-1t", show_default=True,
+              help="Hardware profile (name or YAML) of the target: where the model is exported for and measured.")
 @click.option("--lut", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Latency table for the profile (default: build one now; small spaces only).")
-@click.option("--latency-budget", type=float, default=None, help="ms (default: 35% into the feasible range).")
-@click.option("--macs-budget", type=float, default=None, help="Millions of MACs.")
-@click.option("--resolutions", default=None, help="'160,176' or '160:224:16'.")
-@click.option("--data", type=click.Choice(["none", "digits"]), default="none", show_default=True,
-              help="Dataset for BN recalibration and the measured top-1 (digits: scikit-learn's, built in).")
+              help="Latency table of the target (default: the profile's stored table; `ofa-deploy list tables`).")
+@click.option("--build-lut", is_flag=True, help="No stored table: build one for the target now (into the cache).")
+@click.option("--ofa-lut", "ofa_luts", multiple=True, type=click.Path(exists=True),
+              help="OFA YAML tables of another device (e.g. Note10), repeatable: searched under its own budget "
+                   "(--latency-budget note10=25) and reported as predicted; it is not measured here.")
+@click.option("--other-lut", "other_luts", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="An ofa-deploy table of another device, repeatable (as --ofa-lut).")
+@budget_option
+@click.option("--macs-budget", type=float, default=None, help="Upper bound on MACs, in millions.")
+@click.option("--resolutions", default=None, help="Input sides in px: '160,176' or '160:224:16'.")
+@data_option
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Run directory.")
 @click.option("--generations", type=int, default=500, show_default=True)
 @click.option("--population", type=int, default=100, show_default=True)
@@ -89,33 +124,51 @@ def _parse_res(text: str | None) -> tuple[int, ...] | None:
 @click.option("--max-tries", type=int, default=4, show_default=True,
               help="Picks exported and measured at most while verifying the budget on the target.")
 @click.option("--allow-foreign-lut", is_flag=True,
-              help="Use a latency table measured on another host (refused by default; see `profile check`).")
+              help="Use a target table measured on another host (refused by default; see `profile check`).")
 @format_option
 @handle_errors
-def deploy_cmd(supernet: str, weights: str | None, predictor_dir: str, profile: str, lut: str | None,
-               latency_budget: float | None, macs_budget: float | None, resolutions: str | None, data: str,
-               out_dir: str, generations: int, population: int, seed: int, max_tries: int, allow_foreign_lut: bool,
-               output_format: str) -> None:
+def deploy_cmd(supernet: str, weights: str | None, predictor: str | None, ofa_predictor: str | None,
+               ofa_predictor_kind: str, profile: str, lut: str | None, build_lut: bool, ofa_luts: tuple[str, ...],
+               other_luts: tuple[str, ...], latency_budgets: tuple[str, ...], macs_budget: float | None,
+               resolutions: str | None, data: str, out_dir: str, generations: int, population: int, seed: int,
+               max_tries: int, allow_foreign_lut: bool, output_format: str) -> None:
     """Search the best subnet under a budget, export it for the profile's backend, measure it on the target
     against the table's anchor, retry with a tightened budget until one is verified under the budget, report.
 
-    Exit codes: 0 verified under budget, 1 bad input, 3 export validation failed, 4 no pick could be verified
-    under the budget (the run dir and report are still written)."""
+    The target is the profile's device (this host for the ort-*/tvm-* CPU profiles): its table is --lut or the
+    profile's stored one, and the verdict is about it. Tables of other devices (--ofa-lut, --other-lut) constrain
+    the search with their own budgets and are reported as predictions.
+
+    Exit codes: 0 verified under budget, 1 bad input, 2 usage, 3 export validation failed, 4 no pick could be
+    verified under the budget (the run dir and report are still written)."""
     from ofa_deploy.pipeline import DeployRequest
-    from ofa_deploy.predictors.accuracy import AccuracyPredictor
+    from ofa_deploy.profiling.hardware import HardwareProfile
+    from ofa_deploy.spaces import get_space
 
-    net = _load_supernet(supernet, weights)
-    predictor = AccuracyPredictor.load(predictor_dir, space=net.space)
-    splits = None
-    if data == "digits":
-        from ofa_deploy.data import load_digits
-
-        splits = load_digits(image_size=max(net.space.resolutions), seed=seed)
-    req = DeployRequest(out_dir=Path(out_dir), profile=profile, lut=Path(lut) if lut else None,
-                        latency_budget_ms=latency_budget, macs_budget=macs_budget, resolutions=_parse_res(resolutions),
+    get_space(supernet)  # unknown names fail here, with suggestions
+    prof = HardwareProfile.load(profile)
+    res = _parse_res(resolutions)
+    parse_data(data)  # a bad --data fails before anything slow
+    budgets = parse_budgets(latency_budgets)
+    target_budget = next((ms for d, ms in budgets if d in (None, prof.name)), None)
+    net = load_supernet(supernet, weights, say=_stderr)
+    acc = load_accuracy_predictor(supernet, predictor, ofa_predictor, ofa_predictor_kind, space=net.space)
+    table, build_at = _target_table(prof, acc.space, lut, build_lut, res)
+    splits = load_data(data, image_size=max(acc.space.resolutions), seed=seed)
+    req = DeployRequest(out_dir=Path(out_dir), profile=profile, lut=table, lut_cache=build_at,
+                        latency_budget_ms=target_budget, macs_budget=macs_budget, resolutions=res,
                         generations=generations, population=population, seed=seed, max_tries=max_tries,
-                        allow_foreign_lut=allow_foreign_lut)
-    _run_and_emit(req, net, predictor, splits, supernet, output_format)
+                        allow_foreign_lut=allow_foreign_lut, ofa_luts=tuple(Path(p) for p in ofa_luts),
+                        extra_luts=tuple(Path(p) for p in other_luts),
+                        device_budgets=tuple((d, ms) for d, ms in budgets if d not in (None, prof.name)))
+    _run_and_emit(req, net, acc, splits, supernet, output_format)
+
+
+def _parse_res(text: str | None) -> tuple[int, ...] | None:
+    from ofa_deploy.cli.search import parse_resolutions
+
+    res = parse_resolutions(text)
+    return tuple(res) if res else None
 
 
 def _run_and_emit(req: Any, net: Any, predictor: Any, splits: Any, name: str, output_format: str,

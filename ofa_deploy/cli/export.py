@@ -17,6 +17,19 @@ from ofa_deploy.cli.common import check_model_source, emit, format_option, handl
 
 log = logging.getLogger(__name__)
 
+NO_RECALIBRATION_NOTE = ("a subnet of a supernet checkpoint was exported without BN recalibration: BN statistics are "
+                         "shared across subnets, so its accuracy is below what the subnet reaches; pass --data "
+                         "imagefolder:PATH (a few hundred training images) to recalibrate before export")
+
+
+def _remember_data(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from ofa_deploy.cli.inputs import parse_data
+
+    parse_data(value)  # a bad value fails before anything slow
+    ctx.meta["ofa_deploy.export.data"] = value
+    return value
+
+
 RANDOM_INIT_NOTE = ("weights are random-init (no --weights given): accuracy is meaningless and the outputs do not "
                     "depend on the input, so the export is validated on a randomised-BN copy (structure only)")
 
@@ -33,6 +46,10 @@ def _source_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--run-config", "run_config", default=None, type=click.Path(dir_okay=False),
                      help="run.config giving image_size (with --net-config)."),
         click.option("--resolution", type=int, default=None, help="Input resolution (overrides the config's)."),
+        click.option("--data", default="none", show_default=True, metavar="none|digits|imagefolder:PATH",
+                     expose_value=False, callback=_remember_data,
+                     help="Images to recalibrate BN on before export (supernet subnets): an ImageNet-style folder "
+                          "PATH/<class>/<image>, or digits."),
         click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
                      help="Artifact directory to create (must be empty or new unless --overwrite)."),
         click.option("--overwrite", is_flag=True, help="Replace a non-empty --out directory."),
@@ -82,12 +99,31 @@ def build_model(*, supernet: str | None, subnet: str | None, weights: str | None
         model = sup.eval().extract(cfg)
         info = {"source": "supernet", "supernet": supernet, "config": cfg.to_dict(), "compact": cfg.to_string(),
                 "resolution": cfg.resolution}
+        info["bn_recalibration"] = _recalibrate(model, cfg.resolution, weights, notes)
     info["weights"] = str(Path(weights).absolute()) if weights else None
     if not weights:
         notes.append(RANDOM_INIT_NOTE)
         log.warning(RANDOM_INIT_NOTE)
     model.eval()
     return model, info, notes
+
+
+def _recalibrate(model: Any, resolution: int, weights: str | None, notes: list[str]) -> dict[str, Any] | None:
+    """Recalibrate BN on ``--data`` (if given); warn when a checkpoint subnet goes out without it."""
+    from ofa_deploy.cli.inputs import load_data
+
+    ctx = click.get_current_context(silent=True)
+    spec = ctx.meta.get("ofa_deploy.export.data", "none") if ctx is not None else "none"
+    data = load_data(spec, image_size=resolution)
+    if data is None:
+        if weights:
+            notes.append(NO_RECALIBRATION_NOTE)
+            log.warning(NO_RECALIBRATION_NOTE)
+        return None
+    from ofa_deploy.nn.bn import recalibrate_bn
+
+    n = recalibrate_bn(model, data.calibration.batches(resolution, 256))
+    return {"images": n, **data.describe()}
 
 
 def _input_shape(model: Any) -> tuple[int, ...]:

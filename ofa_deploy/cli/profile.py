@@ -69,7 +69,8 @@ def profile_group() -> None:
 @click.option("--supernet", required=True, help="Search space name (see `ofa-deploy list supernets`).")
 @click.option("--resolutions", default=None, help="Comma-separated input sides (default: all of the space's).")
 @click.option("--out", default=None, type=click.Path(dir_okay=False),
-              help="LUT JSON to write (default: hardware_profiles/luts/<profile>/<supernet>.json).")
+              help="LUT JSON to write (default: $OFA_DEPLOY_CACHE or ~/.cache/ofa-deploy, luts/<profile>/<supernet>.json; "
+                   "`predict --profile` and `deploy` find it there).")
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Continue from <out>.measurements.jsonl instead of starting over.")
 @click.option("--method", type=click.Choice(["auto", "in_context", "isolated"]), default="auto", show_default=True,
@@ -104,14 +105,21 @@ def build_cmd(profile_name: str, supernet: str, resolutions: str | None, out: st
     result = build_lut(space, _resolutions(resolutions), profile, path, resume=resume, limit=limit, method=method,
                        context_subnets=context_subnets, calibration_subnets=calibration_subnets,
                        progress=not no_progress, timer=_timer(profile, rounds, repeats, warmup, clock))
-    emit(result.summary(), output_format, _build_human)
+    table = result.table
+    emit({**result.summary(), "anchor": table.anchor.to_dict() if table.anchor else None,
+          "calibration": table.calibration.to_dict() if not table.calibration.is_identity else {}},
+         output_format, _build_human)
 
 
 def _build_human(d: dict[str, Any]) -> str:
     lines = [f"wrote {d['path']}: {d['entries']} layers ({d['measured']} items measured, {d['reused']} reused) "
-             f"in {d['seconds']} s",
-             f"  anchor {d['anchor']['config']}: {d['anchor']['ms']:.4g} ms median during the build "
-             f"(slowest/fastest visit {d['anchor']['swing']:.2f}x)"]
+             f"in {d['seconds']} s"]
+    anchor = d.get("anchor")
+    if anchor:
+        lines.append(f"  anchor {anchor['config']}: {anchor['ms']:.4g} ms median during the build "
+                     f"(slowest/fastest visit {anchor['swing']:.2f}x)")
+    else:
+        lines.append("  no anchor: entries are in ms of this build's clock")
     held = d.get("calibration", {}).get("fit", {}).get("held_out_2fold")
     if held:
         lines.append(f"  calibration on {held['n']} whole subnets (held-out halves): {held['within_10pct']:.0%} "
@@ -209,7 +217,7 @@ def check_cmd(table_path: str, profile_name: str | None, output_format: str) -> 
 @handle_errors
 def plan_cmd(supernet: str, resolutions: str | None, out: str, profile_name: str | None, ort_format: bool,
              in_context: bool, limit: int | None, output_format: str) -> None:
-    """Export one model per distinct layer + plan.json for benchmarks/ondevice_profile.py."""
+    """Export one model per distinct layer + plan.json, and the on-device script (ondevice_profile.py) next to them."""
     from ofa_deploy.profiling.hardware import HardwareProfile
     from ofa_deploy.profiling.plan import make_plan, write_plan
     from ofa_deploy.spaces import get_space
@@ -236,7 +244,7 @@ def plan_cmd(supernet: str, resolutions: str | None, out: str, profile_name: str
 @format_option
 @handle_errors
 def import_cmd(results: str, plan_dir: str, out: str, output_format: str) -> None:
-    """Turn RESULTS of benchmarks/ondevice_profile.py into a LUT."""
+    """Turn RESULTS of the on-device script (`python -m ofa_deploy.ondevice`) into a LUT."""
     from ofa_deploy.profiling.ondevice_import import import_results
 
     table = import_results(results, plan_dir, out)

@@ -6,7 +6,10 @@ from typing import Any
 
 import click
 
+from pathlib import Path
+
 from ofa_deploy.cli.common import emit, format_option, handle_errors
+from ofa_deploy.cli.inputs import budget_option, predictor_options
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.fileio import atomic_write_json
 
@@ -26,21 +29,26 @@ def parse_resolutions(text: str | None) -> list[int] | None:
         raise ConfigError(f"--resolutions: expected '160,176,192' or '160:224:16', got {text!r}") from None
 
 
-@click.command("search")
+@click.command("search", epilog="""\b
+Examples:
+  ofa-deploy search --supernet ofa_mbv3_w12 --ofa-predictor acc_predictor_mbv3_tutorial.pth \\
+      --ofa-lut ../shared/reference/ofa/ --latency-budget 25
+  ofa-deploy search --supernet ofa_mbv3_w12 --ofa-predictor acc_predictor_mbv3_tutorial.pth \\
+      --ofa-lut ../shared/reference/ofa/ --profile ort-cpu-1t --latency-budget note10=25 \\
+      --latency-budget ort-cpu-1t=8 --pareto --plot front.png""")
 @click.option("--supernet", "supernet", required=True, help="Space / supernet name, e.g. ofa_mbv3_w12.")
-@click.option("--predictor", "predictor_dir", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Accuracy predictor directory (from `ofa-deploy accuracy train`).")
-@click.option("--ofa-predictor", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="OFA's released accuracy predictor weights (.pth).")
-@click.option("--ofa-predictor-kind", type=click.Choice(["mbv3_tutorial", "resnet50"]), default="mbv3_tutorial",
-              show_default=True)
+@predictor_options
 @click.option("--lut", "luts", multiple=True, type=click.Path(exists=True), help="Latency table file (repeatable).")
 @click.option("--ofa-lut", "ofa_luts", multiple=True, type=click.Path(exists=True),
               help="OFA YAML latency tables: a directory of <r>_lookup_table.yaml files (repeatable).")
-@click.option("--latency-budget", type=float, default=None, help="Upper bound in ms on every latency table.")
+@click.option("--profile", "profiles", multiple=True,
+              help="The stored table of this hardware profile (repeatable; `ofa-deploy list tables`).")
+@budget_option
 @click.option("--macs-budget", type=float, default=None, help="Upper bound on MACs, in millions.")
-@click.option("--resolutions", default=None, help="Search only these resolutions: '160,176' or '160:224:16'.")
+@click.option("--resolutions", default=None, help="Search only these input sides (px): '160,176' or '160:224:16'.")
 @click.option("--pareto", is_flag=True, help="Compute the Pareto front (NSGA-II) instead of one best subnet.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="With --pareto: write a plot of the front (accuracy against each device's latency) here (.png).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--generations", type=int, default=None, help="Default: 500 (evolution), 100 (Pareto).")
 @click.option("--population", type=int, default=100, show_default=True)
@@ -49,34 +57,60 @@ def parse_resolutions(text: str | None) -> list[int] | None:
               help="Torch threads for the accuracy predictor (small batches: 1 is fastest).")
 @format_option
 @handle_errors
-def search_cmd(supernet: str, predictor_dir: str | None, ofa_predictor: str | None, ofa_predictor_kind: str,
-               luts: tuple[str, ...], ofa_luts: tuple[str, ...], latency_budget: float | None,
-               macs_budget: float | None, resolutions: str | None, pareto: bool, seed: int,
-               generations: int | None, population: int, output: str | None, threads: int,
-               output_format: str) -> None:
-    """Search subnets of SUPERNET with an accuracy predictor under latency / MACs budgets."""
+def search_cmd(supernet: str, predictor: str | None, ofa_predictor: str | None, ofa_predictor_kind: str,
+               luts: tuple[str, ...], ofa_luts: tuple[str, ...], profiles: tuple[str, ...],
+               latency_budgets: tuple[str, ...], macs_budget: float | None, resolutions: str | None, pareto: bool,
+               plot: str | None, seed: int, generations: int | None, population: int, output: str | None,
+               threads: int, output_format: str) -> None:
+    """Search subnets of SUPERNET with an accuracy predictor under per-device latency and MACs budgets.
+
+    The accuracy predictor comes from `ofa-deploy accuracy train-predictor` (a directory) or is OFA's released one
+    (.pth). A predictor covering fewer resolutions than the supernet (OFA's tutorial one: 160..224 step 16)
+    restricts the search to those."""
+    from ofa_deploy.cli.inputs import assign_budgets, load_accuracy_predictor, parse_budgets
     from ofa_deploy.search import Budget, GeneDomain
-    from ofa_deploy.search.inputs import load_accuracy, load_latency, load_macs, predictor_threads
+    from ofa_deploy.search.inputs import load_latency, load_macs, predictor_threads
+    from ofa_deploy.search.objectives import accuracy_objective
     from ofa_deploy.spaces import get_space
 
-    get_space(supernet)  # unknown names fail here, with suggestions
-    space, acc = load_accuracy(predictor_dir=predictor_dir, ofa_predictor=ofa_predictor, ofa_kind=ofa_predictor_kind)
-    if space.name != supernet:
-        raise ConfigError(f"the accuracy predictor is for {space.name!r}, not {supernet!r}; "
-                          f"pass --supernet {space.name}")
-    lats = load_latency(space, luts=luts, ofa_luts=ofa_luts)
-    if latency_budget is not None and not lats:
-        raise ConfigError("--latency-budget needs a latency table: pass --lut FILE or --ofa-lut DIR")
+    if plot and not pareto:
+        raise click.UsageError("--plot draws the Pareto front: add --pareto")
+    full = get_space(supernet)  # unknown names fail here, with suggestions
+    budgets_in = parse_budgets(latency_budgets)
+    pred = load_accuracy_predictor(supernet, predictor, ofa_predictor, ofa_predictor_kind, space=full)
+    res = parse_resolutions(resolutions)
+    if res is not None:
+        from ofa_deploy.predictors.accuracy import align_space
+
+        pred = pred.for_space(align_space(pred.space, full, what="the accuracy predictor", resolutions=res))
+    space, acc = pred.space, accuracy_objective(pred)
+    lats = load_latency(space, luts=[*luts, *_profile_tables(profiles, space)], ofa_luts=ofa_luts)
+    if budgets_in and not lats:
+        raise ConfigError("--latency-budget needs a latency table: pass --lut FILE, --ofa-lut DIR or --profile NAME")
+    limits = assign_budgets(budgets_in, [o.target for o in lats])
     macs = load_macs(space)
-    budgets = [Budget(o, latency_budget) for o in lats] if latency_budget is not None else []
+    budgets = [Budget(o, limits[o.target]) for o in lats if o.target in limits]
     if macs_budget is not None:
         budgets.append(Budget(macs, macs_budget))
-    domain = GeneDomain.for_space(space, resolutions=parse_resolutions(resolutions))
+    domain = GeneDomain.for_space(space)
     with predictor_threads(threads):
         data, human = _run(domain, acc, lats, macs, budgets, pareto, population, generations, seed)
+    if plot:
+        from ofa_deploy.report import plot_front
+
+        plot_front(data, Path(plot), {b.objective.label: b.limit for b in budgets})
+        data["plot"] = str(plot)
     if output:
         atomic_write_json(output, data)
     emit(data, output_format, human)
+
+
+def _profile_tables(profiles: tuple[str, ...], space: Any) -> list[str]:
+    """The stored table file of each --profile."""
+    from ofa_deploy.profiling.hardware import HardwareProfile
+    from ofa_deploy.profiling.lut import find_table
+
+    return [str(find_table(HardwareProfile.load(p).name, space.name)) for p in profiles]
 
 
 def _run(domain: Any, acc: Any, lats: list[Any], macs: Any, budgets: list[Any], pareto: bool, population: int,
@@ -103,8 +137,15 @@ def _run(domain: Any, acc: Any, lats: list[Any], macs: Any, budgets: list[Any], 
     return data, human
 
 
+_UNITS = {"accuracy": "%", "latency": "ms", "macs": "M"}
+
+
+def _unit(label: str) -> str:
+    return _UNITS.get(label.split("@", 1)[0], "")
+
+
 def _human_best(d: dict[str, Any]) -> str:
-    eff = ", ".join(f"{k} {v:.4g}" for k, v in d["efficiency"].items())
+    eff = ", ".join(f"{k} {v:.4g} {_unit(k)}".rstrip() for k, v in d["efficiency"].items())
     return (f"best subnet of {d['space']}: {d['best_config_string']}\n"
             f"  predicted accuracy {d['accuracy']:.2f}%  |  {eff}\n"
             f"  {d['settings']['generations']} generations x {d['settings']['population_size']} in "
@@ -113,8 +154,11 @@ def _human_best(d: dict[str, Any]) -> str:
 
 def _human_front(d: dict[str, Any]) -> str:
     labels = [o["label"] for o in d["objectives"]]
+    heads = [f"{o['label']} ({o['unit']})" if o["unit"] else o["label"] for o in d["objectives"]]
     lines = [f"Pareto front of {d['space']}: {len(d['front'])} subnets ({d['timings']['total_s']:.2f} s)",
-             "  ".join(f"{lab:>16}" for lab in labels) + "  config"]
+             "  ".join(f"{h:>22}" for h in heads) + "  config"]
     for row in d["front"]:
-        lines.append("  ".join(f"{row[lab]:16.4g}" for lab in labels) + f"  {row['config']}")
+        lines.append("  ".join(f"{row[lab]:22.4g}" for lab in labels) + f"  {row['config']}")
+    if d.get("plot"):
+        lines.append(f"plot: {d['plot']}")
     return "\n".join(lines)

@@ -38,8 +38,13 @@ def read_state_dict(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not is_regular_file(path):
+            from ofa_deploy.compat.weights import released_name, resolve_weights
+
+            if released_name(str(source)) is not None:  # "ofa_mbv3_w12" / "ofa_mbv3_d234_e346_k357_w1.2"
+                return read_state_dict(resolve_weights(source))
             raise CheckpointError(f"checkpoint file {str(path)!r} does not exist; pass a path to an OFA supernet "
-                                  "checkpoint or a state dict")
+                                  "checkpoint, a released name (e.g. 'ofa_mbv3_w12', fetched and cached) or a state "
+                                  "dict")
         try:
             with warnings.catch_warnings():  # torch warns about odd pickle protocols before failing on garbage
                 warnings.simplefilter("ignore")

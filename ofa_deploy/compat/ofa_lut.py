@@ -240,7 +240,11 @@ def _add(a: LatencyStats, b: LatencyStats) -> LatencyStats:
 
 
 # ---- files ---------------------------------------------------------------------------------------
-def _resolve_files(source: str | os.PathLike[str] | Mapping[int, str | os.PathLike[str]]) -> dict[Path, int | None]:
+PROXYLESS_FILE_HINTS = ("proxyless", "mobile_trim")
+
+
+def _resolve_files(source: str | os.PathLike[str] | Mapping[int, str | os.PathLike[str]],
+                   schema: str = "mbv3") -> dict[Path, int | None]:
     if isinstance(source, Mapping):
         out: dict[Path, int | None] = {}
         for res, path in source.items():
@@ -256,6 +260,14 @@ def _resolve_files(source: str | os.PathLike[str] | Mapping[int, str | os.PathLi
     if is_regular_file(path) or (os.path.lexists(path) and not os.path.isdir(path)):  # special files: refused on read
         match = _FILE_RES.search(path.name)
         return {path: int(match.group(1)) if match else None}
+    if os.path.isdir(path) and schema == "proxyless":  # OFA's Proxyless (Pixel1) table: one file, 224 px only
+        found = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")
+                       and any(h in p.name for h in PROXYLESS_FILE_HINTS))
+        if not found:
+            raise ConfigError(f"{path}: no ProxylessNAS latency table (a .yaml whose name contains "
+                              f"{' or '.join(PROXYLESS_FILE_HINTS)}, e.g. OFA's proxyless_pixel1_mobile_trim.yaml); "
+                              "the <r>_lookup_table.yaml files there are MobileNetV3 tables. Pass the file itself")
+        return {p: None for p in found}
     if os.path.isdir(path):
         files = sorted(p for p in path.iterdir() if _FILE_RES.search(p.name))
         if not files:
@@ -263,6 +275,30 @@ def _resolve_files(source: str | os.PathLike[str] | Mapping[int, str | os.PathLi
                               "(OFA) or <device>_<r>_lookup_table.yaml")
         return {p: int(_FILE_RES.search(p.name).group(1)) for p in files}  # type: ignore[union-attr]
     raise ConfigError(f"OFA latency table path not found: {path}")
+
+
+def _check_family(data: Mapping[str, Any], schema: str, space: SearchSpace, path: Path) -> None:
+    """A MobileNetV3 table loaded for a Proxyless space (or the reverse), or one of another width, is named as such."""
+    keys = [str(k) for k in data]
+    mbv3_rows = any(k.startswith(("AvgPool2D-", "Conv_2-")) for k in keys)
+    if schema == "proxyless" and mbv3_rows:
+        raise ConfigError(f"{path} is a MobileNetV3 table (it has AvgPool2D/Conv_2 rows); {space.name} is a "
+                          "ProxylessNAS space: pass a Proxyless table such as OFA's proxyless_pixel1_mobile_trim.yaml")
+    if schema == "mbv3" and not mbv3_rows and any(k.startswith("Conv_1-") for k in keys):
+        raise ConfigError(f"{path} is a ProxylessNAS table (no AvgPool2D/Conv_2 rows); {space.name} is a MobileNetV3 "
+                          "space: pass it with a Proxyless supernet (ofa_proxyless_w13 or a width variant)")
+    stem = next((k for k in keys if k.startswith("Conv-")), None)
+    if stem is None:
+        return
+    _, fields_ = parse_ofa_key(stem)
+    table_c = fields_["output"][1]
+    space_c = space.walk_layers(space.max_config())[0].out_channels
+    if table_c != space_c:
+        hint = (" OFA's Pixel1 table is for ProxylessNAS mobile at width 1.0 with expand ratios 3 and 6: in Python, "
+                "load_ofa_lut(path, get_space('ofa_proxyless_w13', width_mult=1.0, expand_ratios=(3, 6)))"
+                if schema == "proxyless" else "")
+        raise ConfigError(f"{path}: its first conv has {table_c} output channels, the stem of {space.name} has "
+                          f"{space_c}: the table is for another width of this family.{hint}")
 
 
 def load_ofa_lut(
@@ -277,12 +313,13 @@ def load_ofa_lut(
     single YAML file (its resolution read from the name or from the ``Conv`` row), or ``{r: path or dir}``.
     """
     schema = _schema_of(space)
-    files = _resolve_files(source)
+    files = _resolve_files(source, schema)
     per_file: list[tuple[int, dict[LayerSpec, LatencyStats]]] = []
     for path, res in files.items():
         data = read_yaml_file(path, what="OFA latency table")
         if not isinstance(data, Mapping) or not data:
             raise ConfigError(f"{path}: expected a YAML mapping of OFA layer keys to {{count, mean, std}}")
+        _check_family(data, schema, space, path)
         entries: dict[LayerSpec, LatencyStats] = {}
         for key, entry in data.items():
             stats = _stats_from_ofa(entry, str(key), str(path))

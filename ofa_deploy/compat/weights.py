@@ -44,10 +44,9 @@ SUPERNET_WEIGHTS: dict[str, WeightsSource] = {
 
 def cache_dir(override: str | os.PathLike[str] | None = None) -> Path:
     """The weights cache: `override`, else ``$OFA_DEPLOY_CACHE``, else ``~/.cache/ofa-deploy``."""
-    if override is not None:
-        return Path(override)
-    env = os.environ.get("OFA_DEPLOY_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "ofa-deploy"
+    from ofa_deploy.paths import cache_root
+
+    return Path(override) if override is not None else cache_root()
 
 
 def sha256_of(path: str | os.PathLike[str]) -> str:
@@ -83,7 +82,7 @@ def download(url: str, dest: str | os.PathLike[str], *, sha256: str | None = Non
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise CheckpointError(
                 f"could not download {url}: {exc}. If this machine is offline, download the file elsewhere and "
-                f"put it at {dest} (or set OFA_DEPLOY_CACHE to a directory holding it)."
+                f"put it at {dest} (or set OFA_DEPLOY_CACHE to a directory holding {dest.parent.name}/{dest.name})."
             ) from exc
         if sha256 is not None and digest.hexdigest() != sha256.lower():
             raise CheckpointError(f"sha256 of {url} is {digest.hexdigest()}, expected {sha256.lower()}; "
@@ -102,6 +101,35 @@ def fetch_supernet_weights(name: str, *, cache_dir_override: str | os.PathLike[s
     source = SUPERNET_WEIGHTS[name]
     dest = cache_dir(cache_dir_override) / "supernets" / source.filename
     return download(source.url, dest, sha256=sha256 or source.sha256)
+
+
+def released_name(text: str) -> str | None:
+    """The registry name for `text` if it names a released supernet (``ofa_mbv3_w12``) or its file
+    (``ofa_mbv3_d234_e346_k357_w1.2``), else None."""
+    if text in SUPERNET_WEIGHTS:
+        return text
+    for name, source in SUPERNET_WEIGHTS.items():
+        if text == source.filename:
+            return name
+    return None
+
+
+def resolve_weights(text: str | os.PathLike[str], *, supernet: str | None = None) -> Path:
+    """A checkpoint path: `text` itself if it is a file, else the released weights it names, fetched once into
+    the cache. A released file that cannot be fetched raises `CheckpointError` naming the URL, the cache path and
+    how to place the file by hand."""
+    path = Path(text)
+    if path.is_file():
+        return path
+    name = released_name(str(text))
+    if name is None:
+        known = ", ".join(f"{n} ({s.filename})" for n, s in SUPERNET_WEIGHTS.items())
+        raise CheckpointError(f"weights {str(text)!r}: no such file, and not a released OFA supernet; pass a checkpoint "
+                              f"path or one of {known}")
+    if supernet is not None and name != supernet:
+        raise CheckpointError(f"weights {str(text)!r} are the released weights of {name}, not of supernet {supernet}; "
+                              f"pass --supernet {name} or the weights of {supernet}")
+    return fetch_supernet_weights(name)
 
 
 def pretrained_supernet(name: str, cache_dir: str | os.PathLike[str] | None = None):  # noqa: ANN201

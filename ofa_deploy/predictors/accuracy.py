@@ -145,9 +145,8 @@ class AccuracyPredictor:
             built = space_from_dict(space_data)
         except ConfigError as exc:
             raise CheckpointError(f"{header_path}: the stored space is invalid: {exc}") from None
-        if space is not None and list(space.gene_sizes()) != list(built.gene_sizes()):
-            raise ConfigError(f"space {space.name} has a different gene layout from the predictor's space "
-                              f"{built.name}; pass a matching space or none")
+        if space is not None:
+            space = align_space(built, space, what=f"the accuracy predictor {path}")
         params = encoder_data.get("params", {})
         if not isinstance(params, Mapping):
             raise CheckpointError(f"{header_path}: encoder.params must be a mapping, got {params!r}")
@@ -162,34 +161,128 @@ class AccuracyPredictor:
         meta = header.get("meta")
         return cls(encoder, model, meta=meta if isinstance(meta, Mapping) else None)
 
+    def for_space(self, space: SearchSpace) -> AccuracyPredictor:
+        """The same network with its encoder rebuilt for `space` (e.g. the supernet's space restricted to some
+        resolutions); `space` must fit the predictor (`align_space`)."""
+        align_space(self.space, space, what="the accuracy predictor")
+        encoder = get_encoder(self.encoder.name, space, **self.encoder.params())
+        return AccuracyPredictor(encoder, self.model, meta=self.meta)
+
     def __repr__(self) -> str:
         return f"AccuracyPredictor(encoder={self.encoder!r}, base_acc={self.base_acc:.4f})"
 
 
-def load_ofa_predictor(path: str | os.PathLike[str], *, kind: str = "resnet50",
+def _describe_values(values: Sequence[Any]) -> str:
+    vals = list(values)
+    if len(vals) > 2 and all(isinstance(v, int) for v in vals):
+        steps = {b - a for a, b in zip(vals, vals[1:])}
+        if len(steps) == 1:
+            return f"{vals[0]}..{vals[-1]} step {steps.pop()}"
+    return ", ".join(map(str, vals))
+
+
+def space_differences(a: SearchSpace, b: SearchSpace) -> list[str]:
+    """What differs between two spaces' constructor arguments, e.g. ``resolutions 160..224 step 16 vs 128..224
+    step 4`` (the name is ignored)."""
+    da, db = space_to_dict(a), space_to_dict(b)
+    out = []
+    for key in sorted(set(da) | set(db)):
+        if key != "name" and da.get(key) != db.get(key):
+            va, vb = da.get(key), db.get(key)
+            fa = _describe_values(va) if isinstance(va, list) else repr(va)
+            fb = _describe_values(vb) if isinstance(vb, list) else repr(vb)
+            out.append(f"{key} {fa} vs {fb}")
+    return out
+
+
+def align_space(predictor_space: SearchSpace, space: SearchSpace, *, what: str = "the accuracy predictor",
+                resolutions: Sequence[int] | None = None) -> SearchSpace:
+    """`space` restricted to the resolutions `predictor_space` covers (and to `resolutions`, if given).
+
+    A predictor trained on a subset of a supernet's resolutions (OFA's tutorial predictor: 160..224 step 16; the
+    supernet: 128..224 step 4) drives a search over that subset. Any other difference (kernels, expand ratios,
+    depths, width, family, classes) is an error naming it.
+    """
+    if type(predictor_space) is not type(space):
+        raise ConfigError(f"{what} is for a {type(predictor_space).__name__} ({predictor_space.name}), the supernet "
+                          f"{space.name} is a {type(space).__name__}; use a predictor for this supernet")
+    diffs = [d for d in space_differences(predictor_space, space) if not d.startswith("resolutions ")]
+    if diffs:
+        raise ConfigError(f"{what} does not fit supernet {space.name}: its space differs in {'; '.join(diffs)} "
+                          "(predictor vs supernet). Train or load a predictor for this supernet")
+    wanted = [r for r in space.resolutions if r in set(predictor_space.resolutions)]
+    if resolutions is not None:
+        outside = sorted(set(resolutions) - set(wanted))
+        if outside:
+            raise ConfigError(f"resolutions {_describe_values(outside)} are outside what {what} covers "
+                              f"({_describe_values(list(predictor_space.resolutions))}) within supernet {space.name}; "
+                              f"pick --resolutions among those")
+        wanted = [r for r in wanted if r in set(resolutions)]
+    if not wanted:
+        raise ConfigError(f"{what} covers resolutions {_describe_values(list(predictor_space.resolutions))}, none of "
+                          f"which supernet {space.name} has ({_describe_values(list(space.resolutions))})")
+    if tuple(wanted) == tuple(space.resolutions):
+        return space
+    if set(wanted) != set(predictor_space.resolutions) and resolutions is None:
+        missing = sorted(set(predictor_space.resolutions) - set(wanted))
+        log.warning("%s covers resolutions %s that supernet %s lacks; searching the shared ones", what,
+                    _describe_values(missing), space.name)
+    log.info("searching %s at resolutions %s (%s)", space.name, _describe_values(wanted), what)
+    return space_from_dict({**space_to_dict(space), "resolutions": wanted})
+
+
+def detect_ofa_kind(state: Mapping[str, Any]) -> str:
+    """``"mbv3_tutorial"`` (plain Sequential keys ``0.weight``…) or ``"resnet50"`` (``layers.*``, ``base_acc``)."""
+    keys = set(state)
+    if "0.weight" in keys and all(k.split(".", 1)[0].isdigit() for k in keys):
+        return "mbv3_tutorial"
+    if "layers.0.0.weight" in keys:
+        return "resnet50"
+    shown = ", ".join(sorted(keys)[:5])
+    raise CheckpointError(f"cannot tell which OFA accuracy predictor this is (keys {shown}, ...): expected OFA's "
+                          "tutorial MBv3 predictor (0.weight ... 6.bias) or its ResNet50 predictor "
+                          "(layers.0.0.weight ..., base_acc)")
+
+
+def load_ofa_predictor(path: str | os.PathLike[str], *, kind: str = "auto",
                        space: SearchSpace | None = None) -> AccuracyPredictor:
     """Load OFA's released predictor weights.
 
+    kind ``"auto"`` (default): told from the state-dict keys (`detect_ofa_kind`).
     kind ``"resnet50"``: ``ofa_resnet50_acc_predictor.pth`` (keys ``layers.*``, ``base_acc``; 82 features,
     resolutions 128..256). kind ``"mbv3_tutorial"``: the tutorial's ``acc_predictor.pth`` (plain
     ``Sequential`` ``0.weight`` … ``6.bias``; 128 features; OFA-MBv3 w1.2). The default space is the
-    matching registry space restricted to the resolutions the predictor encodes.
+    matching registry space restricted to the resolutions the predictor encodes; a given `space` is restricted
+    to them too (`align_space`).
     """
     path = Path(path)
     if not is_regular_file(path):
-        raise CheckpointError(f"OFA predictor weights not found at {path} (or not a regular file)")
+        hint = " (a directory: pass it as a saved predictor, --predictor DIR)" if path.is_dir() else ""
+        raise CheckpointError(f"OFA predictor weights not found at {path}{hint}")
     state = read_state_dict(path)  # CheckpointError for truncated or foreign files; unwraps {"state_dict": ...}
+    if kind == "auto":
+        kind = detect_ofa_kind(state)
+    elif kind in ("resnet50", "mbv3_tutorial"):
+        try:
+            found = detect_ofa_kind(state)
+        except CheckpointError:
+            found = kind  # unrecognised keys: the strict load below names them
+        if found != kind:
+            raise CheckpointError(f"{path} is OFA's {found} accuracy predictor, not {kind}; pass kind 'auto' "
+                                  f"(CLI: drop --kind / --ofa-predictor-kind) or {found!r}")
     if kind == "resnet50":
-        space = space or get_space("ofa_resnet50", resolutions=RESNET50_RESOLUTIONS)
+        own = get_space("ofa_resnet50", resolutions=RESNET50_RESOLUTIONS)
+        space = align_space(own, space, what=f"OFA's ResNet50 predictor {path}") if space is not None else own
         encoder = get_encoder("resnet", space, resolutions=RESNET50_RESOLUTIONS)
         model = AccuracyMLP(encoder.n_dim)
     elif kind == "mbv3_tutorial":
-        space = space or get_space("ofa_mbv3_w12", resolutions=TUTORIAL_SPACE_RESOLUTIONS)
+        own = get_space("ofa_mbv3_w12", resolutions=TUTORIAL_SPACE_RESOLUTIONS)
+        space = align_space(own, space, what=f"OFA's tutorial MBv3 predictor {path}") if space is not None else own
         encoder = get_encoder("mbv3_tutorial", space)
         model = AccuracyMLP(encoder.n_dim, output_bias=True)
         state = _tutorial_to_layers(state, path)
     else:
-        raise ConfigError(f"unknown OFA predictor kind {kind!r}; expected 'resnet50' or 'mbv3_tutorial'")
+        raise ConfigError(f"unknown OFA predictor kind {kind!r}; expected 'auto', 'resnet50' or 'mbv3_tutorial'")
     _load_state(model, state, path)
     return AccuracyPredictor(encoder, model, meta={"source": str(path), "ofa_kind": kind})
 

@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -161,10 +160,10 @@ def evaluate_subnet(supernet: nn.Module, cfg: SubnetConfig, data: DataSplits, *,
 
 
 def _progress(total: int, initial: int, enabled: bool) -> Any:
-    from tqdm import tqdm
+    from ofa_deploy.progress import progress_bar
 
-    return tqdm(total=total, initial=initial, desc="accuracy dataset", unit="subnet", file=sys.stderr,
-                disable=not enabled, leave=False)
+    return progress_bar(total=total, initial=initial, desc="accuracy dataset", unit="subnet", disable=not enabled,
+                        leave=False)
 
 
 def build_accuracy_dataset(

@@ -189,6 +189,17 @@ class LatencyPredictor(_SlotPredictor):
         """(layer, ms) in walk order (uncalibrated)."""
         return [(spec, units * self.table.ms_per_unit) for spec, units in self.walk_values(cfg, resolution)]
 
+    def predict_specs(self, specs: Sequence[LayerSpec], resolution: int) -> float:
+        """Predicted latency (ms) of a network given as its layers (e.g. an OFA net.config), calibrated."""
+        raw = np.array([sum(self.table.units(s, resolution, supernet=self.space.name) for s in specs)])
+        counts = np.array([len(specs)], dtype=np.float64) if self.calibration.per_layer else None
+        return float(self.calibration.apply(raw, counts)[0] * self.table.ms_per_unit)
+
+    def specs_breakdown(self, specs: Sequence[LayerSpec], resolution: int) -> list[tuple[LayerSpec, float]]:
+        """(layer, ms) of a network given as its layers (uncalibrated)."""
+        return [(s, self.table.units(s, resolution, supernet=self.space.name) * self.table.ms_per_unit)
+                for s in specs]
+
     def check_coverage(self, resolutions: Sequence[int] | None = None) -> dict[int, list[LayerSpec]]:
         """Per resolution, the layers of the space the table lacks (empty lists: full coverage)."""
         slots = self._slot_tables()

@@ -297,8 +297,9 @@ class BuildResult:
 def model_cache_dir() -> Path:
     """Where exported layer/subnet models are kept between builds: ``$OFA_DEPLOY_CACHE/profiling/models``
     (default ``~/.cache/ofa-deploy/profiling/models``); file names are content keys, so profiles share them."""
-    env = os.environ.get("OFA_DEPLOY_CACHE")
-    return (Path(env) if env else Path.home() / ".cache" / "ofa-deploy") / "profiling" / "models"
+    from ofa_deploy.paths import cache_root
+
+    return cache_root() / "profiling" / "models"
 
 
 def store_path_for(out_path: Path) -> Path:
@@ -492,7 +493,7 @@ def build_lut(
         profile: a `HardwareProfile` (backend, threads, anchor, warm-up/repeats/rounds).
         out_path: the LUT JSON to write (atomically, at the end).
         executor: runs the work items (default `LocalExecutor`: sequential, in this process).
-        progress: a tqdm bar on stderr.
+        progress: a progress bar on stderr (shown on a terminal only).
         resume: continue from ``<out>.measurements.jsonl`` if present (False: start over).
         timer: layer timing settings (default: from the profile): rounds, and runs per profiled/isolated visit.
         protocol: anchor-paired visit settings (default: from the profile).
@@ -565,9 +566,9 @@ def build_lut(
     executor = executor or LocalExecutor()
     bar = None
     if progress and tasks:
-        from tqdm import tqdm
+        from ofa_deploy.progress import progress_bar
 
-        bar = tqdm(total=len(tasks), desc=f"profiling {space.name}", unit="item", file=sys.stderr, leave=False)
+        bar = progress_bar(total=len(tasks), desc=f"profiling {space.name}", unit="item", leave=False)
     measured = 0
     try:
         for record in executor.map(job, tasks):

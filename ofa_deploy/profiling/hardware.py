@@ -29,8 +29,8 @@ A profile is a small YAML file, read with `yaml.safe_load` and validated field b
     # anchor_every / seed (null: the profiler's defaults; validated by the profiler's TimerSettings)
 
 `HardwareProfile.load(name_or_path)` resolves a bare name against the user directory
-(``$OFA_DEPLOY_PROFILES`` or ``~/.config/ofa-deploy/hardware_profiles``) and then the repository's
-``hardware_profiles/``. `sha256` hashes the canonical content (threads as written, so "all" hashes the
+(``$OFA_DEPLOY_PROFILES`` or ``~/.config/ofa-deploy/hardware_profiles``) and then the profiles packaged with
+ofa-deploy (``ofa_deploy/hardware_profiles/``, read through `importlib.resources`). `sha256` hashes the canonical content (threads as written, so "all" hashes the
 same on every machine) and is stored in the provenance of every table measured with the profile.
 """
 from __future__ import annotations
@@ -47,6 +47,7 @@ from typing import Any
 
 from ofa_deploy.errors import ConfigError, unknown_name
 from ofa_deploy.fileio import is_regular_file, read_yaml_file
+from ofa_deploy.paths import packaged_profile_dir
 
 BACKENDS = ("onnxruntime", "tvm", "torch")
 EXECUTION_PROVIDERS = (
@@ -57,7 +58,8 @@ EXECUTION_PROVIDERS = (
 GRAPH_OPT_LEVELS = ("disable", "basic", "extended", "all")
 PRECISIONS = ("fp32", "int8")
 DEVICE_KINDS = ("host", "mobile", "gpu")
-REPO_PROFILE_DIR = Path(__file__).resolve().parents[2] / "hardware_profiles"
+PACKAGED_PROFILE_DIR = packaged_profile_dir()
+REPO_PROFILE_DIR = PACKAGED_PROFILE_DIR  # the former name (profiles lived at the repository root)
 USER_PROFILE_ENV = "OFA_DEPLOY_PROFILES"
 
 _DEFAULTS: dict[str, Any] = {
@@ -271,7 +273,7 @@ class HardwareProfile:
 
     @classmethod
     def load(cls, name_or_path: str | os.PathLike[str]) -> HardwareProfile:
-        """A profile by file path, or by name from the user dir then the repository's hardware_profiles/."""
+        """A profile by file path, or by name from the user dir then the packaged profiles."""
         text = str(name_or_path)
         candidate = Path(text).expanduser()
         if candidate.suffix in (".yaml", ".yml") or os.sep in text or is_regular_file(candidate) \
@@ -302,9 +304,13 @@ class HardwareProfile:
 
 
 def profile_dirs() -> list[Path]:
-    """Directories searched for profiles by name: the user dir first, then the repository's."""
-    user = Path(os.environ.get(USER_PROFILE_ENV, "~/.config/ofa-deploy/hardware_profiles")).expanduser()
-    return [user, REPO_PROFILE_DIR]
+    """Directories searched for profiles by name: the user dir first, then the packaged profiles."""
+    return [user_profile_dir(), PACKAGED_PROFILE_DIR]
+
+
+def user_profile_dir() -> Path:
+    """``$OFA_DEPLOY_PROFILES``, else ``~/.config/ofa-deploy/hardware_profiles``: the user's own profiles."""
+    return Path(os.environ.get(USER_PROFILE_ENV, "~/.config/ofa-deploy/hardware_profiles")).expanduser()
 
 
 def list_profiles() -> list[str]:
@@ -316,5 +322,5 @@ def list_profiles() -> list[str]:
     return sorted(names)
 
 
-__all__ = ["BACKENDS", "DEVICE_KINDS", "EXECUTION_PROVIDERS", "GRAPH_OPT_LEVELS", "PRECISIONS", "HardwareProfile",
-           "list_profiles", "profile_dirs"]
+__all__ = ["BACKENDS", "DEVICE_KINDS", "EXECUTION_PROVIDERS", "GRAPH_OPT_LEVELS", "PACKAGED_PROFILE_DIR", "PRECISIONS",
+           "HardwareProfile", "list_profiles", "profile_dirs", "user_profile_dir"]

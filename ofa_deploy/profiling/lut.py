@@ -494,18 +494,25 @@ class LatencyTable:
 def table_path(profile: str, supernet: str, *, root: str | os.PathLike[str] | None = None) -> Path:
     """Where the table measured with hardware profile `profile` for `supernet` is kept.
 
-    ``<root>/luts/<profile>/<supernet>.json``; `root` defaults to the repository's ``hardware_profiles/``.
+    ``<root>/luts/<profile>/<supernet>.json``; `root` defaults to the user's cache (``$OFA_DEPLOY_CACHE`` or
+    ``~/.cache/ofa-deploy``), where `profile build` writes: never inside the installed package.
     """
-    from ofa_deploy.profiling.hardware import REPO_PROFILE_DIR
+    from ofa_deploy.paths import cache_root
 
-    return Path(root or REPO_PROFILE_DIR) / "luts" / profile / f"{supernet}.json"
+    return Path(root or cache_root()) / "luts" / profile / f"{supernet}.json"
+
+
+def table_search_path(profile: str, supernet: str) -> list[Path]:
+    """Where `find_table` looks, in order: the user's cache, the user's profile dir, the packaged tables."""
+    from ofa_deploy.paths import cache_root
+    from ofa_deploy.profiling.hardware import profile_dirs
+
+    return [table_path(profile, supernet, root=d) for d in (cache_root(), *profile_dirs())]
 
 
 def find_table(profile: str, supernet: str) -> Path:
-    """The stored table for (`profile`, `supernet`), searched in the profile dirs (user dir first)."""
-    from ofa_deploy.profiling.hardware import profile_dirs
-
-    candidates = [table_path(profile, supernet, root=d) for d in profile_dirs()]
+    """The stored table for (`profile`, `supernet`): built here (user cache) first, then the packaged one."""
+    candidates = table_search_path(profile, supernet)
     for path in candidates:
         if path.is_file():
             return path
@@ -516,8 +523,26 @@ def find_table(profile: str, supernet: str) -> Path:
     )
 
 
+def stored_tables() -> list[dict[str, str]]:
+    """Every stored table found by `find_table`'s search path: profile, supernet, path, where (first wins)."""
+    from ofa_deploy.paths import cache_root
+    from ofa_deploy.profiling.hardware import profile_dirs
+
+    seen: dict[tuple[str, str], dict[str, str]] = {}
+    for where, root in (("cache", cache_root()), *(("user" if i == 0 else "packaged", d)
+                                                    for i, d in enumerate(profile_dirs()))):
+        luts = Path(root) / "luts"
+        if not luts.is_dir():
+            continue
+        for path in sorted(luts.glob("*/*.json")):
+            if path.name.endswith(".validation.json"):
+                continue
+            key = (path.parent.name, path.stem)
+            seen.setdefault(key, {"profile": key[0], "supernet": key[1], "path": str(path), "where": where})
+    return sorted(seen.values(), key=lambda d: (d["profile"], d["supernet"]))
+
 
 
 __all__ = ["FORMAT_NAME", "SCHEMA_VERSION", "AnchorInfo", "Calibration", "LatencyStats", "LatencyTable", "Provenance",
            "atomic_write_text",
-           "find_table", "table_path", "tool_version"]
+           "find_table", "stored_tables", "table_path", "table_search_path", "tool_version"]

@@ -8,7 +8,6 @@ or, without one, this run's (wall clock now).
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,9 +81,9 @@ def measure_models(
         for key, (model, shape) in models.items():
             runners[key] = backend.prepare(model, tuple(shape))
         if progress:
-            from tqdm import tqdm
+            from ofa_deploy.progress import progress_bar
 
-            bar = tqdm(desc="timing (anchor-paired)", unit="visit", file=sys.stderr, leave=False)
+            bar = progress_bar(desc="timing (anchor-paired)", unit="visit", leave=False)
         return measure_paired(runners, anchor_runner, settings, progress=bar.update if bar is not None else None)
     finally:
         if bar is not None:

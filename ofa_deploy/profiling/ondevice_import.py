@@ -1,4 +1,4 @@
-"""Turn the standalone on-device script's results (benchmarks/ondevice_profile.py) into a LatencyTable."""
+"""Turn the standalone on-device script's results (ofa_deploy/ondevice.py) into a LatencyTable."""
 from __future__ import annotations
 
 import json
@@ -73,7 +73,7 @@ def import_results(results_path: str | os.PathLike[str], plan_dir: str | os.Path
         precision=str(get("precision", "fp32")), batch_size=int(plan.batch_size),
         profile_name=str(get("name", "")), profile_sha256=str(getattr(prof, "sha256", "")), supernet=plan.space,
         date=Provenance.now(), tool_version=tool_version(),
-        notes=json.dumps({"source": "benchmarks/ondevice_profile.py", "settings": settings,
+        notes=json.dumps({"source": "ofa_deploy/ondevice.py", "settings": settings,
                           "system": device.get("system", "")}),
         host={**device.get("fingerprint", {}), "profile_sha256": str(getattr(prof, "sha256", ""))}
         if device.get("fingerprint") else {},

@@ -12,9 +12,12 @@ configs that covers every layer variant:
   put every ordered pair on every adjacent slot pair: 9 tuples x uniform expand ratio x stem flag = 54 walks.
 
 `write_plan` exports one ONNX model per item (the layer alone, fixed batch, BN folded) plus ``plan.json`` for
-the standalone on-device script (benchmarks/ondevice_profile.py).
+the standalone on-device script (`ofa_deploy/ondevice.py`, copied into the plan directory as
+``ondevice_profile.py``; on a host with ofa-deploy installed: ``python -m ofa_deploy.ondevice``).
 """
 from __future__ import annotations
+
+ONDEVICE_SCRIPT_NAME = "ondevice_profile.py"
 
 import hashlib
 import itertools
@@ -237,6 +240,9 @@ def write_plan(plan: Plan, out_dir: str | os.PathLike[str], *, profile: Any = No
         data["timer"] = dict(timer)
     path = out / "plan.json"
     atomic_write_text(path, json.dumps(data, indent=1))
+    from ofa_deploy.paths import ondevice_script
+
+    atomic_write_text(out / ONDEVICE_SCRIPT_NAME, ondevice_script().read_text())  # ship the script with the plan
     log.info("wrote %s (%d layer models)", path, len(entries))
     return path
 

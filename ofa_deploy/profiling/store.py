@@ -41,7 +41,7 @@ class JsonlStore:
                                   "choose another output path") from None
 
     def _load(self) -> None:
-        fix = "delete it, or pass resume=False / omit --resume to start over"
+        fix = "delete it, or start over with resume=False (CLI: --no-resume), or write elsewhere (CLI: --out)"
         raw = read_bytes_file(self.path, what="measurement store", hint=fix)
         if raw and not raw.endswith(b"\n"):  # killed mid-write: cut the torn tail so the next append starts a line
             keep = raw.rfind(b"\n") + 1

@@ -16,12 +16,12 @@ from ofa_deploy.spaces.base import SearchSpace
 
 
 def load_accuracy(*, predictor_dir: str | os.PathLike[str] | None = None,
-                  ofa_predictor: str | os.PathLike[str] | None = None, ofa_kind: str = "mbv3_tutorial",
+                  ofa_predictor: str | os.PathLike[str] | None = None, ofa_kind: str = "auto",
                   space: SearchSpace | None = None) -> tuple[SearchSpace, Objective]:
     """An accuracy objective (values in %) and the space its genes refer to.
 
-    Exactly one of `predictor_dir` (saved by ``ofa-deploy accuracy train``) and `ofa_predictor`
-    (OFA's released weights, `ofa_kind` ``"mbv3_tutorial"`` or ``"resnet50"``) must be given.
+    Exactly one of `predictor_dir` (saved by ``ofa-deploy accuracy train-predictor``) and `ofa_predictor`
+    (OFA's released weights, `ofa_kind` ``"auto"``, ``"mbv3_tutorial"`` or ``"resnet50"``) must be given.
     """
     from ofa_deploy.predictors.accuracy import AccuracyPredictor, load_ofa_predictor
 

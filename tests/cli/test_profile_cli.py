@@ -26,7 +26,8 @@ def test_plan_then_import(tmp_path):
                                      "--limit", "3", "--profile", "ort-cpu-1t", "--out", str(tmp_path / "p"),
                                      "--ort", "--format", "json"]))
     assert plan["layers"] == 3 and Path(plan["plan"]).is_file()
-    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "ondevice_profile.py"), str(tmp_path / "p"),
+    assert (tmp_path / "p" / "ondevice_profile.py").read_text() == (REPO / "ofa_deploy" / "ondevice.py").read_text()
+    proc = subprocess.run([sys.executable, str(tmp_path / "p" / "ondevice_profile.py"), str(tmp_path / "p"),
                            "--out", str(tmp_path / "r.json"), "--rounds", "1", "--repeats", "2", "--warmup", "0"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

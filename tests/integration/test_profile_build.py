@@ -20,7 +20,7 @@ from ofa_deploy.profiling.timer import TimerSettings
 from ofa_deploy.spaces import get_space
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "benchmarks" / "ondevice_profile.py"
+SCRIPT = REPO / "ofa_deploy" / "ondevice.py"
 FAST = TimerSettings(warmup=1, repeats=3, rounds=2, anchor_every=8, seed=0)
 
 

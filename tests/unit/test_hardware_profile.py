@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from ofa_deploy.errors import ConfigError, UnknownNameError
-from ofa_deploy.profiling.hardware import REPO_PROFILE_DIR, HardwareProfile, list_profiles
+from ofa_deploy.profiling.hardware import PACKAGED_PROFILE_DIR, HardwareProfile, list_profiles
 
 SHIPPED = ("ort-cpu-1t", "ort-cpu-all", "tvm-cpu", "ort-cuda", "ort-mobile-xnnpack", "torch-cpu")
 
@@ -15,7 +15,7 @@ SHIPPED = ("ort-cpu-1t", "ort-cpu-all", "tvm-cpu", "ort-cuda", "ort-mobile-xnnpa
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_profiles_load(name):
     profile = HardwareProfile.load(name)
-    assert profile.name == name and profile.path == REPO_PROFILE_DIR / f"{name}.yaml"
+    assert profile.name == name and profile.path == PACKAGED_PROFILE_DIR / f"{name}.yaml"
     assert profile.intra_op_threads >= 1 and profile.rounds >= 1 and len(profile.sha256) == 64
     assert HardwareProfile.load(profile.path) == profile  # by path too
     assert name in list_profiles()
@@ -29,7 +29,7 @@ def test_resolved_fields():
 
 
 def test_sha256_ignores_formatting_and_key_order(tmp_path):
-    src = yaml.safe_load((REPO_PROFILE_DIR / "ort-cpu-1t.yaml").read_text())
+    src = yaml.safe_load((PACKAGED_PROFILE_DIR / "ort-cpu-1t.yaml").read_text())
     path = tmp_path / "x.yaml"
     path.write_text(yaml.safe_dump(dict(reversed(list(src.items()))), default_flow_style=True))
     assert HardwareProfile.load(path).sha256 == HardwareProfile.load("ort-cpu-1t").sha256

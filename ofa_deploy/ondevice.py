@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Time the layer models of a profiling plan on a device: onnxruntime + numpy + the standard library only.
 
-Copy a plan directory (`ofa-deploy profile plan ... --out DIR [--ort]`) and this script to the phone or
-board, then run for example:
+Copy a plan directory (`ofa-deploy profile plan ... --out DIR [--ort]`, which holds a copy of this script as
+``ondevice_profile.py``) to the phone or board, then run for example:
 
-    python3 ondevice_profile.py DIR --out results.json --provider XnnpackExecutionProvider --threads 1
+    python3 DIR/ondevice_profile.py DIR --out results.json --provider XnnpackExecutionProvider --threads 1
+
+Where ofa-deploy is installed, the same script runs as ``python -m ofa_deploy.ondevice DIR ...``.
 
 Two methods (as on the host). ``--method in_context`` (the default when the plan lists covering subnets, i.e.
 it was written with ``profile plan --in-context``) runs whole covering subnets with the ORT profiler, charges
