@@ -259,7 +259,10 @@ def load_ofa_predictor(path: str | os.PathLike[str], *, kind: str = "auto",
     if not is_regular_file(path):
         hint = " (a directory: pass it as a saved predictor, --predictor DIR)" if path.is_dir() else ""
         raise CheckpointError(f"OFA predictor weights not found at {path}{hint}")
-    state = read_state_dict(path)  # CheckpointError for truncated or foreign files; unwraps {"state_dict": ...}
+    try:
+        state = read_state_dict(path)  # CheckpointError for truncated or foreign files; unwraps {"state_dict": ...}
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc}; expected OFA's released accuracy predictor (.pth)") from None
     if kind == "auto":
         kind = detect_ofa_kind(state)
     elif kind in ("resnet50", "mbv3_tutorial"):
