@@ -111,6 +111,19 @@ def torch_to_onnx(
     return path
 
 
+def export_copy_onnx(model: nn.Module, where: Path, *, input_shape: Sequence[int], opset: int | None,
+                     dynamic_batch: bool) -> Path:
+    """Export `model` (the randomised-BN copy) to ``where/model.onnx`` as the source ONNX was exported.
+
+    The derived exports (.ort, int8, TVM) start from an ONNX file: their copy is re-exported from the torch
+    reference with the source's opset and batch mode. That is the source's graph with other constants when the
+    source was exported from this model by `export_onnx` (unslimmed); a hand-made source is not re-checked.
+    """
+    opset = min(max(opset or 17, MIN_OPSET), MAX_OPSET)
+    return torch_to_onnx(model, where / "model.onnx", input_shape=input_shape, opset=opset,
+                         dynamic_batch=dynamic_batch)
+
+
 def slim_onnx(path: Path) -> bool:
     """Simplify the graph in place with onnxslim; False (and a log line) when onnxslim is not installed."""
     try:

@@ -24,7 +24,8 @@ from ofa_deploy.export.common import (
     resolve_input_shape,
     timed,
 )
-from ofa_deploy.export.structural import OnConstant, export_copy_onnx, validate_into
+from ofa_deploy.export.onnx import export_copy_onnx
+from ofa_deploy.export.structural import OnConstant, validate_into
 
 log = logging.getLogger(__name__)
 

