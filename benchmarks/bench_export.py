@@ -51,7 +51,7 @@ def main() -> None:
     from ofa_deploy.export.onnx import torch_to_onnx
     from ofa_deploy.export.quantize import export_int8
     from ofa_deploy.export.runners import interleaved_latency, ort_runner
-    from ofa_deploy.export.testing import randomize_for_parity
+    from tests.export_helpers import randomize_for_parity
     from ofa_deploy.export.validate import make_inputs, torch_runner, validate_runner
     from ofa_deploy.nn.layers import SubnetModel
     from ofa_deploy.spaces import get_space

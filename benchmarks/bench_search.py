@@ -30,8 +30,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.conftest import SHARED_OFA  # noqa: E402
-from tests.ofa_reference import import_ofa  # noqa: E402
+from tests.ofa_reference import SHARED_OFA, import_ofa  # noqa: E402
 
 RESOLUTIONS = (160, 176, 192, 208, 224)
 

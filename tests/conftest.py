@@ -1,13 +1,11 @@
 """Shared fixtures: the OFA reference artifacts in ../shared and the reference `ofa` package."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_OFA = Path(os.environ.get("OFA_DEPLOY_SHARED", REPO.parent / "shared")) / "reference" / "ofa"
+from tests.ofa_reference import SHARED_OFA
 
 
 @pytest.fixture(scope="session")

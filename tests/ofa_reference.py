@@ -7,8 +7,14 @@ Never import `ofa.model_zoo` here: it downloads.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import types
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+#: OFA's released artifacts (Note10 LUTs, predictors, net.configs): $OFA_DEPLOY_SHARED/reference/ofa, default ../shared.
+SHARED_OFA = Path(os.environ.get("OFA_DEPLOY_SHARED", REPO.parent / "shared")) / "reference" / "ofa"
 
 
 def import_ofa() -> types.SimpleNamespace:

@@ -71,7 +71,7 @@ def test_usage_errors_exit_2(tmp_path):
 def varying_onnx(tmp_path_factory):
     """model.onnx of a subnet with calibrated random BN: its outputs depend on the input (unlike random init)."""
     from ofa_deploy.export.onnx import export_onnx
-    from ofa_deploy.export.testing import randomize_for_parity
+    from tests.export_helpers import randomize_for_parity
     from ofa_deploy.nn.layers import SubnetModel
     from ofa_deploy.spaces import get_space
 

@@ -10,7 +10,7 @@ from ofa_deploy.export.artifacts import load_report
 from ofa_deploy.export.onnx import export_onnx
 from ofa_deploy.export.ort_mobile import export_ort
 from ofa_deploy.export.quantize import calibration_batches, export_int8
-from ofa_deploy.export.testing import randomize_for_parity
+from tests.export_helpers import randomize_for_parity
 from ofa_deploy.nn.layers import SubnetModel
 from ofa_deploy.spaces import get_space
 

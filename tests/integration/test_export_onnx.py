@@ -10,7 +10,7 @@ import torch
 from ofa_deploy.errors import ExportError, ValidationFailedError
 from ofa_deploy.export.artifacts import load_report
 from ofa_deploy.export.onnx import export_onnx, torch_to_onnx
-from ofa_deploy.export.testing import randomize_for_parity
+from tests.export_helpers import randomize_for_parity
 from ofa_deploy.nn.layers import SubnetModel
 from ofa_deploy.spaces import get_space, list_spaces
 

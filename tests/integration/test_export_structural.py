@@ -12,7 +12,7 @@ from ofa_deploy.export.onnx import export_onnx
 from ofa_deploy.export.ort_mobile import export_ort
 from ofa_deploy.export.quantize import export_int8
 from ofa_deploy.export.structural import randomised_bn_copy
-from ofa_deploy.export.testing import randomize_for_parity
+from tests.export_helpers import randomize_for_parity
 from ofa_deploy.export.validate import MIN_INPUT_SENSITIVITY, make_inputs
 from ofa_deploy.supernets import create_supernet
 

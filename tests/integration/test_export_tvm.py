@@ -12,7 +12,7 @@ pytest.importorskip("tvm")
 from ofa_deploy.errors import ExportError  # noqa: E402
 from ofa_deploy.export.artifacts import load_report  # noqa: E402
 from ofa_deploy.export.onnx import torch_to_onnx  # noqa: E402
-from ofa_deploy.export.testing import randomize_for_parity  # noqa: E402
+from tests.export_helpers import randomize_for_parity  # noqa: E402
 from ofa_deploy.export.tvm import export_tvm  # noqa: E402
 from ofa_deploy.nn.layers import SubnetModel  # noqa: E402
 from ofa_deploy.spaces import get_space, list_spaces  # noqa: E402

@@ -78,3 +78,38 @@ def test_the_cycle_finder_sees_function_level_imports_and_cycles():
 def test_export_package_has_no_import_cycles():
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle in ofa_deploy.export: " + " -> ".join(cycle or [])
+
+
+def _calls(tree: ast.AST) -> list[str]:
+    """Dotted names of every call whose callee is a plain attribute chain (``torch.manual_seed(...)``)."""
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            parts, f = [], node.func
+            while isinstance(f, ast.Attribute):
+                parts.append(f.attr)
+                f = f.value
+            if isinstance(f, ast.Name):
+                out.append(".".join([f.id, *reversed(parts)]))
+    return out
+
+
+GLOBAL_SEEDING = {"torch.manual_seed", "torch.random.manual_seed", "torch.cuda.manual_seed_all", "np.random.seed",
+                  "numpy.random.seed", "random.seed"}
+
+
+def test_the_library_never_seeds_global_rngs():
+    assert "torch.manual_seed" in _calls(ast.parse("torch.manual_seed(0)"))
+    assert "torch.Generator" in _calls(ast.parse("torch.Generator().manual_seed(0)"))  # a local generator is fine
+    bad = {name: sorted(GLOBAL_SEEDING & set(_calls(tree))) for name, tree in _sources().items()}
+    assert not {k: v for k, v in bad.items() if v}
+
+
+def test_test_helpers_live_under_tests_and_benchmarks_do_not_import_conftest():
+    assert not (PKG_DIR / "testing.py").exists()
+    repo = PKG_DIR.parents[1]
+    for path in sorted((repo / "benchmarks").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not any(n.startswith(("tests.conftest", "ofa_deploy.export.testing")) for n in names), path

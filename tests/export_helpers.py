@@ -1,4 +1,5 @@
-"""Helpers for tests and benchmarks: make a random-init model produce O(1) logits so parity checks mean something."""
+"""Helpers for the export tests and benchmarks/bench_export.py: make a random-init model produce O(1) logits so
+parity checks mean something. Plain module (no pytest), so benchmarks can import it."""
 from __future__ import annotations
 
 import torch
