@@ -79,6 +79,37 @@ class ExportReport:
             "subnet": self.subnet, "notes": list(self.notes), "extra": self.extra, "created": self.created,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExportReport:
+        """Inverse of `to_dict`: ``ExportReport.from_dict(r.to_dict()).to_dict() == r.to_dict()``.
+
+        Raises:
+            ExportError: not a report of this schema (missing keys, wrong types, a newer ``schema_version``).
+        """
+        if not isinstance(data, dict):
+            raise ExportError(f"an export report must be a JSON object, got {type(data).__name__}")
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ExportError(f"export report schema_version {version!r} is not supported (this ofa-deploy reads "
+                              f"{SCHEMA_VERSION}); re-run the export with this version")
+        try:
+            validation, model_validation = (ValidationResult.from_dict(data[k]) if data.get(k) else None
+                                            for k in ("validation", "model_validation"))
+            return cls(
+                backend=str(data["backend"]), out_dir=str(data["out_dir"]), files=dict(data["files"]),
+                passed=None if data["passed"] is None else bool(data["passed"]),
+                input_shape=tuple(int(s) for s in data["input_shape"]),
+                opset=None if data.get("opset") is None else int(data["opset"]), target=data.get("target"),
+                dynamic_batch=bool(data["dynamic_batch"]), validation=validation,
+                validated_on=data.get("validated_on"), model_validation=model_validation,
+                timings={str(k): float(v) for k, v in dict(data.get("timings_s") or {}).items()},
+                versions=dict(data["versions"]), subnet=data.get("subnet"), notes=list(data.get("notes") or []),
+                extra=dict(data.get("extra") or {}), created=str(data["created"]),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ExportError(f"malformed export report ({type(exc).__name__}: {exc}); expected the JSON written "
+                              "by ofa-deploy export. Re-run the export") from exc
+
 
 def check_out_dir(out_dir: str | os.PathLike[str], *, overwrite: bool) -> Path:
     """Refuse a non-empty or unwritable output directory unless `overwrite`; return it as an absolute Path."""
@@ -234,15 +265,22 @@ def finish(report: ExportReport, staged: Path, out: Path) -> None:
     write_json(staged / REPORT_NAME, report.to_dict())
 
 
-def load_report(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read the ``export_report.json`` of an artifact directory."""
+def load_report(out_dir: str | os.PathLike[str]) -> ExportReport:
+    """Read the ``export_report.json`` of an artifact directory.
+
+    Raises:
+        ExportError: no report there, or one that is not an export report of this schema.
+    """
     path = Path(out_dir) / REPORT_NAME
     if not is_regular_file(path):
         raise ExportError(f"{path} not found; {out_dir} is not an export artifact directory")
     data = read_json_file(path, what="export report")
     if not isinstance(data, dict):
         raise ExportError(f"{path} must hold a JSON object, got {type(data).__name__}; re-run the export")
-    return data
+    try:
+        return ExportReport.from_dict(data)
+    except ExportError as exc:
+        raise ExportError(f"{path}: {exc}") from exc
 
 
 def subnet_info_from_model(model: Any) -> dict[str, Any] | None:

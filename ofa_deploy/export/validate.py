@@ -52,6 +52,13 @@ class OutputError:
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "shape": list(self.shape)}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OutputError:
+        """Inverse of `to_dict`."""
+        return cls(index=int(data["index"]), shape=tuple(int(s) for s in data["shape"]),
+                   max_abs=float(data["max_abs"]), max_rel=float(data["max_rel"]),
+                   ref_abs_max=float(data["ref_abs_max"]))
+
 
 @dataclass(frozen=True)
 class ValidationResult:
@@ -96,6 +103,33 @@ class ValidationResult:
             "constant_outputs": self.constant_outputs, "message": self.message,
             **({"extra": self.extra} if self.extra else {}),
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ValidationResult:
+        """Inverse of `to_dict` (the derived ``max_abs``/``max_rel``/``constant_outputs`` are recomputed).
+
+        Raises:
+            ConfigError: a key is missing or has the wrong type.
+        """
+        try:
+            sensitivity = data.get("input_sensitivity")
+            min_top1 = data.get("min_top1")
+            seed = data.get("seed")
+            return cls(
+                backend=str(data["backend"]), passed=bool(data["passed"]), mode=str(data["mode"]),
+                atol=float(data["atol"]), rtol=float(data["rtol"]),
+                min_top1=None if min_top1 is None else float(min_top1),
+                outputs=tuple(OutputError.from_dict(o) for o in data["outputs"]),
+                top1_agreement=float(data["top1_agreement"]), n_samples=int(data["n_samples"]),
+                input_shapes=tuple(tuple(int(s) for s in shape) for shape in data["input_shapes"]),
+                seed=None if seed is None else int(seed), message=str(data["message"]),
+                extra=dict(data.get("extra") or {}),
+                input_sensitivity=None if sensitivity is None else float(sensitivity),
+                min_input_sensitivity=float(data.get("min_input_sensitivity", MIN_INPUT_SENSITIVITY)),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ConfigError(f"malformed validation result ({type(exc).__name__}: {exc}); expected the dict "
+                              "written by ValidationResult.to_dict()") from exc
 
 
 def make_inputs(

@@ -41,7 +41,7 @@ def test_ort_fixed_validates_against_torch(small, tmp_path):
     names = sorted(p.name for p in (tmp_path / "ort").iterdir())
     assert names == ["export_report.json", "model.onnx", "model.ort", "required_operators.config"]
     assert (tmp_path / "ort" / "model.ort").read_bytes()[4:8] == b"ORTM"  # flatbuffer file identifier
-    assert load_report(tmp_path / "ort")["extra"]["optimization_style"] == "Fixed"
+    assert load_report(tmp_path / "ort").extra["optimization_style"] == "Fixed"
 
 
 def test_ort_runtime_style_validates_against_onnx(small, tmp_path):
@@ -76,7 +76,7 @@ def test_int8_below_required_agreement_fails_and_keeps_artifacts(small, tmp_path
         export_int8(onnx_path, tmp_path / "int8", calibration=calib, min_top1=1.01, n_inputs=1, time_runs=1,
                     time_rounds=1)
     assert err.value.report.passed is False
-    assert (tmp_path / "int8" / "model_int8.onnx").is_file() and load_report(tmp_path / "int8")["passed"] is False
+    assert (tmp_path / "int8" / "model_int8.onnx").is_file() and load_report(tmp_path / "int8").passed is False
 
 
 def test_calibration_inputs_are_normalised():
@@ -115,4 +115,4 @@ def test_forced_failure_with_perturbed_runner_keeps_report(small, tmp_path):
     with pytest.raises(ValidationFailedError, match="FAILED") as err:
         export_ort(onnx_path, tmp_path / "ort", reference=perturbed, n_inputs=1)
     assert err.value.report.validation.max_abs == pytest.approx(1e-2, rel=1e-2)
-    assert (tmp_path / "ort" / "model.ort").is_file() and not load_report(tmp_path / "ort")["passed"]
+    assert (tmp_path / "ort" / "model.ort").is_file() and not load_report(tmp_path / "ort").passed

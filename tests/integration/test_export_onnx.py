@@ -42,8 +42,9 @@ def test_subnet_exports_and_validates(space_name, which, tmp_path):
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == ["export_report.json", "model.onnx", "subnet.json"]
     assert json.loads((out / "subnet.json").read_text())["config"] == cfg
-    data = load_report(out)
-    assert data["passed"] and data["opset"] == 17 and data["validation"]["max_abs"] == v.max_abs
+    loaded = load_report(out)
+    assert loaded.passed and loaded.opset == 17 and loaded.validation == v
+    assert loaded.to_dict() == report.to_dict()  # the file round-trips to the returned report
 
 
 def test_graph_has_no_batchnorm_dynamic_batch_and_caller_model_untouched(tmp_path):
@@ -88,6 +89,6 @@ def test_forced_validation_failure_keeps_artifacts_and_report(tmp_path):
         export_onnx(model, tmp_path / "out", input_shape=SHAPE, atol=0.0, rtol=0.0, n_inputs=2)
     report = err.value.report
     assert report is not None and report.passed is False and report.validation.max_abs > 0
-    data = load_report(tmp_path / "out")
-    assert data["passed"] is False and data["validation"]["max_abs"] > 0
+    loaded = load_report(tmp_path / "out")
+    assert loaded.passed is False and loaded.validation.max_abs > 0 and not loaded.validation.passed
     assert (tmp_path / "out" / "model.onnx").is_file()

@@ -43,10 +43,10 @@ def test_tvm_build_reloads_and_matches_torch(built):
     assert v.input_shapes[1][0] == 3  # symbolic batch kept in the untuned build
     out = report.path("model").parent
     assert sorted(p.name for p in out.iterdir()) == ["export_report.json", "model.onnx", "model.so", "subnet.json"]
-    data = load_report(out)
-    assert data["target"]["kind"] == "llvm" and data["target"]["num-cores"] >= 1
-    assert data["extra"]["tuned"] is False and any("untuned" in n for n in data["notes"])
-    assert data["versions"]["apache-tvm"]
+    loaded = load_report(out)
+    assert loaded.target["kind"] == "llvm" and loaded.target["num-cores"] >= 1
+    assert loaded.extra["tuned"] is False and any("untuned" in n for n in loaded.notes)
+    assert loaded.versions["apache-tvm"] and loaded.validation == v
 
 
 @pytest.mark.parametrize("built", ["ofa_mbv3_w10"], indirect=True)  # reuses that build; one check is enough

@@ -56,12 +56,49 @@ def test_keep_artifacts_publishes_then_raises(tmp_path):
             finish(report, staged, out)
             raise KeepArtifacts(ValidationFailedError("bad", report=report))
     assert err.value.report is report
-    data = load_report(out)
-    assert data["passed"] is False and data["files"]["subnet"] == "subnet.json"
+    loaded = load_report(out)
+    assert isinstance(loaded, ExportReport)
+    assert loaded.passed is False and loaded.files["subnet"] == "subnet.json"
     assert json.loads((out / "subnet.json").read_text()) == {"space": "x"}
-    assert "torch" in data["versions"] and data["schema_version"] == 1
+    assert "torch" in loaded.versions and json.loads((out / "export_report.json").read_text())["schema_version"] == 1
 
 
 def test_load_report_of_non_artifact_dir(tmp_path):
     with pytest.raises(ExportError, match="not an export artifact"):
         load_report(tmp_path)
+
+
+def _validation(**kw):
+    from ofa_deploy.export.validate import make_inputs, validate_runner
+
+    ref = lambda x: x.reshape(x.shape[0], -1)[:, :10] * 3.0  # noqa: E731 - varies with the input
+    return validate_runner(ref, lambda x: ref(x) + 1e-6, inputs=make_inputs((1, 12), n_inputs=3), backend="b", **kw)
+
+
+def test_report_round_trips_through_from_dict_with_typed_validation():
+    own, structural = _validation(), _validation(atol=0.0, rtol=0.0)  # a pass and a failure
+    report = ExportReport(backend="tvm", out_dir="/x", files={"model": "model.so"}, passed=False, input_shape=(1, 12),
+                          target={"kind": "llvm", "num-cores": 2}, dynamic_batch=False, validation=structural,
+                          validated_on="randomised-bn copy", model_validation=own, timings={"compile": 1.23456},
+                          subnet={"space": "x"}, notes=["n"], extra={"tuned": False})
+    back = ExportReport.from_dict(json.loads(json.dumps(report.to_dict())))
+    assert back.to_dict() == report.to_dict()
+    assert back.validation == structural and back.model_validation == own and back.input_shape == (1, 12)
+    assert not back.validation.passed and back.model_validation.passed and back.timings == {"compile": 1.2346}
+
+
+@pytest.mark.parametrize("mutate, match", [
+    (lambda d: d.pop("backend"), "malformed.*backend"),
+    (lambda d: d.update(input_shape="abc"), "malformed"),
+    (lambda d: d["validation"].pop("outputs"), "malformed"),
+    (lambda d: d.update(schema_version=99), "schema_version 99"),
+])
+def test_malformed_reports_are_export_errors_naming_the_file(tmp_path, mutate, match):
+    report = ExportReport(backend="onnx", out_dir=str(tmp_path), files={"model": "model.onnx"}, passed=True,
+                          input_shape=(1, 12), validation=_validation())
+    data = report.to_dict()
+    mutate(data)
+    (tmp_path / "export_report.json").write_text(json.dumps(data))
+    with pytest.raises(ExportError, match=match) as err:
+        load_report(tmp_path)
+    assert "export_report.json" in str(err.value)
