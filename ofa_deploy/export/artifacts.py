@@ -20,7 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ofa_deploy.errors import ExportError, ValidationFailedError
+from ofa_deploy.errors import ExportError, ValidationFailedError, unknown_name
 from ofa_deploy.export.validate import ValidationResult
 from ofa_deploy.fileio import atomic_write_json, is_regular_file, read_json_file
 
@@ -65,7 +65,13 @@ class ExportReport:
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
     def path(self, role: str = "model") -> Path:
-        """Absolute path of one produced file (roles: ``model``, ``onnx``, ``report``, ``subnet``, ...)."""
+        """Absolute path of one produced file (roles: ``model``, ``onnx``, ``report``, ``subnet``, ...).
+
+        Raises:
+            UnknownNameError: this export wrote no file with that role (a `KeyError` too).
+        """
+        if role not in self.files:
+            raise unknown_name("file role", role, self.files)
         return Path(self.out_dir) / self.files[role]
 
     def to_dict(self) -> dict[str, Any]:

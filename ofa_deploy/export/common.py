@@ -47,7 +47,14 @@ def resolve_input_shape(model: Any, input_shape: tuple[int, ...] | None) -> tupl
     dims, _ = onnx_input_shape(model)
     dynamic = bool(dims) and not isinstance(dims[0], int) or (bool(dims) and dims[0] == 0)
     if input_shape is not None:
-        return tuple(int(s) for s in input_shape), dynamic
+        try:
+            shape = tuple(int(s) for s in input_shape)
+        except (TypeError, ValueError) as exc:
+            raise ExportError(f"input_shape must be a sequence of ints such as (1, 3, 224, 224), got "
+                              f"{input_shape!r}") from exc
+        if len(shape) != len(dims) or any(s <= 0 for s in shape):
+            raise ExportError(f"input_shape {shape} does not fit the ONNX input {dims}: pass {len(dims)} positive dims")
+        return shape, dynamic
     if any(not isinstance(d, int) or d <= 0 for d in dims[1:]):
         raise ExportError(f"the ONNX input has symbolic non-batch dims {dims}; pass input_shape explicitly")
     return (1 if dynamic else int(dims[0]), *(int(d) for d in dims[1:])), dynamic

@@ -53,9 +53,15 @@ def calibration_batches(calibration: Any, *, max_batches: int | None = None) -> 
             batches.append(arr)
             if max_batches is not None and len(batches) >= max_batches:
                 break
-    batches = [np.ascontiguousarray(b, dtype=np.float32) for b in batches[:max_batches]]
+    try:
+        batches = [np.ascontiguousarray(b, dtype=np.float32) for b in batches[:max_batches]]
+    except (TypeError, ValueError) as exc:
+        raise ExportError(f"calibration data must be numeric arrays/tensors of shape (N, C, H, W): {exc}") from exc
     if not batches:
         raise ExportError("calibration data is empty; pass a few batches of representative inputs")
+    if len({b.shape[1:] for b in batches}) > 1 or batches[0].ndim < 2:
+        raise ExportError(f"calibration batches must share one (N, C, H, W) sample shape, got "
+                          f"{sorted({b.shape for b in batches})[:3]}")
     return batches
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ofa_deploy.errors import BackendUnavailableError, ExportError
+from ofa_deploy.errors import BackendUnavailableError, ConfigError, ExportError
 from ofa_deploy.fileio import is_regular_file
 
 
@@ -25,6 +25,10 @@ def ort_session(model: str | os.PathLike[str] | bytes, *, threads: int = 1, opti
     level = ort.GraphOptimizationLevel
     levels = {"disable": level.ORT_DISABLE_ALL, "basic": level.ORT_ENABLE_BASIC,
               "extended": level.ORT_ENABLE_EXTENDED, "all": level.ORT_ENABLE_ALL}
+    if optimization not in levels:
+        raise ConfigError(f"unknown ORT optimization level {optimization!r}; expected one of {', '.join(levels)}")
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise ConfigError(f"threads must be an int >= 0 (0: ORT's default), got {threads!r}")
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1

@@ -74,7 +74,10 @@ def parse_target(target: str | dict[str, Any] | None, *, num_cores: int | None =
             except json.JSONDecodeError as exc:
                 raise ExportError(f"target {target!r} is not valid JSON: {exc}") from exc
         else:
-            tokens = shlex.split(text)
+            try:
+                tokens = shlex.split(text)
+            except ValueError as exc:
+                raise ExportError(f"cannot parse target {target!r}: {exc}") from exc
             if not tokens or tokens[0].startswith("-"):
                 raise ExportError(f"target {target!r} must start with a kind such as 'llvm'")
             tgt = {"kind": tokens[0]}
@@ -86,6 +89,8 @@ def parse_target(target: str | dict[str, Any] | None, *, num_cores: int | None =
                 if key in ("mattr", "libs", "keys"):
                     tgt[key] = [v for v in value.split(",") if v]
                 elif key == "num-cores":
+                    if not value.isdigit() or int(value) < 1:
+                        raise ExportError(f"target option -num-cores={value} in {target!r} must be a positive int")
                     tgt[key] = int(value)
                 else:
                     tgt[key] = value

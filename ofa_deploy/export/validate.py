@@ -25,7 +25,7 @@ from typing import Any, Literal, Union
 
 import numpy as np
 
-from ofa_deploy.errors import ConfigError
+from ofa_deploy.errors import ConfigError, ExportError, OfaDeployError
 
 log = logging.getLogger(__name__)
 
@@ -140,10 +140,17 @@ def make_inputs(
 
     The first input always has the batch size of `input_shape` when `dynamic_batch` is False.
     """
-    if n_inputs < 1:
-        raise ConfigError(f"n_inputs must be >= 1, got {n_inputs}")
+    if isinstance(n_inputs, bool) or not isinstance(n_inputs, int) or n_inputs < 1:
+        raise ConfigError(f"n_inputs must be an int >= 1, got {n_inputs!r}")
+    try:
+        shape = tuple(int(s) for s in input_shape)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"input_shape must be a sequence of ints such as (1, 3, 224, 224), got {input_shape!r}") \
+            from exc
+    if len(shape) < 2 or any(s <= 0 for s in shape):
+        raise ConfigError(f"input_shape must have >= 2 positive dims such as (1, 3, 224, 224), got {input_shape!r}")
     rng = np.random.default_rng(seed)
-    tail = tuple(int(s) for s in input_shape[1:])
+    tail = shape[1:]
     batches = [1 if i % 2 == 0 else dynamic_batch_size for i in range(n_inputs)] if dynamic_batch \
         else [int(input_shape[0])] * n_inputs
     return [rng.standard_normal((b, *tail), dtype=np.float32) for b in batches]
@@ -223,6 +230,21 @@ def _reference_runner(reference: Any) -> Runner:
     return reference
 
 
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def _run(label: str, run: Runner, x: np.ndarray, i: int) -> list[np.ndarray]:
+    """Call one runner; a crash becomes an `ExportError` naming the runner and the input."""
+    try:
+        return _as_list(run(x))
+    except OfaDeployError:
+        raise
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise ExportError(f"{label} failed on validation input {i} of shape {tuple(x.shape)}: {first}") from exc
+
+
 def validate_runner(
     reference: Any,
     runner: Runner,
@@ -257,6 +279,11 @@ def validate_runner(
         raise ConfigError("validate_runner needs at least one input; make some with make_inputs()")
     if mode not in ("allclose", "top1"):
         raise ConfigError(f"mode must be 'allclose' or 'top1', got {mode!r}")
+    for name, value in (("atol", atol), ("rtol", rtol), ("min_input_sensitivity", min_input_sensitivity)):
+        if not _is_real(value) or not 0.0 <= float(value) < float("inf"):
+            raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
+    if min_top1 is not None and (not _is_real(min_top1) or not 0.0 <= float(min_top1) <= 1.0):
+        raise ConfigError(f"min_top1 must be a number in [0, 1], got {min_top1!r}")
     if mode == "top1" and min_top1 is None:
         min_top1 = 0.9
     ref_run = None if reference_outputs is not None else _reference_runner(reference)
@@ -274,8 +301,8 @@ def validate_runner(
         if reference_outputs is not None:
             ref = _as_list(reference_outputs[i])
         else:
-            ref = _as_list(ref_run(x))  # type: ignore[misc]
-        got = _as_list(runner(x))
+            ref = _run("the reference", ref_run, x, i)  # type: ignore[arg-type]
+        got = _run(backend, runner, x, i)
         if n_out is None:
             n_out = len(ref)
             max_abs, max_rel, ref_max = [0.0] * n_out, [0.0] * n_out, [0.0] * n_out

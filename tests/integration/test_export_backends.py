@@ -86,6 +86,10 @@ def test_calibration_inputs_are_normalised():
     assert calibration_batches(pairs)[0].dtype == np.float32
     with pytest.raises(ExportError, match="empty"):
         calibration_batches([])
+    with pytest.raises(ExportError, match="numeric"):
+        calibration_batches([["a", "b"]])
+    with pytest.raises(ExportError, match="share one"):
+        calibration_batches([np.zeros((1, 3, 4, 4)), np.zeros((1, 3, 5, 5))])
 
 
 @pytest.mark.parametrize("step", ["ort", "int8"])

@@ -102,3 +102,12 @@ def test_malformed_reports_are_export_errors_naming_the_file(tmp_path, mutate, m
     with pytest.raises(ExportError, match=match) as err:
         load_report(tmp_path)
     assert "export_report.json" in str(err.value)
+
+
+def test_unknown_file_role_names_the_known_ones():
+    from ofa_deploy.errors import UnknownNameError
+
+    report = ExportReport(backend="onnx", out_dir="/x", files={"model": "model.onnx"}, passed=None, input_shape=(1, 2))
+    assert str(report.path("model")) == "/x/model.onnx"
+    with pytest.raises(UnknownNameError, match="'modle'.*Did you mean 'model'"):
+        report.path("modle")

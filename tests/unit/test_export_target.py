@@ -37,7 +37,7 @@ def test_mcpu_native_is_rejected_with_the_detected_name(bad):
         parse_target(bad)
 
 
-@pytest.mark.parametrize("bad", ["-mcpu=x", "llvm mcpu", "{not json", 5])
+@pytest.mark.parametrize("bad", ["-mcpu=x", "llvm mcpu", "{not json", 5, "llvm -num-cores=two", "llvm -mcpu='x"])
 def test_malformed_targets(bad):
     with pytest.raises(ExportError):
         parse_target(bad)

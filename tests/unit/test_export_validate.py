@@ -123,3 +123,34 @@ def test_bad_arguments_raise_the_projects_errors():
         validate_runner(42, _linear(), inputs=make_inputs((1, 12)))
     with pytest.raises(OfaDeployError, match="n_inputs"):
         make_inputs((1, 12), n_inputs=0)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"atol": -1e-4}, "atol"), ({"rtol": float("nan")}, "rtol"), ({"atol": "1e-4"}, "atol"),
+    ({"min_top1": 1.5}, "min_top1"), ({"mode": "top1", "min_top1": "all"}, "min_top1"),
+])
+def test_bad_tolerances_are_config_errors(kwargs, match):
+    from ofa_deploy.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        validate_runner(_linear(), _linear(), inputs=make_inputs((1, 12)), **kwargs)
+
+
+@pytest.mark.parametrize("shape", [("a", 12), (1,), (1, 0), None])
+def test_bad_input_shapes_are_config_errors(shape):
+    from ofa_deploy.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="input_shape"):
+        make_inputs(shape)
+
+
+def test_a_crashing_runner_is_an_export_error_naming_the_backend_and_input():
+    from ofa_deploy.errors import ExportError
+
+    def static_batch_1(x):
+        if x.shape[0] != 1:
+            raise RuntimeError("Got invalid dimensions for input: index 0 Got: 3 Expected: 1")
+        return _linear()(x)
+
+    with pytest.raises(ExportError, match=r"onnxruntime failed on validation input 1 of shape \(3, 12\).*Expected: 1"):
+        validate_runner(_linear(), static_batch_1, inputs=make_inputs((1, 12)), backend="onnxruntime")
