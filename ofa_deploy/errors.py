@@ -39,6 +39,10 @@ class ExportError(OfaDeployError):
     """An export step failed before validation."""
 
 
+class ExportOptionError(ExportError, ConfigError):
+    """An export option is invalid (an `ExportError` and a `ConfigError`: caught by either)."""
+
+
 class ValidationFailedError(OfaDeployError):
     """An exported artifact does not reproduce the PyTorch outputs; artifacts and report are kept."""
 

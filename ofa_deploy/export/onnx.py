@@ -11,47 +11,32 @@ import os
 import tempfile
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
-from ofa_deploy.errors import ExportError
-
-if TYPE_CHECKING:
-    from ofa_deploy.export.artifacts import ExportReport
-    from ofa_deploy.export.structural import OnConstant
+from ofa_deploy.errors import ExportError, ExportOptionError
+from ofa_deploy.export.artifacts import ExportReport, check_out_dir, subnet_info_from_model
+from ofa_deploy.export.options import (
+    MAX_OPSET,
+    MIN_OPSET,
+    ExportOptions,
+    OnConstant,
+    OnnxOptions,
+    check_input_shape,
+    check_opset,
+)
+from ofa_deploy.export.run import Check, export_and_publish, new_report
+from ofa_deploy.export.runners import ort_runner
+from ofa_deploy.export.validate import make_inputs
 
 log = logging.getLogger(__name__)
 
-#: opsets the classic exporter emits and ONNX Runtime runs for these models (11 is the oldest tested here;
-#: 20 is ``torch.onnx._constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET``).
-MIN_OPSET = 11
-MAX_OPSET = 20
-
-
-def check_opset(opset: int) -> int:
-    """Return `opset` if the classic exporter supports it, else raise `ExportError` naming the range."""
-    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
-        raise ExportError(
-            f"unsupported ONNX opset {opset!r}: the classic torch.onnx exporter supports opsets "
-            f"{MIN_OPSET}..{MAX_OPSET}. Pass --opset/opset= within that range (default 17)."
-        )
-    return opset
-
-
-def check_input_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
-    """Validate an NCHW-like input shape and return it as a tuple of positive ints."""
-    try:
-        shape = tuple(int(s) for s in input_shape)
-    except (TypeError, ValueError) as exc:
-        raise ExportError(
-            f"input_shape must be a sequence of ints such as (1, 3, 224, 224), got {input_shape!r}") from exc
-    if len(shape) < 2 or any(s <= 0 for s in shape):
-        raise ExportError(f"input_shape must have >= 2 positive dims such as (1, 3, 224, 224), got {input_shape!r}")
-    return shape
+__all__ = ["MAX_OPSET", "MIN_OPSET", "check_input_shape", "check_opset", "export_copy_onnx", "export_onnx",
+           "run_onnx", "slim_onnx", "torch_to_onnx"]
 
 
 def torch_to_onnx(
@@ -157,9 +142,12 @@ def export_onnx(
     subnet_info: dict[str, Any] | None = None,
     notes: Sequence[str] = (),
     model_name: str = "model.onnx",
-    on_constant_outputs: "OnConstant" = "randomise_bn",
-) -> "ExportReport":
+    on_constant_outputs: OnConstant = "randomise_bn",
+) -> ExportReport:
     """Export `model` to an artifact directory with ``model.onnx`` and validate it in ONNX Runtime.
+
+    The keyword form of ``export(model, out_dir, format="onnx", ...)`` (see `ofa_deploy.export.api.export`;
+    the keywords are the fields of `ExportOptions` and `OnnxOptions`).
 
     Validation runs `n_inputs` seeded inputs (batch 1 and batch 3 alternating when `dynamic_batch`) through the
     PyTorch model and ORT and compares every output with ``|diff| <= atol + rtol * |ref|``. If the model's outputs
@@ -176,53 +164,50 @@ def export_onnx(
         ValidationFailedError: ORT disagrees with PyTorch; the artifacts and the report are kept on disk and the
             report is attached as ``err.report``.
     """
-    from ofa_deploy.export.artifacts import (
-        ExportReport,
-        check_out_dir,
-        finish,
-        raise_if_failed,
-        staging_dir,
-        subnet_info_from_model,
-    )
-    from ofa_deploy.export.runners import ort_runner
-    from ofa_deploy.export.structural import validate_into
-    from ofa_deploy.export.validate import make_inputs
+    options = ExportOptions(input_shape=input_shape, validate=validate, atol=atol, rtol=rtol, n_inputs=n_inputs,
+                            seed=seed, overwrite=overwrite, on_constant_outputs=on_constant_outputs,
+                            subnet_info=subnet_info, notes=tuple(notes))
+    return run_onnx(model, out_dir, options, OnnxOptions(opset=opset, dynamic_batch=dynamic_batch, slim=slim,
+                                                         model_name=model_name))
 
-    check_opset(opset)
-    shape = check_input_shape(input_shape)
-    out = check_out_dir(out_dir, overwrite=overwrite)
-    report = ExportReport(backend="onnx", out_dir=str(out), files={"model": model_name}, passed=None,
-                          input_shape=shape, opset=opset, dynamic_batch=dynamic_batch,
-                          subnet=subnet_info if subnet_info is not None else subnet_info_from_model(model),
-                          notes=list(notes))
 
-    def build(m: nn.Module, where: Path, timings: dict[str, float] | None = None) -> Path:
+def run_onnx(model: nn.Module, out_dir: str | os.PathLike[str], options: ExportOptions,
+             fmt: OnnxOptions) -> ExportReport:
+    """`export_onnx` with its options as the two option objects (what `export` calls for ``format="onnx"``)."""
+    options = options.resolve(fmt)
+    if options.input_shape is None:
+        raise ExportOptionError("an onnx export needs input_shape, e.g. (1, 3, 224, 224)")
+    shape = options.input_shape
+    out = check_out_dir(out_dir, overwrite=options.overwrite)
+    subnet = options.subnet_info if options.subnet_info is not None else subnet_info_from_model(model)
+    report = new_report("onnx", out, options, files={"model": fmt.model_name}, input_shape=shape, subnet=subnet,
+                        opset=fmt.opset, dynamic_batch=fmt.dynamic_batch)
+
+    def convert(m: nn.Module, where: Path, timings: dict[str, float] | None = None) -> Path:
         t0 = time.perf_counter()
-        path = torch_to_onnx(m, where / model_name, input_shape=shape, opset=opset, dynamic_batch=dynamic_batch)
+        path = torch_to_onnx(m, where / fmt.model_name, input_shape=shape, opset=fmt.opset,
+                             dynamic_batch=fmt.dynamic_batch)
         t1 = time.perf_counter()
-        slimmed = slim and slim_onnx(path)
+        slimmed = fmt.slim and slim_onnx(path)
         if timings is not None:
             timings["export"] = t1 - t0
             if slimmed:
                 timings["slim"] = time.perf_counter() - t1
-            elif slim:
+            elif fmt.slim:
                 report.notes.append("slim requested but onnxslim is not installed; graph left as exported")
         return path
 
-    with staging_dir(out, overwrite=overwrite) as staged:
-        onnx_path = build(model, staged, report.timings)
+    def build(staged: Path) -> Callable[[], Check]:
+        onnx_path = convert(model, staged, report.timings)
         report.extra["onnx_nodes"] = _count_nodes(onnx_path)
         report.extra["model_bytes"] = onnx_path.stat().st_size
-        if validate:
-            t0 = time.perf_counter()
-            inputs = make_inputs(shape, n_inputs=n_inputs, seed=seed, dynamic_batch=dynamic_batch)
-            validate_into(report, model, ort_runner(onnx_path), inputs=inputs, atol=atol, rtol=rtol,
-                          backend="onnxruntime", seed=seed, on_constant_outputs=on_constant_outputs,
-                          rebuild=lambda m, where: ort_runner(build(m, where)))
-            report.timings["validate"] = time.perf_counter() - t0
-        finish(report, staged, out)
-        raise_if_failed(report, out)
-    return report
+        return lambda: Check(
+            runner=ort_runner(onnx_path), reference=model, backend="onnxruntime",
+            inputs=make_inputs(shape, n_inputs=options.n_inputs, seed=options.seed, dynamic_batch=fmt.dynamic_batch),
+            rebuild=lambda m, where: ort_runner(convert(m, where)),
+            criteria={"atol": options.atol, "rtol": options.rtol})
+
+    return export_and_publish(report, options, build)
 
 
 def _count_nodes(path: Path) -> int:

@@ -17,20 +17,23 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from ofa_deploy.errors import ExportError
-from ofa_deploy.export.artifacts import ExportReport, check_out_dir, finish, raise_if_failed, staging_dir
+from ofa_deploy.export.artifacts import ExportReport, check_out_dir
 from ofa_deploy.export.common import copy_source, load_onnx_checked, reference_for, resolve_input_shape, timed
 from ofa_deploy.export.onnx import export_copy_onnx
-from ofa_deploy.export.structural import OnConstant, validate_into
+from ofa_deploy.export.options import ORT_PLATFORMS, ORT_STYLES, ExportOptions, OnConstant, OrtOptions
+from ofa_deploy.export.run import Check, export_and_publish, new_report
+from ofa_deploy.export.runners import ort_runner
+from ofa_deploy.export.validate import make_inputs
 
 log = logging.getLogger(__name__)
 
-STYLES = ("Fixed", "Runtime")
-PLATFORMS = ("amd64", "arm")
+STYLES = ORT_STYLES
+PLATFORMS = ORT_PLATFORMS
 
 
 def convert_to_ort(onnx_path: str | os.PathLike[str], out_path: str | os.PathLike[str], *,
@@ -91,6 +94,8 @@ def export_ort(
 ) -> ExportReport:
     """Convert `onnx_path` to ``model.ort`` in an artifact directory and validate it in ONNX Runtime.
 
+    The keyword form of ``export(onnx_path, out_dir, format="ort", ...)`` (see `ofa_deploy.export.api.export`).
+
     Args:
         reference: torch module (or runner) to validate against; default: the source ``.onnx`` in ORT.
             If its outputs do not depend on the input (random-init supernet) and it is a torch module, a copy with
@@ -104,44 +109,56 @@ def export_ort(
         ExportError: corrupt/non-ONNX input, bad style/platform, non-empty out dir, conversion failure.
         ValidationFailedError: outputs differ; artifacts and report are kept.
     """
-    from ofa_deploy.export.runners import ort_runner
-    from ofa_deploy.export.validate import make_inputs
+    options = ExportOptions(input_shape=input_shape, validate=validate, atol=atol, rtol=rtol, n_inputs=n_inputs,
+                            seed=seed, overwrite=overwrite, on_constant_outputs=on_constant_outputs,
+                            subnet_info=subnet_info, notes=tuple(notes))
+    fmt = OrtOptions(optimization_style=optimization_style, target_platform=target_platform,
+                     include_onnx=include_onnx)
+    return run_ort(onnx_path, out_dir, options, fmt, reference=reference)
 
+
+def run_ort(onnx_path: str | os.PathLike[str], out_dir: str | os.PathLike[str], options: ExportOptions,
+            fmt: OrtOptions, *, reference: Any = None) -> ExportReport:
+    """`export_ort` with its options as the two option objects (what `export` calls for ``format="ort"``)."""
+    options = options.resolve(fmt)
     src = Path(onnx_path)
     proto = load_onnx_checked(src)
-    shape, dynamic = resolve_input_shape(proto, tuple(input_shape) if input_shape is not None else None)
-    out = check_out_dir(out_dir, overwrite=overwrite)
-    report = ExportReport(backend="ort", out_dir=str(out), files={"model": "model.ort"}, passed=None,
-                          input_shape=shape, opset=_opset(proto), dynamic_batch=dynamic, subnet=subnet_info,
-                          notes=list(notes), extra={"optimization_style": optimization_style,
-                                                    "target_platform": target_platform, "source_onnx": str(src)})
-    if optimization_style == "Fixed":
+    shape, dynamic = resolve_input_shape(proto, options.input_shape)
+    out = check_out_dir(out_dir, overwrite=options.overwrite)
+    report = new_report("ort", out, options, files={"model": "model.ort"}, input_shape=shape,
+                        subnet=options.subnet_info, opset=_opset(proto), dynamic_batch=dynamic,
+                        extra={"optimization_style": fmt.optimization_style, "target_platform": fmt.target_platform,
+                               "source_onnx": str(src)})
+    if fmt.optimization_style == "Fixed":
         report.notes.append("Fixed-style .ort carries host-specific (NCHWc) optimizations: run it on this kind of "
                             "CPU only; use optimization_style='Runtime' for other targets.")
-    with staging_dir(out, overwrite=overwrite) as staged:
-        path, report.timings["convert"] = timed(lambda: convert_to_ort(
-            src, staged / "model.ort", optimization_style=optimization_style, target_platform=target_platform))
+
+    def convert(source: Path, where: Path) -> Path:
+        return convert_to_ort(source, where / "model.ort", optimization_style=fmt.optimization_style,
+                              target_platform=fmt.target_platform)
+
+    def rebuild(m: Any, where: Path) -> Any:
+        return ort_runner(convert(export_copy_onnx(m, where, input_shape=shape, opset=report.opset,
+                                                   dynamic_batch=dynamic), where))
+
+    def build(staged: Path) -> Callable[[], Check]:
+        path, report.timings["convert"] = timed(lambda: convert(src, staged))
         if (staged / "required_operators.config").exists():
             report.files["required_operators"] = "required_operators.config"
-        if include_onnx:
+        if fmt.include_onnx:
             report.files["onnx"] = copy_source(src, staged)
         report.extra["model_bytes"] = path.stat().st_size
-        if validate:
+
+        def check() -> Check:
             ref, ref_name = reference_for(reference, src)
-            inputs = make_inputs(shape, n_inputs=n_inputs, seed=seed, dynamic_batch=dynamic)
+            return Check(runner=ort_runner(path), reference=ref, backend="onnxruntime(.ort)", rebuild=rebuild,
+                         inputs=make_inputs(shape, n_inputs=options.n_inputs, seed=options.seed,
+                                            dynamic_batch=dynamic),
+                         criteria={"atol": options.atol, "rtol": options.rtol}, reference_name=ref_name)
 
-            def rebuild(m: Any, where: Path) -> Any:
-                copy_onnx = export_copy_onnx(m, where, input_shape=shape, opset=report.opset, dynamic_batch=dynamic)
-                return ort_runner(convert_to_ort(copy_onnx, where / "model.ort", optimization_style=optimization_style,
-                                                 target_platform=target_platform))
+        return check
 
-            _, report.timings["validate"] = timed(lambda: validate_into(
-                report, ref, ort_runner(path), inputs=inputs, atol=atol, rtol=rtol, backend="onnxruntime(.ort)",
-                seed=seed, rebuild=rebuild, on_constant_outputs=on_constant_outputs))
-            report.extra["reference"] = ref_name
-        finish(report, staged, out)
-        raise_if_failed(report, out)
-    return report
+    return export_and_publish(report, options, build)
 
 
 def _opset(proto: Any) -> int | None:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ofa_deploy.errors import ExportError
-from ofa_deploy.export.artifacts import ExportReport, check_out_dir, finish, raise_if_failed, staging_dir
+from ofa_deploy.export.artifacts import ExportReport, check_out_dir
 from ofa_deploy.export.common import (
     copy_source,
     load_onnx_checked,
@@ -25,7 +25,10 @@ from ofa_deploy.export.common import (
     timed,
 )
 from ofa_deploy.export.onnx import export_copy_onnx
-from ofa_deploy.export.structural import OnConstant, validate_into
+from ofa_deploy.export.options import ExportOptions, Int8Options, OnConstant
+from ofa_deploy.export.run import Check, export_and_publish, new_report
+from ofa_deploy.export.runners import interleaved_latency, ort_runner
+from ofa_deploy.export.validate import make_inputs
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +130,9 @@ def export_int8(
 ) -> ExportReport:
     """Quantize `onnx_path` to ``model_int8.onnx`` (static QDQ) and report agreement and latency vs fp32.
 
+    The keyword form of ``export(onnx_path, out_dir, format="int8", ...)`` (see `ofa_deploy.export.api.export`).
+    int8 is judged by top-1 agreement, not by a tolerance: there is no ``atol``/``rtol`` (`export` refuses them).
+
     Args:
         calibration: a few representative batches (see `calibration_batches`).
         reference: fp32 reference for top-1 agreement (torch module or runner); default: the source ONNX in ORT.
@@ -142,49 +148,63 @@ def export_int8(
         ExportError: corrupt input, empty calibration, quantization failure, non-empty out dir.
         ValidationFailedError: agreement below `min_top1`; artifacts and report are kept.
     """
-    from ofa_deploy.export.runners import interleaved_latency, ort_runner
-    from ofa_deploy.export.validate import make_inputs
+    options = ExportOptions(input_shape=input_shape, validate=validate, n_inputs=n_inputs, seed=seed,
+                            overwrite=overwrite, on_constant_outputs=on_constant_outputs, subnet_info=subnet_info,
+                            notes=tuple(notes))
+    fmt = Int8Options(calibration=calibration, per_channel=per_channel, min_top1=min_top1,
+                      validation_batch=validation_batch, time_runs=time_runs, time_rounds=time_rounds,
+                      threads=threads, include_onnx=include_onnx)
+    return run_int8(onnx_path, out_dir, options, fmt, reference=reference)
 
+
+def run_int8(onnx_path: str | os.PathLike[str], out_dir: str | os.PathLike[str], options: ExportOptions,
+             fmt: Int8Options, *, reference: Any = None) -> ExportReport:
+    """`export_int8` with its options as the two option objects (what `export` calls for ``format="int8"``)."""
+    options = options.resolve(fmt)
     src = Path(onnx_path)
     proto = load_onnx_checked(src)
-    shape, dynamic = resolve_input_shape(proto, tuple(input_shape) if input_shape is not None else None)
-    batches = calibration_batches(calibration)
-    out = check_out_dir(out_dir, overwrite=overwrite)
-    report = ExportReport(backend="int8", out_dir=str(out), files={"model": "model_int8.onnx"}, passed=None,
-                          input_shape=shape, dynamic_batch=dynamic, subnet=subnet_info, notes=list(notes),
-                          extra={"quant_format": "QDQ", "activation_type": "uint8", "weight_type": "int8",
-                                 "per_channel": per_channel, "calibration_batches": len(batches),
-                                 "source_onnx": str(src)})
+    shape, dynamic = resolve_input_shape(proto, options.input_shape)
+    batches = calibration_batches(fmt.calibration)
+    out = check_out_dir(out_dir, overwrite=options.overwrite)
+    report = new_report("int8", out, options, files={"model": "model_int8.onnx"}, input_shape=shape,
+                        subnet=options.subnet_info, dynamic_batch=dynamic,
+                        extra={"quant_format": "QDQ", "activation_type": "uint8", "weight_type": "int8",
+                               "per_channel": fmt.per_channel, "calibration_batches": len(batches),
+                               "source_onnx": str(src)})
     report.opset = next((int(i.version) for i in proto.opset_import if i.domain in ("", "ai.onnx")), None)
-    with staging_dir(out, overwrite=overwrite) as staged:
+
+    def rebuild(m: Any, where: Path) -> Any:
+        copy_onnx = export_copy_onnx(m, where, input_shape=shape, opset=report.opset, dynamic_batch=dynamic)
+        return ort_runner(quantize_onnx_int8(copy_onnx, where / "model_int8.onnx", batches,
+                                             per_channel=fmt.per_channel), threads=fmt.threads)
+
+    def build(staged: Path) -> Callable[[], Check]:
         q, report.timings["quantize"] = timed(lambda: quantize_onnx_int8(
-            src, staged / "model_int8.onnx", batches, per_channel=per_channel))
-        if include_onnx:
+            src, staged / "model_int8.onnx", batches, per_channel=fmt.per_channel))
+        if fmt.include_onnx:
             report.files["onnx"] = copy_source(src, staged)
         report.extra["model_bytes"] = q.stat().st_size
         report.extra["fp32_bytes"] = src.stat().st_size
-        if validate:
+
+        def check() -> Check:
             ref, ref_name = reference_for(reference, src)
-            vshape = (validation_batch, *shape[1:]) if dynamic else shape
-            inputs = make_inputs(vshape, n_inputs=n_inputs, seed=seed, dynamic_batch=False)
-            int8_run = ort_runner(q, threads=threads)
+            vshape = (fmt.validation_batch, *shape[1:]) if dynamic else shape
+            inputs = make_inputs(vshape, n_inputs=options.n_inputs, seed=options.seed, dynamic_batch=False)
+            int8_run = ort_runner(q, threads=fmt.threads)
 
-            def rebuild(m: Any, where: Path) -> Any:
-                copy_onnx = export_copy_onnx(m, where, input_shape=shape, opset=report.opset, dynamic_batch=dynamic)
-                return ort_runner(quantize_onnx_int8(copy_onnx, where / "model_int8.onnx", batches,
-                                                     per_channel=per_channel), threads=threads)
+            def time_against_fp32() -> None:
+                x1 = inputs[0][:1] if dynamic else inputs[0]
+                lat, report.timings["latency"] = timed(lambda: interleaved_latency(
+                    {"fp32": ort_runner(src, threads=fmt.threads), "int8": int8_run}, x1, rounds=fmt.time_rounds,
+                    runs_per_round=fmt.time_runs))
+                report.extra["latency_ms"] = {k: v["median_ms"] for k, v in lat.items()}
+                report.extra["latency_ratio_int8_over_fp32"] = lat["int8"]["median_ms"] / lat["fp32"]["median_ms"]
+                report.extra["latency_threads"] = fmt.threads
 
-            _, report.timings["validate"] = timed(lambda: validate_into(
-                report, ref, int8_run, inputs=inputs, mode="top1", min_top1=min_top1, backend="onnxruntime(int8)",
-                seed=seed, rebuild=rebuild, on_constant_outputs=on_constant_outputs))
-            report.extra["reference"] = ref_name
-            x1 = inputs[0][:1] if dynamic else inputs[0]
-            lat, report.timings["latency"] = timed(lambda: interleaved_latency(
-                {"fp32": ort_runner(src, threads=threads), "int8": int8_run}, x1, rounds=time_rounds,
-                runs_per_round=time_runs))
-            report.extra["latency_ms"] = {k: v["median_ms"] for k, v in lat.items()}
-            report.extra["latency_ratio_int8_over_fp32"] = lat["int8"]["median_ms"] / lat["fp32"]["median_ms"]
-            report.extra["latency_threads"] = threads
-        finish(report, staged, out)
-        raise_if_failed(report, out)
-    return report
+            return Check(runner=int8_run, reference=ref, inputs=inputs, backend="onnxruntime(int8)",
+                         rebuild=rebuild, criteria={"mode": "top1", "min_top1": fmt.min_top1},
+                         reference_name=ref_name, after=time_against_fp32)
+
+        return check
+
+    return export_and_publish(report, options, build)

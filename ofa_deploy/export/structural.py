@@ -18,7 +18,7 @@ import logging
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,12 +26,13 @@ from torch import nn
 
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.export.artifacts import ExportReport
+from ofa_deploy.export.options import ON_CONSTANT, OnConstant
 from ofa_deploy.export.validate import Runner, ValidationResult, validate_runner
 
 log = logging.getLogger(__name__)
 
 STRUCTURAL = "randomised-bn copy"
-OnConstant = Literal["randomise_bn", "fail"]
+__all__ = ["STRUCTURAL", "OnConstant", "Rebuild", "randomised_bn_copy", "validate_into", "validate_structure"]
 #: Builds the artifact of a (randomised-BN) torch module in a directory and returns its runner.
 Rebuild = Callable[[nn.Module, Path], Runner]
 
@@ -78,7 +79,7 @@ def validate_into(report: ExportReport, reference: Any, runner: Runner, *, input
     `on_constant_outputs` is ``"randomise_bn"``, the structure is validated on a randomised-BN copy instead;
     otherwise the constant-output result (a failure) is recorded.
     """
-    if on_constant_outputs not in ("randomise_bn", "fail"):
+    if on_constant_outputs not in ON_CONSTANT:
         raise ConfigError(f"on_constant_outputs must be 'randomise_bn' or 'fail', got {on_constant_outputs!r}")
     own = validate_runner(reference, runner, inputs=inputs, backend=backend, seed=seed, **validate_kwargs)
     report.validated_on = "model"

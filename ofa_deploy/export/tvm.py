@@ -11,15 +11,18 @@ import json
 import logging
 import os
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ofa_deploy.errors import BackendUnavailableError, ExportError
-from ofa_deploy.export.artifacts import ExportReport, check_out_dir, finish, raise_if_failed, staging_dir
+from ofa_deploy.export.artifacts import ExportReport, check_out_dir
 from ofa_deploy.export.common import load_onnx_checked, onnx_input_shape, reference_for, resolve_input_shape, timed
 from ofa_deploy.export.onnx import export_copy_onnx
-from ofa_deploy.export.structural import OnConstant, Rebuild, validate_into
+from ofa_deploy.export.options import ExportOptions, OnConstant, TvmOptions
+from ofa_deploy.export.run import Check, export_and_publish, new_report
+from ofa_deploy.export.structural import Rebuild
+from ofa_deploy.export.validate import make_inputs
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +162,8 @@ def export_tvm(
 ) -> ExportReport:
     """Compile an ONNX model with TVM Relax to ``model.so``, reload it in a fresh VM and validate it.
 
+    The keyword form of ``export(onnx_path, out_dir, format="tvm", ...)`` (see `ofa_deploy.export.api.export`).
+
     Args:
         onnx_path_or_model: ``.onnx`` path or an ``onnx.ModelProto``.
         target: dict, JSON, or ``"llvm -mcpu=..."`` string (see `parse_target`); default `default_target()`.
@@ -180,36 +185,45 @@ def export_tvm(
         ExportError: bad target (e.g. ``-mcpu=native``), corrupt ONNX, compile failure, non-empty out dir.
         ValidationFailedError: outputs differ; artifacts and report are kept.
     """
-    tgt_dict = parse_target(target)
+    options = ExportOptions(input_shape=input_shape, validate=validate, atol=atol, rtol=rtol, n_inputs=n_inputs,
+                            seed=seed, overwrite=overwrite, on_constant_outputs=on_constant_outputs,
+                            subnet_info=subnet_info, notes=tuple(notes))
+    fmt = TvmOptions(target=target, tune_trials=tune_trials, tune_max_tasks=tune_max_tasks, tuning_db=tuning_db)
+    return run_tvm(onnx_path_or_model, out_dir, options, fmt, reference=reference)
+
+
+def run_tvm(onnx_path_or_model: str | os.PathLike[str] | Any, out_dir: str | os.PathLike[str],
+            options: ExportOptions, fmt: TvmOptions, *, reference: Any = None) -> ExportReport:
+    """`export_tvm` with its options as the two option objects (what `export` calls for ``format="tvm"``)."""
+    options = options.resolve(fmt)
+    tgt_dict = parse_target(dict(fmt.target) if isinstance(fmt.target, Mapping) else fmt.target)
     tvm = import_tvm()
     from tvm import relax
     from tvm.relax.frontend.onnx import from_onnx
-
-    from ofa_deploy.export.validate import make_inputs
 
     if isinstance(onnx_path_or_model, (str, os.PathLike)):
         src: Path | None = Path(onnx_path_or_model)
         proto = load_onnx_checked(src)
     else:
         src, proto = None, onnx_path_or_model
-    shape, dynamic = resolve_input_shape(proto, tuple(input_shape) if input_shape is not None else None)
+    shape, dynamic = resolve_input_shape(proto, options.input_shape)
     _, input_name = onnx_input_shape(proto)
-    db_dir = Path(tuning_db).expanduser().absolute() if tuning_db is not None else None
-    tuned = tune_trials > 0 or (db_dir is not None and _has_db(db_dir))
-    if tune_trials > 0:
+    db_dir = Path(fmt.tuning_db).expanduser().absolute() if fmt.tuning_db is not None else None
+    tuned = fmt.tune_trials > 0 or (db_dir is not None and _has_db(db_dir))
+    if fmt.tune_trials > 0:
         _check_tuning_deps()
-    out = check_out_dir(out_dir, overwrite=overwrite)
+    out = check_out_dir(out_dir, overwrite=options.overwrite)
     try:
         tgt = tvm.target.Target(tgt_dict)
     except Exception as exc:
         raise ExportError(f"TVM rejected target {tgt_dict}: {exc}") from exc
-    report = ExportReport(backend="tvm", out_dir=str(out), files={"model": "model.so"}, passed=None,
-                          input_shape=shape, target=tgt_dict, dynamic_batch=dynamic and not tuned,
-                          subnet=subnet_info, notes=list(notes),
-                          extra={"tuned": tuned, "source_onnx": str(src) if src else None})
+    report = new_report("tvm", out, options, files={"model": "model.so"}, input_shape=shape,
+                        subnet=options.subnet_info, target=tgt_dict, dynamic_batch=dynamic and not tuned,
+                        extra={"tuned": tuned, "source_onnx": str(src) if src else None})
     if not tuned:
         report.notes.append("untuned TVM build (naive schedules): its latency is not representative of TVM")
-    with staging_dir(out, overwrite=overwrite) as staged:
+
+    def build(staged: Path) -> Callable[[], Check]:
         import onnx
 
         onnx.save(proto, str(staged / "model.onnx"))
@@ -225,7 +239,8 @@ def export_tvm(
             mod = relax.get_pipeline("zero")(mod)
             db_path = db_dir or (staged / "tuning_db")
             (database, info), report.timings["tune"] = timed(lambda: tvm_tuning.tune(
-                mod, tgt, db_dir=db_path, trials_per_task=tune_trials, max_tasks=tune_max_tasks, seed=seed))
+                mod, tgt, db_dir=db_path, trials_per_task=fmt.tune_trials, max_tasks=fmt.tune_max_tasks,
+                seed=options.seed))
             report.extra["tuning"] = {**info, "database": str(db_dir) if db_dir else "tuning_db"}
             mod = tvm_tuning.apply_database(mod, tgt, database)
             if db_dir is None:
@@ -236,19 +251,20 @@ def export_tvm(
         except Exception as exc:
             raise ExportError(f"TVM compile/export for target {tgt_dict} failed: {exc}") from exc
         report.extra["model_bytes"] = (staged / "model.so").stat().st_size
-        if validate:
+
+        def check() -> Check:
             runner = tvm_runner(staged / "model.so")  # reloaded from disk: validates the shipped artifact
             ref, ref_name = reference_for(reference, src if src else staged / "model.onnx")
-            inputs = make_inputs(shape, n_inputs=n_inputs, seed=seed, dynamic_batch=report.dynamic_batch)
+            inputs = make_inputs(shape, n_inputs=options.n_inputs, seed=options.seed,
+                                 dynamic_batch=report.dynamic_batch)
             rebuild = None if tuned else untuned_rebuild(tgt, shape, dynamic=report.dynamic_batch,
                                                          opset=next(_opsets(proto), None))
-            _, report.timings["validate"] = timed(lambda: validate_into(
-                report, ref, runner, inputs=inputs, atol=atol, rtol=rtol, backend="tvm", seed=seed,
-                rebuild=rebuild, on_constant_outputs=on_constant_outputs))
-            report.extra["reference"] = ref_name
-        finish(report, staged, out)
-        raise_if_failed(report, out)
-    return report
+            return Check(runner=runner, reference=ref, inputs=inputs, backend="tvm", rebuild=rebuild,
+                         criteria={"atol": options.atol, "rtol": options.rtol}, reference_name=ref_name)
+
+        return check
+
+    return export_and_publish(report, options, build)
 
 
 def untuned_rebuild(tgt: Any, shape: tuple[int, ...], *, dynamic: bool, opset: int | None) -> Rebuild:

@@ -70,12 +70,18 @@ def test_int8_reports_agreement_and_latency(small, tmp_path):
 
 
 def test_int8_below_required_agreement_fails_and_keeps_artifacts(small, tmp_path):
-    _, onnx_path = small
+    model, onnx_path = small
+    from ofa_deploy.export.validate import torch_runner
+
+    ref = torch_runner(model)
+    argmin = lambda x: [-ref(x)[0]]  # noqa: E731 - a reference whose top-1 is the int8 model's bottom-1
     calib = np.random.default_rng(0).standard_normal((2, *SHAPE[1:])).astype(np.float32)
     with pytest.raises(ValidationFailedError) as err:
-        export_int8(onnx_path, tmp_path / "int8", calibration=calib, min_top1=1.01, n_inputs=1, time_runs=1,
-                    time_rounds=1)
-    assert err.value.report.passed is False
+        export_int8(onnx_path, tmp_path / "int8", calibration=calib, reference=argmin, min_top1=0.5, n_inputs=1,
+                    time_runs=1, time_rounds=1)
+    assert err.value.report.passed is False and err.value.report.validation.top1_agreement < 0.5
+    with pytest.raises(ExportError, match="min_top1"):  # an impossible requirement is refused up front
+        export_int8(onnx_path, tmp_path / "int8_bad", calibration=calib, min_top1=1.01)
     assert (tmp_path / "int8" / "model_int8.onnx").is_file() and load_report(tmp_path / "int8").passed is False
 
 

@@ -88,3 +88,22 @@ def test_constant_outputs_are_checked_on_a_randomised_bn_copy_or_fail_plainly(tm
     with pytest.raises(ValidationFailedError, match="do not depend on the input") as err:
         export_tvm(onnx_path, tmp_path / "tvm_fail", reference=model, n_inputs=2, on_constant_outputs="fail")
     assert err.value.report.validation.constant_outputs and err.value.report.passed is False
+
+
+@pytest.mark.parametrize("built", ["ofa_mbv3_w10"], indirect=True)  # one small case: a TVM build is slow
+def test_entry_point_matches_export_tvm(built, tmp_path):
+    import numpy as np
+
+    from ofa_deploy.export import ExportOptions, export
+    from ofa_deploy.export.tvm import tvm_runner
+    from ofa_deploy.export.validate import make_inputs
+    from tests.integration.test_export_api import comparable
+
+    model, onnx_path, wrapped = built
+    options = ExportOptions(n_inputs=2, subnet_info=wrapped.subnet)
+    entry = export(onnx_path, tmp_path / "entry", format="tvm", options=options, reference=model, target=None)
+    assert entry.passed and comparable(entry) == comparable(wrapped)
+    assert sorted(p.name for p in (tmp_path / "entry").iterdir()) == \
+        sorted(p.name for p in wrapped.path("model").parent.iterdir())
+    x = make_inputs(SHAPE, n_inputs=1, seed=9)[0]
+    assert np.array_equal(tvm_runner(entry.path("model"))(x)[0], tvm_runner(wrapped.path("model"))(x)[0])

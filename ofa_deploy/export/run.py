@@ -1,0 +1,81 @@
+"""The one tail every export format shares: stage, build, validate, write the report, publish or raise.
+
+A format supplies two things: its `ExportReport` (what it is about to build) and a ``build(staged)`` callable that
+writes the artifact files into the staging directory and returns how to check them (a `Check`, made only when
+validating). `export_and_publish` does the rest the same way for every format: the validation with the
+structural fallback for constant outputs (`ofa_deploy.export.structural.validate_into`), the report files, the
+atomic publish, and `ValidationFailedError` with the artifacts kept when the check fails.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ofa_deploy.export.artifacts import ExportReport, finish, raise_if_failed, staging_dir
+from ofa_deploy.export.options import ExportOptions
+from ofa_deploy.export.structural import Rebuild, validate_into
+from ofa_deploy.export.validate import Runner
+
+
+@dataclass
+class Check:
+    """How to validate one staged artifact.
+
+    Attributes:
+        runner: the artifact under test (numpy in → outputs).
+        reference: torch module or runner giving the expected outputs.
+        inputs: the validation inputs.
+        backend: label of the runner in the report.
+        rebuild: rebuilds the artifact from a torch module for the structural check (None: not supported).
+        criteria: keyword arguments of `validate_runner` (``atol``/``rtol``, or ``mode="top1"``/``min_top1``).
+        reference_name: recorded as ``extra["reference"]`` (None: not recorded).
+        after: extra measurements once validated (int8: latency against fp32).
+    """
+
+    runner: Runner
+    reference: Any
+    inputs: Sequence[np.ndarray]
+    backend: str
+    rebuild: Rebuild | None = None
+    criteria: Mapping[str, Any] = field(default_factory=dict)
+    reference_name: str | None = None
+    after: Callable[[], None] | None = None
+
+
+def export_and_publish(report: ExportReport, options: ExportOptions,
+                       build: Callable[[Path], Callable[[], Check]]) -> ExportReport:
+    """Build into a staging dir next to ``report.out_dir``, validate if asked, write the report, publish.
+
+    Raises:
+        ValidationFailedError: the check failed; the artifacts and the report are published anyway and the
+            report is attached as ``err.report``.
+    """
+    out = Path(report.out_dir)
+    with staging_dir(out, overwrite=options.overwrite) as staged:
+        make_check = build(staged)
+        if options.validate:
+            t0 = time.perf_counter()
+            check = make_check()
+            validate_into(report, check.reference, check.runner, inputs=check.inputs, backend=check.backend,
+                          seed=options.seed, rebuild=check.rebuild, on_constant_outputs=options.on_constant_outputs,
+                          **check.criteria)
+            report.timings["validate"] = time.perf_counter() - t0
+            if check.reference_name is not None:
+                report.extra["reference"] = check.reference_name
+            if check.after is not None:
+                check.after()
+        finish(report, staged, out)
+        raise_if_failed(report, out)
+    return report
+
+
+def new_report(backend: str, out: Path, options: ExportOptions, *, files: dict[str, str],
+               input_shape: tuple[int, ...], subnet: Mapping[str, Any] | None, **fields: Any) -> ExportReport:
+    """An `ExportReport` with the fields every format fills the same way."""
+    return ExportReport(backend=backend, out_dir=str(out), files=files, passed=None, input_shape=input_shape,
+                        subnet=dict(subnet) if subnet is not None else None, notes=list(options.notes), **fields)
