@@ -54,8 +54,6 @@ def _source_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Artifact directory to create (must be empty or new unless --overwrite)."),
         click.option("--overwrite", is_flag=True, help="Replace a non-empty --out directory."),
         click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset (classic exporter: 11..20)."),
-        click.option("--atol", type=float, default=1e-4, show_default=True, help="Validation absolute tolerance."),
-        click.option("--rtol", type=float, default=1e-3, show_default=True, help="Validation relative tolerance."),
         click.option("--no-validate", "no_validate", is_flag=True, help="Skip validation."),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed of the validation inputs."),
         format_option,
@@ -63,6 +61,37 @@ def _source_options(func: Callable[..., Any]) -> Callable[..., Any]:
     for opt in reversed(options):
         func = opt(func)
     return func
+
+
+def _tolerance_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--atol/--rtol: fp32 backends only (int8 is judged by --min-top1, so it does not offer them)."""
+    func = click.option("--rtol", type=float, default=1e-3, show_default=True,
+                        help="Validation relative tolerance.")(func)
+    return click.option("--atol", type=float, default=1e-4, show_default=True,
+                        help="Validation absolute tolerance.")(func)
+
+
+def _refuse_tolerance(ctx: click.Context, param: click.Parameter, value: float | None) -> None:
+    if value is not None:
+        raise click.UsageError(f"--{param.name} does not apply to int8: an int8 export is judged by top-1 agreement "
+                               "with fp32; set --min-top1 instead (--atol/--rtol are for onnx, ort and tvm)", ctx)
+
+
+def _no_tolerance_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Hidden --atol/--rtol that fail with a usage error saying what int8 is judged by."""
+    for name in ("rtol", "atol"):
+        func = click.option(f"--{name}", type=float, default=None, hidden=True, expose_value=False,
+                            callback=_refuse_tolerance)(func)
+    return func
+
+
+def _export_options(*, no_validate: bool, seed: int, overwrite: bool, info: dict[str, Any] | None,
+                    notes: list[str], **more: Any) -> Any:
+    """The `ExportOptions` of one command (validation, seed, overwrite, provenance, plus e.g. atol/rtol)."""
+    from ofa_deploy.export.options import ExportOptions
+
+    return ExportOptions(validate=not no_validate, seed=seed, overwrite=overwrite, subnet_info=info,
+                         notes=tuple(notes), **more)
 
 
 def _onnx_option(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -176,6 +205,7 @@ def export_group() -> None:
 
 @export_group.command("onnx")
 @_source_options
+@_tolerance_options
 @click.option("--slim", is_flag=True, help="Simplify the graph with onnxslim (if installed).")
 @click.option("--static-batch", is_flag=True, help="Fix the batch size to 1 instead of a dynamic 'batch' axis.")
 @handle_errors
@@ -185,21 +215,24 @@ def export_onnx_cmd(supernet: str | None, subnet: str | None, weights: str | Non
                     atol: float, rtol: float, no_validate: bool, seed: int, output_format: str, slim: bool,
                     static_batch: bool) -> None:
     """PyTorch → ONNX (classic exporter, BN folded), validated in ONNX Runtime on batch 1 and 3."""
-    from ofa_deploy.export.onnx import check_opset, export_onnx
+    from ofa_deploy.export.api import export
+    from ofa_deploy.export.options import check_opset
 
     check_opset(opset)
     model, info, notes = build_model(supernet=supernet, subnet=subnet, weights=weights, net_config=net_config,
                                      run_config=run_config, resolution=resolution)
-    report = export_onnx(model, out_dir, input_shape=_input_shape(model), opset=opset, dynamic_batch=not static_batch,
-                         slim=slim, validate=not no_validate, atol=atol, rtol=rtol, seed=seed, overwrite=overwrite,
-                         subnet_info=info, notes=notes)
+    options = _export_options(no_validate=no_validate, seed=seed, overwrite=overwrite, info=info, notes=notes,
+                              input_shape=_input_shape(model), atol=atol, rtol=rtol)
+    report = export(model, out_dir, format="onnx", options=options, opset=opset, dynamic_batch=not static_batch,
+                    slim=slim)
     _finish(report, output_format)
 
 
 def _source_onnx(tmp: Path, *, onnx_path: str | None, opset: int, seed: int,
                  **src: Any) -> tuple[Path, Any, dict[str, Any] | None, list[str]]:
     """(onnx file, torch reference or None, subnet info, notes): a given --onnx, or a fresh validated export."""
-    from ofa_deploy.export.onnx import check_opset, export_onnx
+    from ofa_deploy.export.onnx import export_onnx
+    from ofa_deploy.export.options import check_opset
 
     if onnx_path is not None:
         if any(v is not None for v in src.values()):
@@ -214,6 +247,7 @@ def _source_onnx(tmp: Path, *, onnx_path: str | None, opset: int, seed: int,
 
 @export_group.command("ort")
 @_source_options
+@_tolerance_options
 @_onnx_option
 @click.option("--style", "optimization_style", type=click.Choice(["Fixed", "Runtime"]), default="Fixed",
               show_default=True, help="Fixed: host-specific, fast here. Runtime: portable, for other targets.")
@@ -225,22 +259,24 @@ def export_ort_cmd(supernet: str | None, subnet: str | None, weights: str | None
                    atol: float, rtol: float, no_validate: bool, seed: int, output_format: str, onnx_path: str | None,
                    optimization_style: str, target_platform: str) -> None:
     """ONNX → ORT format (.ort) with onnxruntime's converter, validated in ONNX Runtime."""
+    from ofa_deploy.export.api import export
     from ofa_deploy.export.artifacts import check_out_dir
-    from ofa_deploy.export.ort_mobile import export_ort
 
     check_out_dir(out_dir, overwrite=overwrite)
     with tempfile.TemporaryDirectory(prefix="ofa-export-") as tmp:
         src, ref, info, notes = _source_onnx(Path(tmp), onnx_path=onnx_path, opset=opset, seed=seed,
                                              supernet=supernet, subnet=subnet, weights=weights,
                                              net_config=net_config, run_config=run_config, resolution=resolution)
-        report = export_ort(src, out_dir, reference=ref, optimization_style=optimization_style,
-                            target_platform=target_platform, validate=not no_validate, atol=atol, rtol=rtol,
-                            seed=seed, overwrite=overwrite, subnet_info=info, notes=notes)
+        options = _export_options(no_validate=no_validate, seed=seed, overwrite=overwrite, info=info, notes=notes,
+                                  atol=atol, rtol=rtol)
+        report = export(src, out_dir, format="ort", options=options, reference=ref,
+                        optimization_style=optimization_style, target_platform=target_platform)
     _finish(report, output_format)
 
 
 @export_group.command("int8")
 @_source_options
+@_no_tolerance_options
 @_onnx_option
 @click.option("--calib-batches", type=click.IntRange(min=1), default=8, show_default=True,
               help="Number of seeded random calibration inputs (use real images via the Python API).")
@@ -250,14 +286,14 @@ def export_ort_cmd(supernet: str | None, subnet: str | None, weights: str | None
 @_with_report_on_failure
 def export_int8_cmd(supernet: str | None, subnet: str | None, weights: str | None, net_config: str | None,
                     run_config: str | None, resolution: int | None, out_dir: str, overwrite: bool, opset: int,
-                    atol: float, rtol: float, no_validate: bool, seed: int, output_format: str,
-                    onnx_path: str | None, calib_batches: int, min_top1: float) -> None:
-    """ONNX → int8 ONNX (static QDQ, per-channel), judged by top-1 agreement; fp32/int8 latency reported."""
+                    no_validate: bool, seed: int, output_format: str, onnx_path: str | None, calib_batches: int,
+                    min_top1: float) -> None:
+    """ONNX → int8 ONNX (static QDQ, per-channel), judged by top-1 agreement (--min-top1); fp32/int8 latency."""
     import numpy as np
 
+    from ofa_deploy.export.api import export
     from ofa_deploy.export.artifacts import check_out_dir
     from ofa_deploy.export.common import load_onnx_checked, resolve_input_shape
-    from ofa_deploy.export.quantize import export_int8
 
     check_out_dir(out_dir, overwrite=overwrite)
     with tempfile.TemporaryDirectory(prefix="ofa-export-") as tmp:
@@ -267,13 +303,15 @@ def export_int8_cmd(supernet: str | None, subnet: str | None, weights: str | Non
         shape, _ = resolve_input_shape(load_onnx_checked(src), None)
         calib = np.random.default_rng(seed + 1).standard_normal((calib_batches, *shape[1:]), dtype=np.float32)
         notes = [*notes, f"calibrated on {calib_batches} seeded random inputs, not real images"]
-        report = export_int8(src, out_dir, calibration=calib, reference=ref, validate=not no_validate,
-                             min_top1=min_top1, seed=seed, overwrite=overwrite, subnet_info=info, notes=notes)
+        options = _export_options(no_validate=no_validate, seed=seed, overwrite=overwrite, info=info, notes=notes)
+        report = export(src, out_dir, format="int8", options=options, reference=ref, calibration=calib,
+                        min_top1=min_top1)
     _finish(report, output_format)
 
 
 @export_group.command("tvm")
 @_source_options
+@_tolerance_options
 @_onnx_option
 @click.option("--target", default=None,
               help="TVM target: 'llvm', 'llvm -mcpu=NAME [-num-cores=N]' or JSON dict (default: plain llvm).")
@@ -290,8 +328,9 @@ def export_tvm_cmd(supernet: str | None, subnet: str | None, weights: str | None
                    onnx_path: str | None, target: str | None, tune_trials: int, tune_max_tasks: int | None,
                    tuning_db: str | None) -> None:
     """ONNX → TVM Relax shared library (.so), reloaded in a fresh VM and validated."""
+    from ofa_deploy.export.api import export
     from ofa_deploy.export.artifacts import check_out_dir
-    from ofa_deploy.export.tvm import export_tvm, import_tvm, parse_target
+    from ofa_deploy.export.tvm import import_tvm, parse_target
 
     tgt = parse_target(target)  # reject -mcpu=native before any expensive work
     import_tvm()
@@ -300,7 +339,8 @@ def export_tvm_cmd(supernet: str | None, subnet: str | None, weights: str | None
         src, ref, info, notes = _source_onnx(Path(tmp), onnx_path=onnx_path, opset=opset, seed=seed,
                                              supernet=supernet, subnet=subnet, weights=weights,
                                              net_config=net_config, run_config=run_config, resolution=resolution)
-        report = export_tvm(src, out_dir, target=tgt, tune_trials=tune_trials, tune_max_tasks=tune_max_tasks,
-                            tuning_db=tuning_db, reference=ref, validate=not no_validate, atol=atol, rtol=rtol,
-                            seed=seed, overwrite=overwrite, subnet_info=info, notes=notes)
+        options = _export_options(no_validate=no_validate, seed=seed, overwrite=overwrite, info=info, notes=notes,
+                                  atol=atol, rtol=rtol)
+        report = export(src, out_dir, format="tvm", options=options, reference=ref, target=tgt,
+                        tune_trials=tune_trials, tune_max_tasks=tune_max_tasks, tuning_db=tuning_db)
     _finish(report, output_format)

@@ -92,6 +92,21 @@ def test_export_ort_and_int8_from_onnx(varying_onnx, tmp_path):
     assert "latency fp32" in int8.stdout and "top-1 agreement" in int8.stdout
 
 
+def test_int8_is_judged_by_min_top1_and_offers_no_tolerance(varying_onnx, tmp_path):
+    """int8 used to accept --atol/--rtol and ignore them; they are gone (usage error), the fp32 commands keep them."""
+    for flag in ("--atol", "--rtol"):
+        result = _run("int8", "--onnx", str(varying_onnx), "--out", str(tmp_path / "int8"), flag, "1e-3")
+        assert result.exit_code == 2 and f"{flag} does not apply to int8" in result.output
+        assert "set --min-top1 instead" in result.output
+    assert not (tmp_path / "int8").exists()
+    int8_help = _run("int8", "--help").output
+    assert "--min-top1" in int8_help and "--atol" not in int8_help and "--atol FLOAT" in _run("ort", "--help").output
+    ort = _run("ort", "--onnx", str(varying_onnx), "--out", str(tmp_path / "ort"), "--atol", "1e-3", "--rtol", "0.5",
+               "--format", "json")  # the fp32 commands pass them on (exit 3 at zero tolerance: test above)
+    assert ort.exit_code == 0 and json.loads(ort.stdout)["validation"]["atol"] == 1e-3
+    assert json.loads(ort.stdout)["validation"]["rtol"] == 0.5
+
+
 def test_random_init_onnx_cannot_be_validated_without_its_torch_model(onnx_dir, tmp_path):
     """A random-init .onnx alone gives constant outputs and no torch model to randomise: exit 3, said plainly."""
     result = _run("ort", "--onnx", str(onnx_dir[0] / "model.onnx"), "--out", str(tmp_path / "o"))
