@@ -58,6 +58,20 @@ def setup() -> Path:
     return python
 
 
+def try_install_sshd() -> None:
+    """The ssh-runner tests need a real sshd; install it when root on an apt system (soft: they skip without)."""
+    import shutil
+
+    if Path("/usr/sbin/sshd").exists() or os.name != "posix" or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "openssh-server", "openssh-client"]):
+        print("+", " ".join(cmd), file=sys.stderr, flush=True)
+        if subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL).returncode != 0:
+            print("dev.py: could not install openssh-server; the ssh-runner tests will be skipped", file=sys.stderr)
+            return
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in {"setup", "demo", "test"}:
         print(__doc__, file=sys.stderr)
@@ -68,6 +82,7 @@ def main(argv: list[str]) -> int:
         return 0
     if command == "demo":
         return subprocess.run([str(python), "-m", "ofa_deploy", "demo", *rest], cwd=ROOT).returncode
+    try_install_sshd()
     return subprocess.run([str(python), "-m", "pytest", *rest], cwd=ROOT).returncode
 
 

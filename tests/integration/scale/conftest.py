@@ -1,6 +1,8 @@
 """Fixtures of the scale-out tests: one local Ray cluster (2 CPUs) shared by the session, tiny jobs."""
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from ofa_deploy.profiling.timer import TimerSettings
@@ -48,3 +50,60 @@ def fast_protocol(profile):
     from ofa_deploy.profiling.protocol import ProtocolSettings
 
     return ProtocolSettings.from_profile(profile, repeats=3, warmup=1)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory):
+    """A real sshd on 127.0.0.1 (a free port, a temporary host key, key-only login as the current user)."""
+    import getpass
+    import os
+    import shutil
+    import subprocess
+    import time
+
+    binary = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
+    if binary is None or shutil.which("ssh") is None or shutil.which("ssh-keygen") is None:
+        pytest.skip("sshd/ssh not installed (apt-get install openssh-server openssh-client; dev.py test tries it "
+                    "when run as root)")
+    if os.geteuid() != 0:
+        pytest.skip("sshd for the ssh-runner test must run as root here (it switches to the logged-in user)")
+    tmp = tmp_path_factory.mktemp("sshd")
+    for name in ("host_key", "client_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp / name)], check=True)
+    (tmp / "authorized_keys").write_text((tmp / "client_key.pub").read_text())
+    os.makedirs("/run/sshd", exist_ok=True)
+    port = _free_port()
+    proc = subprocess.Popen([binary, "-D", "-e", "-p", str(port), "-o", "ListenAddress=127.0.0.1",
+                             "-h", str(tmp / "host_key"), "-o", f"AuthorizedKeysFile={tmp / 'authorized_keys'}",
+                             "-o", "StrictModes=no", "-o", "UsePAM=no", "-o", "PasswordAuthentication=no",
+                             "-o", "PermitRootLogin=prohibit-password", "-o", f"PidFile={tmp / 'sshd.pid'}"],
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 10
+    settings = {"host": "127.0.0.1", "port": port, "user": getpass.getuser(),
+                "identity_file": str(tmp / "client_key"), "workdir": str(tmp / "device"),
+                "python": sys.executable,
+                "ssh_options": ["-o", "StrictHostKeyChecking=no", "-o", f"UserKnownHostsFile={tmp / 'known_hosts'}",
+                                "-o", "LogLevel=ERROR"]}
+    while time.time() < deadline:
+        ok = subprocess.run(["ssh", "-o", "BatchMode=yes", "-p", str(port), "-i", settings["identity_file"],
+                             *settings["ssh_options"], f"{settings['user']}@127.0.0.1", "true"],
+                            capture_output=True, timeout=10)
+        if ok.returncode == 0:
+            break
+        if proc.poll() is not None:
+            pytest.skip(f"sshd could not start here: {proc.stderr.read()[-500:]}")
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail(f"sshd on 127.0.0.1:{port} did not accept the test key: {ok.stderr.decode()[-500:]}")
+    yield {"proc": proc, "settings": settings}
+    proc.terminate()
+    proc.wait(timeout=10)

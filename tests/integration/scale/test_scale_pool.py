@@ -25,7 +25,8 @@ def cluster():
     from ofa_deploy.scale.ray_executor import worker_runtime_env
 
     ray.shutdown()  # the session's single-node cluster gives way to a two-node one
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "resources": {"device:dev-a": 1}})
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "resources": {"device:dev-a": 1,
+                                                                                   "device:pi-ssh": 1}})
     c.add_node(num_cpus=1, resources={"device:dev-b": 1, "device:dev-gone": 1})
     ray.init(address=c.address, runtime_env=worker_runtime_env(), log_to_driver=False)
     yield c
@@ -136,3 +137,15 @@ def test_flag_devices_uses_the_low_median():
     assert info["reference_ms"] == 1.05 and info["flagged"] == ["c"]
     assert not flag_devices({"a": [1.0], "b": [1.1]}, 0.15)["flagged"]
     assert flag_devices({"a": [1.0], "b": [1.2]}, 0.15)["flagged"] == ["b"]
+
+
+def test_pool_with_an_ssh_device(cluster, sshd, tiny_space, profile, fast_protocol, tmp_path, local_build):
+    """A local device and a board reached over ssh (a real sshd on 127.0.0.1) build one table together."""
+    pool = DevicePool([DEVICES[0], DeviceSpec("pi-ssh", "ssh", sshd["settings"])], tolerance=10.0)
+    result = build_lut(tiny_space, None, profile, tmp_path / "ssh.json", executor=pool, timer=FAST,
+                       protocol=fast_protocol, progress=False, model_dir=tmp_path / "models", calibration_subnets=0)
+    records = store_records(result)
+    assert {r["device"] for r in records} == {"dev-a", "pi-ssh"}
+    assert {(r["id"], r["round"], r["seq"]) for r in records} == {(r["id"], r["round"], r["seq"])
+                                                                  for r in store_records(local_build)}
+    assert set(result.table) == set(local_build.table) and result.pool["connected"]["pi-ssh"]["runner"] == "ssh"
