@@ -132,3 +132,17 @@ def test_unreachable_cluster_is_a_clear_error():
 
     with pytest.raises(OfaDeployError, match="no Ray cluster answers at 127.0.0.1:1 .*ray start --head"):
         check_reachable("127.0.0.1:1", timeout=2)
+
+
+def test_cli_unreachable_ray_address(tmp_path):
+    from click.testing import CliRunner
+
+    from ofa_deploy.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["profile", "build", "--profile", "ort-cpu-1t", "--supernet", "ofa_mbv3_w10",
+                                      "--resolutions", "160", "--limit", "1", "--out", str(tmp_path / "t.json"),
+                                      "--no-progress", "--executor", "ray", "--ray-address", "127.0.0.1:1"])
+    assert result.exit_code == 1 and "no Ray cluster answers at 127.0.0.1:1" in result.output
+    result = CliRunner().invoke(cli, ["profile", "build", "--profile", "ort-cpu-1t", "--supernet", "ofa_mbv3_w10",
+                                      "--out", str(tmp_path / "t.json"), "--ray-address", "127.0.0.1:1"])
+    assert result.exit_code == 2 and "--ray-address needs --executor ray" in result.output
