@@ -152,4 +152,4 @@ def test_lut_built_through_ray_has_the_local_items(tiny_space, profile, fast_pro
     remote = build_lut(tiny_space, None, profile, tmp_path / "ray.json", executor=RayExecutor(workers=2), **common)
     assert lut_keys(remote) == lut_keys(local)
     assert set(remote.table) == set(local.table) and len(local.table) == 26
-    assert all(remote.table[s].median > 0 for s in remote.table)
+    assert all(remote.table[s].n == FAST.rounds for s in remote.table)  # timings differ run to run; counts do not
