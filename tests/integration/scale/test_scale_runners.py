@@ -47,8 +47,9 @@ def models(tmp_path_factory, tiny_space):
             "identity": (write_identity_model(tmp / "overhead.onnx"), (1, 1, 1, 1))}
 
 
-def test_ssh_runner_times_models_on_the_device_over_real_sshd(sshd, profile, fast_protocol, models):
-    device = parse_devices([{"name": "pi-loop", "runner": "ssh", **sshd["settings"]}])[0]
+def test_ssh_runner_times_models_on_the_device_over_real_sshd(sshd, profile, fast_protocol, models, tmp_path):
+    settings = {**sshd["settings"], "workdir": str(tmp_path / "fresh-device")}
+    device = parse_devices([{"name": "pi-loop", "runner": "ssh", **settings}])[0]
     runner = make_runner(device, profile, fast_protocol)
     info = runner.connect()
     try:
