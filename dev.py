@@ -51,11 +51,25 @@ def setup() -> Path:
     pip = (python, "-m", "pip", "install", "--disable-pip-version-check", "-q")
     _run(*pip, "-U", "pip")
     _run(*pip, "-c", CONSTRAINTS, "torch==2.13.0")
-    _run(*pip, "-c", CONSTRAINTS, "-e", ".[tvm,search,data,test]")
+    _run(*pip, "-c", CONSTRAINTS, "-e", ".[tvm,search,data,ray,test]")
     # The reference OFA package, for parity tests and benchmarks only; its own pins are ancient.
     _run(*pip, "--no-deps", "ofa==0.1.0.post202307202001")
     STAMP.write_text(_requirements_digest())
     return python
+
+
+def try_install_sshd() -> None:
+    """The ssh-runner tests need a real sshd; install it when root on an apt system (soft: they skip without)."""
+    import shutil
+
+    if Path("/usr/sbin/sshd").exists() or os.name != "posix" or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "openssh-server", "openssh-client"]):
+        print("+", " ".join(cmd), file=sys.stderr, flush=True)
+        if subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL).returncode != 0:
+            print("dev.py: could not install openssh-server; the ssh-runner tests will be skipped", file=sys.stderr)
+            return
 
 
 def main(argv: list[str]) -> int:
@@ -68,6 +82,7 @@ def main(argv: list[str]) -> int:
         return 0
     if command == "demo":
         return subprocess.run([str(python), "-m", "ofa_deploy", "demo", *rest], cwd=ROOT).returncode
+    try_install_sshd()
     return subprocess.run([str(python), "-m", "pytest", *rest], cwd=ROOT).returncode
 
 

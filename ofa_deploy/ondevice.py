@@ -24,6 +24,11 @@ of each round and every `--anchor-every` layers. The table is then built in anch
 median time on this device, and the results record the device's fingerprint (CPU model and flags, cores, OS,
 onnxruntime version, provider, threads).
 Bring results.json back and run `ofa-deploy profile import results.json --plan DIR --out LUT`.
+
+``--serve DIR`` is how a device pool drives a board over ssh (`ofa_deploy.scale.runners.ssh`): it reads one JSON
+request per line on stdin (``{"model": "models/x.onnx", "shape": [...], "anchor": "models/a.onnx",
+"anchor_shape": [...]}``, paths relative to DIR) and answers each with one JSON line: the model timed between
+two anchor visits (``item_ms``, ``anchor_ms``, ``ratio``), or ``{"error": ...}``.
 """
 from __future__ import annotations
 
@@ -170,6 +175,37 @@ def time_subnet_in_context(ort, np, args, path: str, shape, n_layers: int, clock
     return layers, {"item_ms": item, "anchor_ms": bracket, "ratio": item / bracket}
 
 
+def serve(ort, np, args, clock) -> int:
+    """Answer paired-visit requests (JSON lines on stdin) until stdin closes; sessions are kept per model."""
+    runners: dict = {}
+
+    def runner(path: str, shape) -> Runner:
+        key = (path, tuple(shape))
+        if key not in runners:
+            session = make_session(ort, os.path.join(args.plan_dir, path), args.provider, args.threads,
+                                   args.opt_level)
+            runners[key] = Runner(ort, np, session, tuple(shape))
+        return runners[key]
+
+    print(json.dumps({"ready": True, "onnxruntime": ort.__version__, "node": platform.node(),
+                      "fingerprint": device_fingerprint(ort, args.provider, args.threads)}), flush=True)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            req = json.loads(line)
+            anchor, item = runner(req["anchor"], req["anchor_shape"]), runner(req["model"], req["shape"])
+            before = time_round(anchor, args.visit_warmup, args.visit_repeats, clock)
+            item_ms = time_round(item, args.visit_warmup, args.visit_repeats, clock)
+            after = time_round(anchor, args.visit_warmup, args.visit_repeats, clock)
+            bracket = (before + after) / 2
+            out = {"item_ms": item_ms, "anchor_ms": bracket, "ratio": item_ms / bracket}
+        except Exception as exc:  # noqa: BLE001 - reported to the driver, which raises it
+            out = {"error": f"{type(exc).__name__}: {exc}"}
+        print(json.dumps(out), flush=True)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("plan_dir")
@@ -189,6 +225,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--method", default="auto", choices=["auto", "in_context", "isolated"],
                     help="auto: in_context when the plan lists covering subnets")
+    ap.add_argument("--serve", action="store_true",
+                    help="answer paired-visit requests on stdin (JSON lines; models relative to plan_dir)")
     args = ap.parse_args(argv)
 
     import numpy as np
@@ -197,6 +235,10 @@ def main(argv=None) -> int:
     if args.provider not in ort.get_available_providers():
         print(f"error: provider {args.provider} not available (have {ort.get_available_providers()})", file=sys.stderr)
         return 1
+    if args.serve:
+        thread = args.clock == "thread" or (args.clock == "auto" and args.threads == 1
+                                            and args.provider == "CPUExecutionProvider")
+        return serve(ort, np, args, time.thread_time_ns if thread else time.perf_counter_ns)
     with open(os.path.join(args.plan_dir, "plan.json")) as fh:
         plan = json.load(fh)
     use_ort = args.format == "ort" or (args.format == "auto" and all("ort_file" in i for i in plan["items"]))

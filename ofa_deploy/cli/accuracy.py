@@ -10,6 +10,7 @@ import click
 from ofa_deploy.cli.common import emit, format_option, handle_errors
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.fileio import is_regular_file
+from ofa_deploy.scale.cli import executor_options, make_executor
 
 
 def _int_list(text: str | None) -> list[int] | None:
@@ -60,12 +61,13 @@ def accuracy_group() -> None:
 @click.option("--max-items", type=int, help="Stop after this many new measurements (time-boxed runs).")
 @click.option("--threads", type=int, default=1, show_default=True, help="torch intra-op threads.")
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
+@executor_options
 @format_option
 @handle_errors
 def build_dataset_cmd(supernet_name: str | None, weights: str, data_spec: str, n_subnets: int, resolutions: str | None,
                       out: str, resume: bool, seed: int, calibration_size: int, holdout_fraction: float,
                       max_per_class: int | None, max_items: int | None, threads: int, progress: bool,
-                      output_format: str) -> None:
+                      executor_kind: str, workers: int | None, ray_address: str | None, output_format: str) -> None:
     """Measure top-1 of sampled subnets × resolutions after BN recalibration (resumable)."""
     from ofa_deploy.compat.weights import sha256_of
     from ofa_deploy.data import load_dataset
@@ -77,9 +79,10 @@ def build_dataset_cmd(supernet_name: str | None, weights: str, data_spec: str, n
         res = _int_list(resolutions) or list(supernet.space.resolutions)
         data = load_dataset(data_spec, image_size=max(res), seed=seed, holdout_fraction=holdout_fraction,
                             calibration_size=calibration_size, max_per_class=max_per_class)
-        summary = build_accuracy_dataset(supernet, data, out, n_subnets=n_subnets, resolutions=res, seed=seed,
-                                         resume=resume, supernet_name=name, weights_sha256=sha256_of(weights),
-                                         progress=progress, max_items=max_items)
+        with make_executor(executor_kind, workers, ray_address) as executor:
+            summary = build_accuracy_dataset(supernet, data, out, n_subnets=n_subnets, resolutions=res, seed=seed,
+                                             resume=resume, supernet_name=name, weights_sha256=sha256_of(weights),
+                                             progress=progress, max_items=max_items, executor=executor)
     emit(summary.to_dict(), output_format,
          lambda s: (f"{s['path']}: {s['n_stored_before'] + s['n_evaluated']}/{s['n_items']} subnets "
                     f"({s['n_evaluated']} measured now, {s['seconds']:.1f}s); top-1 "

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from ofa_deploy.cli.common import emit, format_option, handle_errors
+from ofa_deploy.scale.cli import executor_options, make_executor
 
 
 def _resolutions(text: str | None) -> list[int] | None:
@@ -85,12 +86,13 @@ def profile_group() -> None:
               help="Quick checks: only the first N layers (isolated) or covering subnets (in_context).")
 @click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
 @_timer_options
+@executor_options
 @format_option
 @handle_errors
 def build_cmd(profile_name: str, supernet: str, resolutions: str | None, out: str | None, resume: bool,
               method: str, context_subnets: int, calibration_subnets: int, limit: int | None, no_progress: bool,
               rounds: int | None, repeats: int | None, warmup: int | None, clock: str | None,
-              output_format: str) -> None:
+              executor_kind: str, workers: int | None, ray_address: str | None, output_format: str) -> None:
     """Time every distinct layer of SUPERNET at RESOLUTIONS on PROFILE and write the LUT (in units of the
     profile's anchor model, with a calibration fitted on whole subnets and this host's fingerprint)."""
     from ofa_deploy.profiling.builder import build_lut
@@ -102,9 +104,11 @@ def build_cmd(profile_name: str, supernet: str, resolutions: str | None, out: st
     space = get_space(supernet)
     path = Path(out) if out else table_path(profile.name, space.name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    result = build_lut(space, _resolutions(resolutions), profile, path, resume=resume, limit=limit, method=method,
-                       context_subnets=context_subnets, calibration_subnets=calibration_subnets,
-                       progress=not no_progress, timer=_timer(profile, rounds, repeats, warmup, clock))
+    with make_executor(executor_kind, workers, ray_address, profile) as executor:
+        result = build_lut(space, _resolutions(resolutions), profile, path, resume=resume, limit=limit,
+                           method=method, context_subnets=context_subnets, calibration_subnets=calibration_subnets,
+                           progress=not no_progress, timer=_timer(profile, rounds, repeats, warmup, clock),
+                           executor=executor)
     table = result.table
     emit({**result.summary(), "anchor": table.anchor.to_dict() if table.anchor else None,
           "calibration": table.calibration.to_dict() if not table.calibration.is_identity else {}},

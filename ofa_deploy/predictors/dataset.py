@@ -10,7 +10,6 @@ caller's supernet is never modified (the builder recalibrates a private copy).
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import logging
@@ -30,6 +29,7 @@ from ofa_deploy.errors import ConfigError
 from ofa_deploy.fileio import atomic_write_text, decode_utf8, parse_json_text, read_bytes_file, read_text_file
 from ofa_deploy.nn.bn import recalibrate_bn
 from ofa_deploy.predictors.accuracy import space_to_dict
+from ofa_deploy.profiling.executor import Executor, LocalExecutor
 from ofa_deploy.predictors.encoding import default_encoder
 from ofa_deploy.spaces import SearchSpace, SubnetConfig
 from ofa_deploy.spaces.config import finite_number, short_repr
@@ -152,8 +152,9 @@ def evaluate_subnet(supernet: nn.Module, cfg: SubnetConfig, data: DataSplits, *,
         was_training = supernet.training
         supernet.eval()
         try:
+            device = next((p.device for p in supernet.parameters()), torch.device("cpu"))
             for images, labels in data.holdout.batches(res, eval_batch_size):
-                correct += int((supernet(images).argmax(dim=1) == labels).sum())
+                correct += int((supernet(images.to(device)).argmax(dim=1).cpu() == labels).sum())
         finally:
             supernet.train(was_training)
     return correct / len(data.holdout)
@@ -182,6 +183,7 @@ def build_accuracy_dataset(
     progress: bool = True,
     max_items: int | None = None,
     on_item: Callable[[dict[str, Any]], None] | None = None,
+    executor: Executor | None = None,
 ) -> BuildSummary:
     """Measure `n_subnets` architectures × `resolutions` and append them to the JSON-lines file `out`.
 
@@ -193,6 +195,8 @@ def build_accuracy_dataset(
         resume: continue an existing file (its header must match), skipping stored items.
         max_items: stop after evaluating this many new items (for tests and time-boxed runs).
         on_item: called with each new record after it is stored.
+        executor: runs the evaluations (default `LocalExecutor`; a process pool or Ray workers evaluate items in
+            parallel, each loading the weights and data once); this process stays the only writer of `out`.
     """
     start = time.perf_counter()
     space: SearchSpace = supernet.space  # type: ignore[attr-defined]
@@ -216,14 +220,12 @@ def build_accuracy_dataset(
     n_before = len(items) - len(todo)
     if max_items is not None:
         todo = todo[:max_items]
-    model = copy.deepcopy(supernet)
+    from ofa_deploy.scale.accuracy import AccuracyJob
+
+    job = AccuracyJob.create(supernet, data, calibration_batch_size=calibration_batch_size,
+                             eval_batch_size=eval_batch_size)
     with _progress(len(items), n_before, progress) as bar:
-        for cfg in todo:
-            t0 = time.perf_counter()
-            top1 = evaluate_subnet(model, cfg, data, calibration_batch_size=calibration_batch_size,
-                                   eval_batch_size=eval_batch_size)
-            record = {"config": cfg.to_string(), "resolution": cfg.resolution, "top1": top1,
-                      "n_holdout": len(data.holdout), "seconds": round(time.perf_counter() - t0, 4)}
+        for record in (executor or LocalExecutor()).map(job, [c.to_string() for c in todo]):
             store.append(record)
             if on_item is not None:
                 on_item(record)

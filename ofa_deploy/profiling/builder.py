@@ -287,11 +287,14 @@ class BuildResult:
     seconds: float
     overhead_ms: float
     drift: dict[str, float] = field(default_factory=dict)
+    #: device-pool builds: devices, each one's anchor median, the flagged ones (their records are kept apart)
+    pool: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        return {"path": str(self.path), "store": str(self.store_path), "entries": len(self.table),
-                "measured": self.measured, "reused": self.reused, "seconds": round(self.seconds, 2),
-                "overhead_ms": self.overhead_ms, "drift": self.drift}
+        out = {"path": str(self.path), "store": str(self.store_path), "entries": len(self.table),
+               "measured": self.measured, "reused": self.reused, "seconds": round(self.seconds, 2),
+               "overhead_ms": self.overhead_ms, "drift": self.drift}
+        return {**out, "pool": self.pool} if self.pool else out
 
 
 def model_cache_dir() -> Path:
@@ -445,6 +448,39 @@ def make_provenance(profile: Any, backend: Any, space_name: str, settings: Timer
     )
 
 
+@dataclass
+class BuildJobFactory:
+    """Everything a worker needs to build the timing job of a LUT build where it runs (picklable: the backend
+    is created from the profile in the worker)."""
+
+    space: SearchSpace
+    plan: Plan
+    method: str
+    profile: Any
+    settings: TimerSettings
+    protocol: ProtocolSettings
+    model_dir: Path
+    anchor_path: Any
+    anchor_shape: tuple[int, ...]
+
+    def make(self, backend: Any, paired: PairedVisits | None = None) -> CalibrationJob:
+        paired = paired or PairedVisits(backend, self.anchor_path, self.anchor_shape, self.protocol)
+        if self.method == "isolated":
+            inner: Any = LayerTimingJob(self.plan, backend, self.settings, self.model_dir,
+                                        anchor=(self.anchor_path, self.anchor_shape))
+        else:
+            from ofa_deploy.profiling.incontext import InContextJob
+
+            inner = InContextJob(self.space, backend, self.settings, self.model_dir,
+                                 batch_size=self.plan.batch_size, paired=paired)
+        return CalibrationJob(inner, self.space, paired, self.model_dir, self.plan.batch_size)
+
+    def build(self) -> CalibrationJob:
+        from ofa_deploy.profiling.backends import create_backend
+
+        return self.make(create_backend(self.profile))
+
+
 METHODS = ("auto", "in_context", "isolated")
 
 
@@ -517,6 +553,8 @@ def build_lut(
     paired_settings = protocol or ProtocolSettings.from_profile(profile)
     plan = make_plan(space, resolutions, batch_size=int(getattr(profile, "batch_size", 1)), limit=limit)
     backend = backend or create_backend(profile)
+    if getattr(executor, "pooled", False) and method == "auto":
+        method = "isolated"  # device pools pair every item with the anchor on its own device
     method = resolve_method(method, backend, space.family)
     models = Path(model_dir) if model_dir else model_cache_dir()
     models.mkdir(parents=True, exist_ok=True)
@@ -543,9 +581,8 @@ def build_lut(
         "calibration_subnets": calibration_subnets}
     if method == "isolated":
         all_tasks = schedule(plan, settings, [ANCHOR_ID], calib_ids)
-        inner: Any = LayerTimingJob(plan, backend, settings, models, anchor=(anchor_path, anchor_shape))
     else:
-        from ofa_deploy.profiling.incontext import InContextJob, covering_set
+        from ofa_deploy.profiling.incontext import covering_set
 
         plan = make_plan(space, resolutions, batch_size=plan.batch_size)
         cfgs = covering_set(space, plan.resolutions, {i.spec for i in plan.items})
@@ -557,29 +594,47 @@ def build_lut(
             cfg_ids += [c for c in dict.fromkeys(extra) if c not in cfg_ids]
         header["configs"] = len(cfg_ids)
         all_tasks = schedule_configs(cfg_ids + calib_ids, settings)
-        inner = InContextJob(space, backend, settings, models, batch_size=plan.batch_size, paired=paired)
-    job = CalibrationJob(inner, space, paired, models, plan.batch_size)
+    factory = BuildJobFactory(space, plan, method, profile, settings, paired_settings, models, anchor_path,
+                              anchor_shape)
+    executor = executor or LocalExecutor()
+    pooled = bool(getattr(executor, "pooled", False))
+    if pooled:
+        from ofa_deploy.scale.pool import pool_job
+
+        job: Any = pool_job(factory)
+    elif isinstance(executor, LocalExecutor):
+        job = factory.make(backend, paired)  # the caller's backend, in this process
+    else:
+        job = factory  # built by each worker with its own backend
     store = JsonlStore(store_path_for(out), header, resume=resume)
     done = {_key(r) for r in store}
     tasks = [t for t in all_tasks if _key(t) not in done]
     reused = len(done)
-    executor = executor or LocalExecutor()
     bar = None
     if progress and tasks:
         from ofa_deploy.progress import progress_bar
 
         bar = progress_bar(total=len(tasks), desc=f"profiling {space.name}", unit="item", leave=False)
     measured = 0
+    records: list[dict[str, Any]] = store.records
+    pool: dict[str, Any] = {}
     try:
-        for record in executor.map(job, tasks):
-            store.append(record)
-            measured += 1
-            if bar is not None:
-                bar.update(1)
+        if pooled:
+            from ofa_deploy.scale.pool import run_pooled
+
+            records, pool, measured = run_pooled(executor, job, tasks, all_tasks, store,
+                                                  on_record=bar.update if bar is not None else None)
+        else:
+            for record in executor.map(job, tasks):
+                store.append(record)
+                measured += 1
+                if bar is not None:
+                    bar.update(1)
     finally:
         if bar is not None:
             bar.close()
-        job.close()
+        if hasattr(job, "close") and not hasattr(job, "build"):
+            job.close()
     estimate = ("in-context: per-layer minimum over the runs of each round (ORT profiler kernel times inside "
                 "covering subnets), scaled to the subnet's anchor ratio, median over occurrences, then over rounds"
                 if method == "in_context" else
@@ -587,19 +642,23 @@ def build_lut(
                 "per-call overhead")
     provenance = make_provenance(profile, backend, space.name, settings, estimate=estimate, method=method,
                                  protocol=paired_settings)
+    if pool:
+        from ofa_deploy.scale.pool import pool_provenance
+
+        provenance = pool_provenance(provenance, pool)
     if method == "isolated":
-        table, overhead, drift = table_from_records(plan, store.records, provenance=provenance)
-        anchor_visits = [r["ms"] for r in store.records if r["id"] == ANCHOR_ID]
+        table, overhead, drift = table_from_records(plan, records, provenance=provenance)
+        anchor_visits = [r["ms"] for r in records if r["id"] == ANCHOR_ID]
     else:
-        table, overhead, drift = in_context_table(space, store.records, provenance)
-        anchor_visits = [r["anchor_ms"] for r in store.records]
+        table, overhead, drift = in_context_table(space, records, provenance)
+        anchor_visits = [r["anchor_ms"] for r in records]
     table.anchor = AnchorInfo(config=anchor_cfg.to_string(), space=space.name, batch_size=plan.batch_size,
                               ms=float(np.median(anchor_visits)), visits=len(anchor_visits),
                               swing=float(max(anchor_visits) / min(anchor_visits)))
-    cal_cfgs, cal_units = calibration_points(space, store.records)
+    cal_cfgs, cal_units = calibration_points(space, records)
     if calibration_subnets:
         table.calibration = fit_table_calibration(space, table, cal_cfgs, cal_units)
     table.save(out)
     seconds = time.perf_counter() - start
     log.info("wrote %s: %d layers, %d measured now, %d reused, %.1f s", out, len(table), measured, reused, seconds)
-    return BuildResult(table, out, store.path, measured, reused, seconds, overhead * table.anchor.ms, drift)
+    return BuildResult(table, out, store.path, measured, reused, seconds, overhead * table.anchor.ms, drift, pool)

@@ -27,6 +27,8 @@ A profile is a small YAML file, read with `yaml.safe_load` and validated field b
     visit_repeats: 10               # timed runs per paired visit (their minimum is the visit's value)
     # optional: session_config (ORT session config entries), and the timer's statistic / clock /
     # anchor_every / seed (null: the profiler's defaults; validated by the profiler's TimerSettings)
+    # optional: devices, a pool of devices of this kind (ofa_deploy.scale.devices), e.g.
+    #   devices: [{name: pi4-01, runner: ssh, host: 10.0.0.21}, {name: pi4-02, runner: ssh, host: 10.0.0.22}]
 
 `HardwareProfile.load(name_or_path)` resolves a bare name against the user directory
 (``$OFA_DEPLOY_PROFILES`` or ``~/.config/ofa-deploy/hardware_profiles``) and then the profiles packaged with
@@ -90,6 +92,7 @@ _DEFAULTS: dict[str, Any] = {
     "time_cap_s": None,
     "visit_warmup": None,
     "visit_repeats": None,
+    "devices": None,
 }
 _FIELDS = ("name", *_DEFAULTS)
 TIMING_FIELDS = ("warmup", "repeats", "rounds")  # a profile without them gets a warning naming the defaults used
@@ -145,6 +148,12 @@ def _threads(source: str, name: str, value: Any) -> int:
     return _int(source, name, value, 1)
 
 
+def _devices(source: str, value: Any) -> tuple[Any, ...]:
+    from ofa_deploy.scale.devices import parse_devices
+
+    return parse_devices(value, source=source)
+
+
 @dataclass(frozen=True)
 class HardwareProfile:
     """A validated hardware profile. Thread counts are resolved ("all" -> os.cpu_count())."""
@@ -177,6 +186,8 @@ class HardwareProfile:
     time_cap_s: float | None
     visit_warmup: int | None
     visit_repeats: int | None
+    #: a device pool of this kind (`ofa_deploy.scale.devices.DeviceSpec`); empty: this machine only
+    devices: tuple[Any, ...]
     raw: Mapping[str, Any] = field(repr=False, compare=False)
     path: Path | None = field(default=None, compare=False)
 
@@ -201,6 +212,8 @@ class HardwareProfile:
             log.warning("hardware profile %s: no %s given; using the defaults %s (write them into the profile to "
                         "make the timing plan explicit)", source, ", ".join(filled),
                         ", ".join(f"{k}={_DEFAULTS[k]}" for k in filled))
+        if raw["devices"] is None:
+            del raw["devices"]  # profiles without a pool hash as they always did
 
         backend = _choice(source, "backend", raw["backend"], BACKENDS)
         provider = raw["execution_provider"]
@@ -259,6 +272,7 @@ class HardwareProfile:
             time_cap_s=_optional_positive(source, "time_cap_s", raw["time_cap_s"]),
             visit_warmup=_optional_int(source, "visit_warmup", raw["visit_warmup"], 0),
             visit_repeats=_optional_int(source, "visit_repeats", raw["visit_repeats"], 1),
+            devices=_devices(source, raw.get("devices")),
             raw=raw,
             path=path,
         )
