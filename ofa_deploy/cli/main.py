@@ -69,13 +69,8 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module_name, attr = target.split(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith("ofa_deploy"):
-                return None  # command not built yet
-            raise
-        return getattr(module, attr)
+        # an import failure inside a command module is a real error (reported by main), never "no such command"
+        return getattr(importlib.import_module(module_name), attr)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, _hoist_verbosity(list(args)))

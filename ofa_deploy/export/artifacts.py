@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import platform
 import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -135,6 +135,19 @@ def check_out_dir(out_dir: str | os.PathLike[str], *, overwrite: bool) -> Path:
     return out
 
 
+def _new_staging_dir(out: Path) -> Path:
+    """A new staging dir beside `out`, made with mode 0o777 so the process umask applies as to any new dir
+    (mkdtemp would make it 0o700, and reading the umask means changing it)."""
+    for _ in range(100):
+        tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            tmp.mkdir(mode=0o777)
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(f"could not create a staging directory beside {out}")
+
+
 @contextmanager
 def staging_dir(out_dir: str | os.PathLike[str], *, overwrite: bool) -> Iterator[Path]:
     """Yield a temp dir next to `out_dir`; on normal exit it replaces `out_dir`, on error it is removed.
@@ -145,10 +158,7 @@ def staging_dir(out_dir: str | os.PathLike[str], *, overwrite: bool) -> Iterator
     out = check_out_dir(out_dir, overwrite=overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_staging(out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; published dirs get the usual permissions
+    tmp = _new_staging_dir(out)
     try:
         yield tmp
     except KeepArtifacts as keep:

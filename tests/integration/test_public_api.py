@@ -1,0 +1,58 @@
+"""The common path through the curated top level: one `ofa_deploy` import (issue 13 asks for at most 3)."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import ofa_deploy as od
+
+TINY = {"base_widths": (8, 8, 8, 16, 16, 16, 24, 64, 64), "depths": (1, 2), "kernel_sizes": (3, 5),
+        "expand_ratios": (2.0, 3.0), "resolutions": (16,), "n_classes": 10}
+
+
+def test_this_file_imports_ofa_deploy_once():
+    tree = ast.parse(Path(__file__).read_text())
+    names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    names += [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
+    assert sum(1 for n in names if n and n.split(".")[0] == "ofa_deploy") == 1
+    assert "__import__" not in Path(__file__).read_text().replace('"__import__"', "")
+
+
+def test_common_path_supernet_weights_export_profile_predict_search_deploy(tmp_path):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = od.create_supernet("ofa_mbv3_w10", **TINY)
+    ckpt = tmp_path / "supernet.pth"
+    torch.save(net.state_dict(), ckpt)
+    loaded = od.create_supernet("ofa_mbv3_w10", weights=ckpt, **TINY)  # weights: a path (or "released")
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), loaded.state_dict().values()))
+
+    cfg = loaded.space.sample(rng=0)
+    report = od.export(loaded.extract(cfg).eval(), tmp_path / "subnet", format="onnx",
+                       input_shape=(1, 3, cfg.resolution, cfg.resolution))
+    assert isinstance(od.load_report(tmp_path / "subnet"), od.ExportReport) and report.path("model").is_file()
+
+    profile = od.HardwareProfile.load("ort-cpu-1t")
+    table = od.build_lut(loaded.space, None, profile, tmp_path / "lut.json", progress=False,
+                         calibration_subnets=6).table
+    assert od.check_table_host(table, profile).ok
+    latency = od.LatencyPredictor(loaded.space, table)
+    assert latency.predict([cfg])[0] > 0 and od.count_subnet(loaded.space, cfg).macs > 0
+
+    predictor = od.AccuracyPredictor(od.default_encoder(loaded.space))  # untrained: the path does not care
+    domain = od.GeneDomain.for_space(loaded.space)
+    lat = od.latency_objective(latency, target=profile.name)
+    budget = float(np.median(latency.predict_genes(loaded.space.sample_genes(64, 0))))
+    found = od.evolution_search(domain=domain, objective=od.accuracy_objective(predictor),
+                                budgets=[od.Budget(lat, budget)], seed=0)
+    assert lat.predict_genes(found.best_genes[None])[0] <= budget
+    front = od.pareto_search(domain=domain, objectives=[od.accuracy_objective(predictor), lat], seed=0)
+    assert len(front) >= 1
+
+    result = od.deploy(od.DeployRequest(out_dir=tmp_path / "run", lut=tmp_path / "lut.json", generations=10,
+                                        population=20, pareto_generations=0, n_checks=0, verify_budget=False),
+                       supernet=loaded, predictor=predictor)
+    assert (result.out_dir / "model" / "model.onnx").is_file() and result.measured["latency_ms"] > 0
