@@ -25,7 +25,7 @@ def accuracy_runs(n_subnets: int, tmp: Path) -> dict[str, float]:
 
     from ofa_deploy.demo import DemoRecipe, create_demo_supernet, load_demo_data
     from ofa_deploy.predictors.dataset import build_accuracy_dataset
-    from ofa_deploy.profiling.executor import ProcessExecutor
+    from ofa_deploy.executors import ProcessExecutor
     from ofa_deploy.scale.ray_executor import RayExecutor, worker_runtime_env
 
     recipe = DemoRecipe()

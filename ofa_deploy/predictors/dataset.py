@@ -30,7 +30,7 @@ from ofa_deploy.errors import ConfigError
 from ofa_deploy.fileio import atomic_write_text, decode_utf8, parse_json_text, read_bytes_file, read_text_file
 from ofa_deploy.nn.bn import recalibrate_bn
 from ofa_deploy.predictors.accuracy import space_to_dict
-from ofa_deploy.profiling.executor import Executor, LocalExecutor
+from ofa_deploy.executors import Executor, LocalExecutor
 from ofa_deploy.predictors.encoding import default_encoder
 from ofa_deploy.spaces import SearchSpace, SubnetConfig
 from ofa_deploy.spaces.config import finite_number, short_repr

@@ -41,7 +41,7 @@ import numpy as np
 
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.fileio import atomic_path
-from ofa_deploy.profiling.executor import Executor, LocalExecutor
+from ofa_deploy.executors import Executor, LocalExecutor
 from ofa_deploy.profiling.plan import Plan, export_layer, make_plan
 from ofa_deploy.profiling.store import JsonlStore
 from ofa_deploy.profiling.protocol import ProtocolSettings, runner_visit

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ofa_deploy.errors import ConfigError
-from ofa_deploy.profiling.executor import Executor
+from ofa_deploy.executors import Executor
 from ofa_deploy.scale.devices import DEFAULT_TOLERANCE, DeviceSpec, DeviceUnavailableError, flag_devices
 from ofa_deploy.scale.ray_executor import dispatch, init_ray, require_ray
 

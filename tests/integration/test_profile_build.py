@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ofa_deploy.profiling.builder import ANCHOR_ID, CALIBRATION_PREFIX, LayerTimingJob, build_lut
-from ofa_deploy.profiling.executor import LocalExecutor
+from ofa_deploy.executors import LocalExecutor
 from ofa_deploy.profiling.hardware import HardwareProfile
 from ofa_deploy.profiling.lut import LatencyTable
 from ofa_deploy.profiling.plan import make_plan, read_plan, write_plan

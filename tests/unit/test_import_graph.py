@@ -22,7 +22,6 @@ PACKAGE_DIR = Path(ofa_deploy.__file__).resolve().parent
 
 # Strongly connected components (of size > 1) still present, module level.
 KNOWN_CYCLES: set[frozenset[str]] = {
-    frozenset({"profiling.executor", "scale.ray_executor"}),
     frozenset({"compat.ofa_lut", "profiling.lut"}),
     frozenset({
         "profiling.builder", "profiling.incontext", "profiling.measure",
