@@ -46,6 +46,7 @@ from ofa_deploy.errors import ConfigError, LatencyTableMissError
 from ofa_deploy.fileio import atomic_write_text, read_json_file
 from ofa_deploy.profiling.anchor import AnchorInfo
 from ofa_deploy.spaces.layer_spec import LayerSpec
+from ofa_deploy.spaces.ofa_keys import ofa_key
 
 logger = logging.getLogger(__name__)
 
@@ -398,12 +399,7 @@ class LatencyTable:
         self, spec: LayerSpec, *, resolution: int | None = None, supernet: str | None = None
     ) -> LatencyTableMissError:
         """The error for a missing layer: names it (short form and OFA key) and the measuring command."""
-        try:
-            from ofa_deploy.compat.ofa_lut import ofa_key  # local: compat depends on this module
-
-            key = ofa_key(spec)
-        except ImportError:  # pragma: no cover - compat codec absent
-            key = None
+        key = ofa_key(spec)
         key_text = f" (OFA key {key!r})" if key else ""
         source = self.provenance.profile_name or self.provenance.device or "this table"
         where = f" (in a subnet at resolution {resolution})" if resolution is not None else ""

@@ -263,7 +263,7 @@ def choose_anchors(plan: Plan, n: int = 3) -> list[WorkItem]:
     """`n` anchor items spread over the cost range (by MACs): cheap, middle and expensive layers."""
     if n <= 0 or not plan.items:
         return []
-    from ofa_deploy.predictors.macs import layer_macs
+    from ofa_deploy.spaces.costs import layer_macs
 
     ranked = sorted(plan.items, key=lambda i: (layer_macs(i.spec), i.id))
     if n >= len(ranked):

@@ -24,7 +24,7 @@ def space():
 
 def units_table(space, *, host=None, anchor_ms=2.0, calibration=None, profile="ort-cpu-1t"):
     """Every layer of the space at 160 px gets 0.01 anchor units per 1M MACs (+0.001)."""
-    from ofa_deploy.predictors.macs import layer_macs
+    from ofa_deploy.spaces.costs import layer_macs
     from ofa_deploy.profiling.plan import make_plan
 
     anchor = AnchorInfo(config=default_anchor_config(space).to_string(), space=space.name, batch_size=1,
