@@ -195,7 +195,7 @@ def check_cmd(table_path: str, profile_name: str | None, output_format: str) -> 
     from ofa_deploy.errors import ForeignTableError
     from ofa_deploy.profiling.hardware import HardwareProfile
     from ofa_deploy.profiling.host import check_table_host
-    from ofa_deploy.profiling.lut import LatencyTable
+    from ofa_deploy.tables.latency import LatencyTable
 
     table = LatencyTable.load(table_path)
     name = profile_name or table.provenance.profile_name

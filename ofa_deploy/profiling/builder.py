@@ -350,7 +350,7 @@ def table_from_records(plan: Plan, records: Sequence[dict[str, Any]], *, provena
                        subtract_overhead: bool = True) -> tuple[Any, float, dict[str, float]]:
     """Per-layer LatencyStats (anchor units) from isolated-build records: per-round ratios minus the round's
     overhead ratio. Returns (table without anchor info, overhead in anchor units, drift of the anchor)."""
-    from ofa_deploy.profiling.lut import LatencyStats, LatencyTable
+    from ofa_deploy.tables.latency import LatencyStats, LatencyTable
 
     records = anchor_units(records)
     overhead: dict[int, float] = {r["round"]: r["ratio"] for r in records if r["id"] == OVERHEAD_ID}
@@ -375,7 +375,7 @@ def in_context_table(space: SearchSpace, records: Sequence[dict[str, Any]], prov
                      ) -> tuple[Any, float, dict[str, float]]:
     """LatencyTable (anchor units) from in-context records; drift = the anchor's spread over the build."""
     from ofa_deploy.profiling.incontext import table_entries
-    from ofa_deploy.profiling.lut import LatencyStats, LatencyTable
+    from ofa_deploy.tables.latency import LatencyStats, LatencyTable
 
     layer_records = [r for r in records if not r["id"].startswith(CALIBRATION_PREFIX)]
     table = LatencyTable(provenance=provenance, stat="median")
@@ -402,7 +402,7 @@ def fit_table_calibration(space: SearchSpace, table: Any, cfgs: Sequence[Any], m
     `fit` records the held-out scores (each half predicted by a fit on the other half) next to the raw sum's.
     """
     from ofa_deploy.predictors.latency import LatencyPredictor, fit_linear_calibration
-    from ofa_deploy.profiling.lut import Calibration
+    from ofa_deploy.tables.latency import Calibration
 
     if len(cfgs) < 6:
         return Calibration(fit={"n": len(cfgs), "note": "too few calibration subnets to fit (need >= 6)"})
@@ -429,7 +429,7 @@ def fit_table_calibration(space: SearchSpace, table: Any, cfgs: Sequence[Any], m
 def make_provenance(profile: Any, backend: Any, space_name: str, settings: TimerSettings, *, notes: str = "",
                     estimate: str = "", method: str = "isolated", protocol: ProtocolSettings | None = None) -> Any:
     from ofa_deploy.profiling.host import host_fingerprint
-    from ofa_deploy.profiling.lut import Provenance, tool_version
+    from ofa_deploy.tables.latency import Provenance, tool_version
 
     desc = backend.describe() if backend is not None else {}
     return Provenance(

@@ -13,7 +13,7 @@ import pytest
 from ofa_deploy.profiling.builder import ANCHOR_ID, CALIBRATION_PREFIX, LayerTimingJob, build_lut
 from ofa_deploy.executors import LocalExecutor
 from ofa_deploy.profiling.hardware import HardwareProfile
-from ofa_deploy.profiling.lut import LatencyTable
+from ofa_deploy.tables.latency import LatencyTable
 from ofa_deploy.profiling.plan import make_plan, read_plan, write_plan
 from ofa_deploy.profiling.protocol import ProtocolSettings
 from ofa_deploy.profiling.timer import TimerSettings

@@ -9,7 +9,7 @@ from ofa_deploy.compat.ofa_lut import load_ofa_lut
 from ofa_deploy.errors import ConfigError, LatencyTableMissError
 from ofa_deploy.predictors.latency import EfficiencyPredictor, LatencyPredictor, MacsPredictor, ParamsPredictor
 from ofa_deploy.predictors.macs import count_subnet
-from ofa_deploy.profiling.lut import LatencyStats, LatencyTable
+from ofa_deploy.tables.latency import LatencyStats, LatencyTable
 from ofa_deploy.spaces import MobileSpace, get_space
 
 NOTE10_RES = (160, 176, 192, 208, 224)
