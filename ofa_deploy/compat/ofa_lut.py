@@ -48,6 +48,7 @@ from ofa_deploy.fileio import atomic_write_text
 from ofa_deploy.spaces import SearchSpace
 from ofa_deploy.spaces.ofa_keys import SCHEMAS, ofa_key, parse_ofa_key, proxyless_logits_key, specs_from_key
 from ofa_deploy.spaces.ofa_keys import ofa_schema as _schema_of
+from ofa_deploy.spaces.slots import SlotTables
 from ofa_deploy.tables.latency import PROXYLESS_FILE_HINTS, LatencyStats, LatencyTable, load_ofa_lut
 
 logger = logging.getLogger(__name__)
@@ -87,8 +88,6 @@ def save_ofa_lut(
     whose input size occurs at that resolution (so OFA rows outside the space survive a round trip). `resolutions` defaults to those of the space at
     which the table covers the stem.
     """
-    from ofa_deploy.predictors.gather import SlotTables  # local: predictors depend on profiling
-
     schema = _schema_of(space)
     slots = SlotTables(space)
     if resolutions is None:

@@ -31,7 +31,6 @@ KNOWN_CYCLES: set[frozenset[str]] = {
 
 # Same, between the top-level subpackages / modules of ``ofa_deploy``.
 KNOWN_PACKAGE_CYCLES: set[frozenset[str]] = {
-    frozenset({"compat", "predictors"}),
     frozenset({"profiling", "scale"}),
 }
 

@@ -151,7 +151,7 @@ def test_stat_selector_and_protocol(w12):
 
 
 def test_resnet_latency_gene_path_with_a_measured_style_table():
-    from ofa_deploy.predictors.gather import SlotTables
+    from ofa_deploy.spaces.slots import SlotTables
 
     space = get_space("ofa_resnet50", resolutions=(160, 192))
     rng = np.random.default_rng(1)
