@@ -71,7 +71,8 @@ def pool_runs(rounds: int, tmp: Path) -> dict[str, float]:
     protocol = ProtocolSettings.from_profile(profile, warmup=2, repeats=10)
     devices = [DeviceSpec("core0", "local", {"cpus": [0]}), DeviceSpec("core1", "local", {"cpus": [1]})]
     from ofa_deploy.profiling.anchor import anchor_model, resolve_anchor_config
-    from ofa_deploy.profiling.plan import export_layer, make_plan
+    from ofa_deploy.profiling.models import export_layer
+    from ofa_deploy.profiling.plan import make_plan
 
     for item in make_plan(space).items:  # export once up front, so neither run pays for the exports
         export_layer(item, tmp / "models" / f"{item.id}_b{item.input_shape[0]}.onnx")

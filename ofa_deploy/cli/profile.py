@@ -223,7 +223,8 @@ def plan_cmd(supernet: str, resolutions: str | None, out: str, profile_name: str
              in_context: bool, limit: int | None, output_format: str) -> None:
     """Export one model per distinct layer + plan.json, and the on-device script (ondevice_profile.py) next to them."""
     from ofa_deploy.profiling.hardware import HardwareProfile
-    from ofa_deploy.profiling.plan import make_plan, write_plan
+    from ofa_deploy.profiling.models import write_plan
+    from ofa_deploy.profiling.plan import make_plan
     from ofa_deploy.spaces import get_space
 
     profile = HardwareProfile.load(profile_name) if profile_name else None

@@ -40,19 +40,17 @@ from typing import Any
 import numpy as np
 
 from ofa_deploy.errors import ConfigError
-from ofa_deploy.fileio import atomic_path
 from ofa_deploy.executors import Executor, LocalExecutor
-from ofa_deploy.profiling.plan import Plan, export_layer, make_plan
+from ofa_deploy.profiling.measure import PairedVisits
+from ofa_deploy.profiling.models import export_layer, layer_model, model_cache_dir, write_identity_model
+from ofa_deploy.profiling.plan import ANCHOR_ID, CALIBRATION_PREFIX, OVERHEAD_ID, Plan, covering_set, make_plan
 from ofa_deploy.profiling.store import JsonlStore
-from ofa_deploy.profiling.protocol import ProtocolSettings, runner_visit
+from ofa_deploy.profiling.protocol import ProtocolSettings
 from ofa_deploy.profiling.timer import CacheFlusher, TimerSettings, measure_round
 from ofa_deploy.spaces import SearchSpace
 
 log = logging.getLogger(__name__)
 
-OVERHEAD_ID = "__overhead__"
-ANCHOR_ID = "__anchor__"
-CALIBRATION_PREFIX = "calib:"
 #: seed of the random whole subnets a build measures for its calibration
 CALIBRATION_SEED = 20_261_130
 #: seed of the extra random in-context subnets (fixed, and distinct from validation's default seed 0)
@@ -77,61 +75,6 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def write_identity_model(path: Path) -> Path:
-    """A 1-element Identity ONNX model: its run time is the backend's fixed per-call overhead."""
-    if path.is_file():
-        return path
-    import onnx
-    from onnx import TensorProto, helper
-
-    graph = helper.make_graph(
-        [helper.make_node("Identity", ["input"], ["output"])], "overhead",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 1, 1, 1])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 1, 1, 1])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    with atomic_path(path) as tmp:
-        onnx.save(model, str(tmp))
-    return path
-
-
-class PairedVisits:
-    """Times a runner bracketed by the anchor (A, item, A) with the protocol's per-visit settings.
-
-    The anchor runner is prepared on first use and kept for the job's life.
-    """
-
-    def __init__(self, backend: Any, anchor_path: Any, anchor_shape: Sequence[int], protocol: ProtocolSettings,
-                 profile_name: str = "") -> None:
-        self.backend = backend
-        self.anchor_path = anchor_path
-        self.anchor_shape = tuple(anchor_shape)
-        self.visit = runner_visit(protocol)
-        self.profile_name = profile_name
-        self._anchor: Any = None
-
-    def anchor(self) -> float:
-        """One visit of the anchor alone (ms)."""
-        if self._anchor is None:
-            from ofa_deploy.profiling.measure import prepare_anchor
-
-            self._anchor = prepare_anchor(self.backend, (self.anchor_path, self.anchor_shape), self.profile_name)
-        return self.visit(self._anchor)
-
-    def __call__(self, runner: Any) -> dict[str, float]:
-        before = self.anchor()
-        item = self.visit(runner)
-        after = self.anchor()
-        bracket = (before + after) / 2
-        return {"item_ms": item, "anchor_ms": bracket, "ratio": item / bracket}
-
-    def close(self) -> None:
-        if self._anchor is not None:
-            self._anchor.close()
-            self._anchor = None
 
 
 class CalibrationJob:
@@ -211,8 +154,6 @@ class LayerTimingJob:
             return write_identity_model(self.model_dir / "overhead.onnx"), (1, 1, 1, 1)
         item = self.items[item_id]
         if self.backend.model_format == "module":
-            from ofa_deploy.profiling.plan import layer_model
-
             return layer_model(item.spec), item.input_shape
         return export_layer(item, self.model_dir / f"{item.id}_b{item.input_shape[0]}.onnx"), item.input_shape
 
@@ -295,14 +236,6 @@ class BuildResult:
                "measured": self.measured, "reused": self.reused, "seconds": round(self.seconds, 2),
                "overhead_ms": self.overhead_ms, "drift": self.drift}
         return {**out, "pool": self.pool} if self.pool else out
-
-
-def model_cache_dir() -> Path:
-    """Where exported layer/subnet models are kept between builds: ``$OFA_DEPLOY_CACHE/profiling/models``
-    (default ``~/.cache/ofa-deploy/profiling/models``); file names are content keys, so profiles share them."""
-    from ofa_deploy.paths import cache_root
-
-    return cache_root() / "profiling" / "models"
 
 
 def store_path_for(out_path: Path) -> Path:
@@ -582,8 +515,6 @@ def build_lut(
     if method == "isolated":
         all_tasks = schedule(plan, settings, [ANCHOR_ID], calib_ids)
     else:
-        from ofa_deploy.profiling.incontext import covering_set
-
         plan = make_plan(space, resolutions, batch_size=plan.batch_size)
         cfgs = covering_set(space, plan.resolutions, {i.spec for i in plan.items})
         cfg_ids = [c.to_string() for c in cfgs][:limit]

@@ -10,7 +10,8 @@ from ofa_deploy.errors import ConfigError
 import numpy as np
 
 from ofa_deploy.fileio import read_json_file
-from ofa_deploy.profiling.builder import ANCHOR_ID, table_from_records
+from ofa_deploy.profiling.builder import table_from_records
+from ofa_deploy.profiling.plan import ANCHOR_ID
 from ofa_deploy.profiling.plan import read_plan
 
 RESULTS_FORMAT = "ofa-deploy-ondevice-results"

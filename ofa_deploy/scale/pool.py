@@ -35,8 +35,8 @@ class PoolJob:
 
     def model(self, item_id: str) -> tuple[Path, tuple[int, ...]]:
         """The ONNX model and input shape of a task id (exported on first use into the shared model dir)."""
-        from ofa_deploy.profiling.builder import ANCHOR_ID, CALIBRATION_PREFIX, OVERHEAD_ID, write_identity_model
-        from ofa_deploy.profiling.plan import export_layer
+        from ofa_deploy.profiling.models import export_layer, write_identity_model
+        from ofa_deploy.profiling.plan import ANCHOR_ID, CALIBRATION_PREFIX, OVERHEAD_ID
 
         f = self.factory
         if item_id == ANCHOR_ID:

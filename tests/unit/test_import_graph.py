@@ -21,13 +21,7 @@ import ofa_deploy
 PACKAGE_DIR = Path(ofa_deploy.__file__).resolve().parent
 
 # Strongly connected components (of size > 1) still present, module level.
-KNOWN_CYCLES: set[frozenset[str]] = {
-    frozenset({
-        "profiling.builder", "profiling.incontext", "profiling.measure",
-        "profiling.plan", "profiling.validate", "scale.pool",
-        "scale.runners", "scale.runners.local",
-    }),
-}
+KNOWN_CYCLES: set[frozenset[str]] = set()
 
 # Same, between the top-level subpackages / modules of ``ofa_deploy``.
 KNOWN_PACKAGE_CYCLES: set[frozenset[str]] = {
