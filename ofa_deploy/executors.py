@@ -49,7 +49,9 @@ def close_job(job: Any) -> None:
 class Executor(abc.ABC):
     """Runs `job(item)` for every item and yields the results as they complete."""
 
-    #: True for executors whose workers are real devices (`ofa_deploy.scale.pool.DevicePool`).
+    #: True for executors whose workers are real devices (`ofa_deploy.scale.pool.DevicePool`). A pooled executor
+    #: also provides ``build_job(factory)``, ``run_build(job, tasks, all_tasks, store, on_record=...)`` and
+    #: ``build_provenance(provenance, info)``, which a LUT build calls instead of importing `scale`.
     pooled: bool = False
 
     @abc.abstractmethod

@@ -530,9 +530,7 @@ def build_lut(
     executor = executor or LocalExecutor()
     pooled = bool(getattr(executor, "pooled", False))
     if pooled:
-        from ofa_deploy.scale.pool import pool_job
-
-        job: Any = pool_job(factory)
+        job: Any = executor.build_job(factory)  # type: ignore[attr-defined]
     elif isinstance(executor, LocalExecutor):
         job = factory.make(backend, paired)  # the caller's backend, in this process
     else:
@@ -551,10 +549,8 @@ def build_lut(
     pool: dict[str, Any] = {}
     try:
         if pooled:
-            from ofa_deploy.scale.pool import run_pooled
-
-            records, pool, measured = run_pooled(executor, job, tasks, all_tasks, store,
-                                                  on_record=bar.update if bar is not None else None)
+            records, pool, measured = executor.run_build(  # type: ignore[attr-defined]
+                job, tasks, all_tasks, store, on_record=bar.update if bar is not None else None)
         else:
             for record in executor.map(job, tasks):
                 store.append(record)
@@ -574,9 +570,7 @@ def build_lut(
     provenance = make_provenance(profile, backend, space.name, settings, estimate=estimate, method=method,
                                  protocol=paired_settings)
     if pool:
-        from ofa_deploy.scale.pool import pool_provenance
-
-        provenance = pool_provenance(provenance, pool)
+        provenance = executor.build_provenance(provenance, pool)  # type: ignore[attr-defined]
     if method == "isolated":
         table, overhead, drift = table_from_records(plan, records, provenance=provenance)
         anchor_visits = [r["ms"] for r in records if r["id"] == ANCHOR_ID]

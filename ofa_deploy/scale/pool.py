@@ -21,7 +21,7 @@ from typing import Any
 
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.executors import Executor
-from ofa_deploy.scale.devices import DEFAULT_TOLERANCE, DeviceSpec, DeviceUnavailableError, flag_devices
+from ofa_deploy.profiling.devices import DEFAULT_TOLERANCE, DeviceSpec, DeviceUnavailableError, flag_devices
 from ofa_deploy.scale.ray_executor import dispatch, init_ray, require_ray
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,19 @@ class DevicePool(Executor):
     """
 
     pooled = True
+
+    def build_job(self, factory: Any) -> PoolJob:
+        """The pool's job for a LUT build (`pool_job`)."""
+        return pool_job(factory)
+
+    def run_build(self, job: PoolJob, tasks: Sequence[Any], all_tasks: Sequence[Any], store: Any, *,
+                  on_record: Callable[[int], Any] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any], int]:
+        """A LUT build's tasks on this pool (`run_pooled`)."""
+        return run_pooled(self, job, tasks, all_tasks, store, on_record=on_record)
+
+    def build_provenance(self, provenance: Any, info: dict[str, Any]) -> Any:
+        """The built table's provenance with this pool's info (`pool_provenance`)."""
+        return pool_provenance(provenance, info)
 
     def __init__(self, devices: Sequence[DeviceSpec], *, address: str | None = None,
                  tolerance: float = DEFAULT_TOLERANCE, connect_timeout: float = 120.0, max_retries: int = 3) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ofa_deploy.scale.devices import DeviceUnavailableError
+from ofa_deploy.profiling.devices import DeviceUnavailableError
 from ofa_deploy.scale.runners.base import DeviceRunner
 
 
