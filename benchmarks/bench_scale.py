@@ -25,7 +25,7 @@ def accuracy_runs(n_subnets: int, tmp: Path) -> dict[str, float]:
 
     from ofa_deploy.demo import DemoRecipe, create_demo_supernet, load_demo_data
     from ofa_deploy.predictors.dataset import build_accuracy_dataset
-    from ofa_deploy.profiling.executor import ProcessExecutor
+    from ofa_deploy.executors import ProcessExecutor
     from ofa_deploy.scale.ray_executor import RayExecutor, worker_runtime_env
 
     recipe = DemoRecipe()
@@ -61,7 +61,7 @@ def pool_runs(rounds: int, tmp: Path) -> dict[str, float]:
     from ofa_deploy.profiling.hardware import HardwareProfile
     from ofa_deploy.profiling.protocol import ProtocolSettings
     from ofa_deploy.profiling.timer import TimerSettings
-    from ofa_deploy.scale.devices import DeviceSpec
+    from ofa_deploy.profiling.devices import DeviceSpec
     from ofa_deploy.scale.pool import DevicePool
     from ofa_deploy.scale.ray_executor import worker_runtime_env
 
@@ -71,7 +71,8 @@ def pool_runs(rounds: int, tmp: Path) -> dict[str, float]:
     protocol = ProtocolSettings.from_profile(profile, warmup=2, repeats=10)
     devices = [DeviceSpec("core0", "local", {"cpus": [0]}), DeviceSpec("core1", "local", {"cpus": [1]})]
     from ofa_deploy.profiling.anchor import anchor_model, resolve_anchor_config
-    from ofa_deploy.profiling.plan import export_layer, make_plan
+    from ofa_deploy.profiling.models import export_layer
+    from ofa_deploy.profiling.plan import make_plan
 
     for item in make_plan(space).items:  # export once up front, so neither run pays for the exports
         export_layer(item, tmp / "models" / f"{item.id}_b{item.input_shape[0]}.onnx")

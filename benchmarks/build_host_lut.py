@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
 
-    from ofa_deploy.profiling.builder import build_lut, model_cache_dir
+    from ofa_deploy.profiling.builder import build_lut
+    from ofa_deploy.profiling.models import model_cache_dir
     from ofa_deploy.profiling.hardware import HardwareProfile
     from ofa_deploy.profiling.hardware import PACKAGED_PROFILE_DIR
     from ofa_deploy.profiling.lut import table_path

@@ -513,7 +513,7 @@ def _other_tables(request: DeployRequest, space: Any, target: str) -> list[tuple
     """(device label, source, table) of the other devices' tables (`extra_luts`, `ofa_luts`), labels unique."""
     from ofa_deploy.compat.ofa_lut import load_ofa_lut
     from ofa_deploy.profiling.host import warn_if_foreign
-    from ofa_deploy.profiling.lut import LatencyTable
+    from ofa_deploy.tables.latency import LatencyTable
 
     loaded: list[tuple[str, Any]] = []
     for path in request.extra_luts:
@@ -576,7 +576,7 @@ def _check_host(table: Any, profile: Any, request: DeployRequest, progress: Prog
 
 def _latency_table(request: DeployRequest, space: Any, resolutions: Sequence[int], profile: Any, out: Path,
                    progress: Progress | None) -> tuple[Any, dict[str, Any]]:
-    from ofa_deploy.profiling.lut import LatencyTable
+    from ofa_deploy.tables.latency import LatencyTable
 
     if request.lut is not None:
         table = LatencyTable.load(request.lut)

@@ -328,7 +328,7 @@ def file_bases() -> dict[str, tuple[bytes, str]]:
     """name -> (valid file content, format "json" | "yaml" | "jsonl" | "bytes")."""
     from ofa_deploy.predictors.dataset import KIND
     from ofa_deploy.profiling.hardware import REPO_PROFILE_DIR
-    from ofa_deploy.profiling.lut import LatencyStats, LatencyTable
+    from ofa_deploy.tables.latency import LatencyStats, LatencyTable
 
     w12 = space("ofa_mbv3_w12")
     table = LatencyTable()
@@ -460,7 +460,7 @@ def _make_file(tmp: Path, name: str, content: bytes | str) -> Path:
 
 def _reader(name: str, path: Path) -> Callable[[], Any]:
     if name == "latency_table":
-        from ofa_deploy.profiling.lut import LatencyTable
+        from ofa_deploy.tables.latency import LatencyTable
 
         return lambda: LatencyTable.load(path)
     if name == "ofa_yaml":

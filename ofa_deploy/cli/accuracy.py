@@ -69,7 +69,7 @@ def build_dataset_cmd(supernet_name: str | None, weights: str, data_spec: str, n
                       max_per_class: int | None, max_items: int | None, threads: int, progress: bool,
                       executor_kind: str, workers: int | None, ray_address: str | None, output_format: str) -> None:
     """Measure top-1 of sampled subnets × resolutions after BN recalibration (resumable)."""
-    from ofa_deploy.compat.weights import sha256_of
+    from ofa_deploy.compat.released import sha256_of
     from ofa_deploy.data import load_dataset
     from ofa_deploy.predictors.dataset import build_accuracy_dataset
     from ofa_deploy.predictors.training import torch_threads

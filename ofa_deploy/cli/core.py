@@ -150,7 +150,7 @@ def sample_cmd(supernet: str, n: int, seed: int | None, resolution: int | None, 
 # macs
 # ---------------------------------------------------------------------------------------------
 def _layer_rows(specs: list[LayerSpec]) -> list[dict[str, Any]]:
-    from ofa_deploy.predictors.macs import layer_macs, layer_params
+    from ofa_deploy.spaces.costs import layer_macs, layer_params
 
     return [{"index": i, "role": s.role, "layer": s.short(), "macs": layer_macs(s), "params": layer_params(s),
              "spec": s.to_dict()} for i, s in enumerate(specs)]

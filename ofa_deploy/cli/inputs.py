@@ -140,7 +140,7 @@ def load_supernet(name: str, weights: str | None, *, say: Callable[[str], None] 
 
         return load_demo_supernet(path)
     from ofa_deploy.compat.checkpoint import load_supernet_weights
-    from ofa_deploy.compat.weights import resolve_weights
+    from ofa_deploy.compat.released import resolve_weights
 
     return load_supernet_weights(create_supernet(name), resolve_weights(weights, supernet=name)).eval()
 

@@ -84,7 +84,7 @@ def measure_cmd(model_path: str, profile_name: str, anchor: str | None, supernet
     table = None
     if lut is not None:
         from ofa_deploy.profiling.host import warn_if_foreign
-        from ofa_deploy.profiling.lut import LatencyTable
+        from ofa_deploy.tables.latency import LatencyTable
 
         table = LatencyTable.load(lut)
         warn_if_foreign(table, source=f"latency table {lut}")

@@ -118,7 +118,7 @@ def latency_cmd(supernet: str, subnet: str, resolution: int | None, per_layer: b
     """Predicted latency (ms) of one subnet, or of an OFA net.config, on one or more latency tables: the sum
     of its layers' entries. ``max``/``min`` mean the largest/smallest subnet at the largest/smallest
     resolution every given table covers."""
-    from ofa_deploy.compat.ofa_lut import ofa_key
+    from ofa_deploy.spaces.ofa_keys import ofa_key
     from ofa_deploy.predictors.latency import LatencyPredictor
 
     space = _space(supernet)
@@ -173,7 +173,8 @@ def latency_cmd(supernet: str, subnet: str, resolution: int | None, per_layer: b
 @handle_errors
 def macs_cmd(supernet: str, subnet: str, resolution: int | None, per_layer: bool, output_format: str) -> None:
     """MACs and parameters of one subnet, from the layer walk (OFA counting: conv + linear)."""
-    from ofa_deploy.predictors.macs import count_layers, layer_macs, layer_params
+    from ofa_deploy.predictors.macs import count_layers
+    from ofa_deploy.spaces.costs import layer_macs, layer_params
 
     space = _space(supernet)
     cfg = parse_subnet(space, subnet, resolution)

@@ -195,7 +195,7 @@ def check_cmd(table_path: str, profile_name: str | None, output_format: str) -> 
     from ofa_deploy.errors import ForeignTableError
     from ofa_deploy.profiling.hardware import HardwareProfile
     from ofa_deploy.profiling.host import check_table_host
-    from ofa_deploy.profiling.lut import LatencyTable
+    from ofa_deploy.tables.latency import LatencyTable
 
     table = LatencyTable.load(table_path)
     name = profile_name or table.provenance.profile_name
@@ -223,7 +223,8 @@ def plan_cmd(supernet: str, resolutions: str | None, out: str, profile_name: str
              in_context: bool, limit: int | None, output_format: str) -> None:
     """Export one model per distinct layer + plan.json, and the on-device script (ondevice_profile.py) next to them."""
     from ofa_deploy.profiling.hardware import HardwareProfile
-    from ofa_deploy.profiling.plan import make_plan, write_plan
+    from ofa_deploy.profiling.models import write_plan
+    from ofa_deploy.profiling.plan import make_plan
     from ofa_deploy.spaces import get_space
 
     profile = HardwareProfile.load(profile_name) if profile_name else None

@@ -38,7 +38,7 @@ def read_state_dict(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not is_regular_file(path):
-            from ofa_deploy.compat.weights import released_name, resolve_weights
+            from ofa_deploy.compat.released import released_name, resolve_weights
 
             if released_name(str(source)) is not None:  # "ofa_mbv3_w12" / "ofa_mbv3_d234_e346_k357_w1.2"
                 return read_state_dict(resolve_weights(source))

@@ -37,8 +37,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
-from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -46,176 +44,17 @@ from typing import Any
 import yaml
 
 from ofa_deploy.errors import ConfigError
-from ofa_deploy.fileio import atomic_write_text, is_regular_file, read_yaml_file
-from ofa_deploy.profiling.lut import LatencyStats, LatencyTable, Provenance, tool_version
-from ofa_deploy.spaces import LayerSpec, SearchSpace, conv_out_size
-from ofa_deploy.spaces.config import finite_number, short_repr
+from ofa_deploy.fileio import atomic_write_text
+from ofa_deploy.spaces import SearchSpace
+from ofa_deploy.spaces.ofa_keys import SCHEMAS, ofa_key, parse_ofa_key, proxyless_logits_key, specs_from_key
+from ofa_deploy.spaces.ofa_keys import ofa_schema as _schema_of
+from ofa_deploy.spaces.slots import SlotTables
+from ofa_deploy.tables.latency import PROXYLESS_FILE_HINTS, LatencyStats, LatencyTable, load_ofa_lut
 
 logger = logging.getLogger(__name__)
 
-SCHEMAS = ("mbv3", "proxyless")
-_KEY_PART = re.compile(r"^(input|output|expand|kernel|stride|idskip|se|hs):(.+)$")
-_FILE_RES = re.compile(r"(\d+)_lookup_table\.ya?ml$")
-
-
-# ---- key strings ---------------------------------------------------------------------------------
-def _shape(size: int, channels: int) -> str:
-    return f"{size}x{size}x{channels}"
-
-
-def _schema_of(space: SearchSpace) -> str:
-    if space.family not in SCHEMAS:
-        raise ConfigError(f"OFA latency tables exist for MobileNetV3 and ProxylessNAS spaces only; "
-                          f"{space.name!r} is a {space.family!r} space")
-    return space.family
-
-
-def ofa_key(spec: LayerSpec, schema: str | None = None) -> str | None:
-    """The OFA key string of `spec` (None if OFA's schema has no row for it).
-
-    `schema` is "mbv3" or "proxyless"; None guesses from the activation (ProxylessNAS uses relu6).
-    A Proxyless pool spec has no key of its own (its ``Logits`` row needs the classifier): use
-    `proxyless_logits_key`.
-    """
-    if schema is None:
-        schema = "proxyless" if spec.act == "relu6" else "mbv3"
-    if schema not in SCHEMAS:
-        raise ConfigError(f"unknown OFA LUT schema {schema!r}; expected one of {SCHEMAS}")
-    io = f"input:{_shape(spec.in_size, spec.in_channels)}-output:{_shape(spec.out_size, spec.out_channels)}"
-    if spec.kind == "conv" and spec.role == "stem":
-        return f"Conv-{io}"
-    if spec.kind == "mbconv":
-        head = f"expanded_conv-{io}"
-        tail = f"kernel:{spec.kernel_size}-stride:{spec.stride}-idskip:{int(spec.residual)}"
-        if schema == "mbv3":
-            return f"{head}-expand:{spec.mid_channels}-{tail}-se:{int(spec.se)}-hs:{int(spec.act == 'h_swish')}"
-        ratio = _proxyless_ratio(spec)
-        return None if ratio is None else f"{head}-expand:{ratio}-{tail}"
-    if spec.kind == "conv" and spec.role == "final_expand" and schema == "mbv3":
-        return f"Conv_1-{io}"
-    if spec.kind == "conv" and spec.role == "feature_mix":
-        return f"Conv_2-{io}" if schema == "mbv3" else f"Conv_1-{io}"
-    if spec.kind == "avgpool" and schema == "mbv3":
-        return f"AvgPool2D-{io}"
-    if spec.kind == "linear" and schema == "mbv3":
-        return f"Logits-input:{_shape(1, spec.in_channels)}-output:{spec.out_channels}"
-    return None
-
-
-def proxyless_logits_key(pool: LayerSpec, classifier: LayerSpec) -> str:
-    """The Proxyless ``Logits`` key of a pool + classifier pair."""
-    return f"Logits-input:{_shape(pool.in_size, pool.in_channels)}-output:{classifier.out_channels}"
-
-
-def _proxyless_ratio(spec: LayerSpec) -> int | None:
-    if not spec.expand:
-        return 1 if spec.mid_channels == spec.in_channels else None
-    ratio = round(spec.mid_channels / spec.in_channels)
-    return ratio if ratio * spec.in_channels == spec.mid_channels else None
-
-
-def _parse_shape(text: str, key: str) -> tuple[int, int]:
-    parts = text.split("x")
-    values = [int(p) for p in parts] if all(p.isascii() and p.isdigit() for p in parts) else []
-    if len(values) == 1:
-        return 1, values[0]
-    if len(values) != 3 or values[0] != values[1]:
-        raise ConfigError(f"OFA LUT key {key!r}: cannot read shape {text!r}; expected HxWxC with H == W, or N")
-    return values[0], values[2]
-
-
-def parse_ofa_key(key: str) -> tuple[str, dict[str, Any]]:
-    """Split a key into its layer type and fields (sizes as (side, channels) tuples, others as ints)."""
-    parts = key.split("-")  # layer types (Conv, Conv_1, Conv_2, AvgPool2D, Logits, expanded_conv) have no '-'
-    ltype, fields_ = parts[0], {}
-    for part in parts[1:]:
-        match = _KEY_PART.match(part)
-        if not match:
-            raise ConfigError(f"OFA LUT key {key!r}: unexpected part {part!r}")
-        name, value = match.groups()
-        if name in ("input", "output"):
-            fields_[name] = _parse_shape(value, key)
-        elif value.isascii() and value.isdigit():
-            fields_[name] = int(value)
-        else:
-            raise ConfigError(f"OFA LUT key {key!r}: {name}:{value!r} is not a non-negative integer")
-    if "input" not in fields_ or "output" not in fields_:
-        raise ConfigError(f"OFA LUT key {key!r}: missing input: or output: shape")
-    return ltype, fields_
-
-
-def specs_from_key(key: str, space: SearchSpace) -> list[LayerSpec]:
-    """The `LayerSpec`s an OFA key stands for in `space` (two for a Proxyless ``Logits``: pool, classifier)."""
-    schema = _schema_of(space)
-    ltype, f = parse_ofa_key(key)
-    (in_size, cin), (out_size, cout) = f["input"], f["output"]
-    stem_act = getattr(space, "stem_act", "h_swish" if schema == "mbv3" else "relu6")
-    if ltype == "Conv":
-        stride = next((s for s in (1, 2) if conv_out_size(in_size, s) == out_size), None)
-        if stride is None:
-            raise ConfigError(f"OFA LUT key {key!r}: output side {out_size} is not input side {in_size} / 1 or 2")
-        return [LayerSpec(kind="conv", role="stem", in_channels=cin, out_channels=cout, in_size=in_size,
-                          out_size=out_size, kernel_size=3, stride=stride, act=stem_act)]
-    if ltype == "expanded_conv":
-        needed = ("expand", "kernel", "stride", "idskip") + (("se", "hs") if schema == "mbv3" else ())
-        missing = [n for n in needed if n not in f]
-        if missing:
-            raise ConfigError(f"OFA LUT key {key!r}: missing {missing} for the {schema} schema")
-        if schema == "mbv3":
-            mid, se = f["expand"], bool(f["se"])
-            act = "h_swish" if f["hs"] else "relu"
-        else:
-            ratio = f["expand"]
-            mid = cin if ratio == 1 else space.mid_channels(cin, ratio)  # type: ignore[attr-defined]
-            se, act = False, "relu6"
-        return [LayerSpec(kind="mbconv", role="block", in_channels=cin, out_channels=cout, in_size=in_size,
-                          out_size=out_size, kernel_size=f["kernel"], stride=f["stride"], mid_channels=mid,
-                          expand=mid != cin, se=se, act=act, residual=bool(f["idskip"]))]
-    if schema == "mbv3":
-        if ltype == "Conv_1":
-            return [LayerSpec(kind="conv", role="final_expand", in_channels=cin, out_channels=cout, in_size=in_size,
-                              out_size=out_size, act="h_swish")]
-        if ltype == "AvgPool2D":
-            return [LayerSpec(kind="avgpool", role="pool", in_channels=cin, out_channels=cout, in_size=in_size,
-                              out_size=out_size)]
-        if ltype == "Conv_2":
-            return [LayerSpec(kind="conv", role="feature_mix", in_channels=cin, out_channels=cout, in_size=in_size,
-                              out_size=out_size, act="h_swish", use_bn=False)]
-        if ltype == "Logits":
-            return [LayerSpec(kind="linear", role="classifier", in_channels=cin, out_channels=cout, in_size=1,
-                              out_size=1, bias=True)]
-    else:
-        if ltype == "Conv_1":
-            return [LayerSpec(kind="conv", role="feature_mix", in_channels=cin, out_channels=cout, in_size=in_size,
-                              out_size=out_size, act="relu6")]
-        if ltype == "Logits":
-            return [LayerSpec(kind="avgpool", role="pool", in_channels=cin, out_channels=cin, in_size=in_size,
-                              out_size=1),
-                    LayerSpec(kind="linear", role="classifier", in_channels=cin, out_channels=cout, in_size=1,
-                              out_size=1, bias=True)]
-    known = "Conv, expanded_conv, Conv_1, AvgPool2D, Conv_2, Logits" if schema == "mbv3" else \
-        "Conv, expanded_conv, Conv_1, Logits"
-    raise ConfigError(f"OFA LUT key {key!r}: unknown layer type {ltype!r} for the {schema} schema; expected {known}")
-
 
 # ---- entries -------------------------------------------------------------------------------------
-def _stats_from_ofa(entry: Any, key: str, source: str) -> LatencyStats:
-    if not isinstance(entry, Mapping) or "mean" not in entry:
-        raise ConfigError(f"{source}: entry {key!r} must be a mapping with 'mean' (and count, std|var), "
-                          f"got {short_repr(entry)}")
-
-    def number(name: str, *, integer: bool = False) -> float:
-        value = finite_number(entry[name])
-        if value is None or value < 0 or (integer and not value.is_integer()):
-            kind = "an integer" if integer else "a finite number"
-            raise ConfigError(f"{source}: entry {key!r} has {name} = {short_repr(entry[name])}; expected {kind} >= 0")
-        return value
-
-    std = number("std") if "std" in entry else math.sqrt(number("var")) if "var" in entry else 0.0
-    count = int(number("count", integer=True)) if "count" in entry else 0
-    return LatencyStats(median=None, mean=number("mean"), std=std, p90=None, n=count)
-
-
 def _ofa_entry(stats: LatencyStats, schema: str) -> dict[str, Any]:
     out: dict[str, Any] = {"count": int(stats.n), "mean": float(stats.mean)}
     if schema == "mbv3":
@@ -225,11 +64,6 @@ def _ofa_entry(stats: LatencyStats, schema: str) -> dict[str, Any]:
     return out
 
 
-def _zero_like(stats: LatencyStats) -> LatencyStats:
-    return LatencyStats(median=None if stats.median is None else 0.0, mean=0.0, std=0.0,
-                        p90=None if stats.p90 is None else 0.0, n=stats.n)
-
-
 def _add(a: LatencyStats, b: LatencyStats) -> LatencyStats:
     def opt(x: float | None, y: float | None) -> float | None:
         return None if x is None or y is None else x + y
@@ -237,132 +71,6 @@ def _add(a: LatencyStats, b: LatencyStats) -> LatencyStats:
     return LatencyStats(median=opt(a.median, b.median), mean=a.mean + b.mean,
                         std=math.sqrt(a.std**2 + b.std**2) if b.std else a.std, p90=opt(a.p90, b.p90),
                         n=min(a.n, b.n) if b.n else a.n)
-
-
-# ---- files ---------------------------------------------------------------------------------------
-PROXYLESS_FILE_HINTS = ("proxyless", "mobile_trim")
-
-
-def _resolve_files(source: str | os.PathLike[str] | Mapping[int, str | os.PathLike[str]],
-                   schema: str = "mbv3") -> dict[Path, int | None]:
-    if isinstance(source, Mapping):
-        out: dict[Path, int | None] = {}
-        for res, path in source.items():
-            value = finite_number(res)
-            if value is None or not value.is_integer() or value < 1:
-                raise ConfigError(f"OFA latency tables by resolution: key {short_repr(res)} is not a positive integer")
-            path = Path(path)
-            if os.path.isdir(path):  # OFA's Mbv3LatencyModel passes {r: dir} and reads dir/<r>_lookup_table.yaml
-                path = path / f"{int(value)}_lookup_table.yaml"
-            out[path] = int(value)
-        return out
-    path = Path(source)
-    if is_regular_file(path) or (os.path.lexists(path) and not os.path.isdir(path)):  # special files: refused on read
-        match = _FILE_RES.search(path.name)
-        return {path: int(match.group(1)) if match else None}
-    if os.path.isdir(path) and schema == "proxyless":  # OFA's Proxyless (Pixel1) table: one file, 224 px only
-        found = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")
-                       and any(h in p.name for h in PROXYLESS_FILE_HINTS))
-        if not found:
-            raise ConfigError(f"{path}: no ProxylessNAS latency table (a .yaml whose name contains "
-                              f"{' or '.join(PROXYLESS_FILE_HINTS)}, e.g. OFA's proxyless_pixel1_mobile_trim.yaml); "
-                              "the <r>_lookup_table.yaml files there are MobileNetV3 tables. Pass the file itself")
-        return {p: None for p in found}
-    if os.path.isdir(path):
-        files = sorted(p for p in path.iterdir() if _FILE_RES.search(p.name))
-        if not files:
-            raise ConfigError(f"{path}: no OFA latency tables found; expected files named <r>_lookup_table.yaml "
-                              "(OFA) or <device>_<r>_lookup_table.yaml")
-        return {p: int(_FILE_RES.search(p.name).group(1)) for p in files}  # type: ignore[union-attr]
-    raise ConfigError(f"OFA latency table path not found: {path}")
-
-
-def _check_family(data: Mapping[str, Any], schema: str, space: SearchSpace, path: Path) -> None:
-    """A MobileNetV3 table loaded for a Proxyless space (or the reverse), or one of another width, is named as such."""
-    keys = [str(k) for k in data]
-    mbv3_rows = any(k.startswith(("AvgPool2D-", "Conv_2-")) for k in keys)
-    if schema == "proxyless" and mbv3_rows:
-        raise ConfigError(f"{path} is a MobileNetV3 table (it has AvgPool2D/Conv_2 rows); {space.name} is a "
-                          "ProxylessNAS space: pass a Proxyless table such as OFA's proxyless_pixel1_mobile_trim.yaml")
-    if schema == "mbv3" and not mbv3_rows and any(k.startswith("Conv_1-") for k in keys):
-        raise ConfigError(f"{path} is a ProxylessNAS table (no AvgPool2D/Conv_2 rows); {space.name} is a MobileNetV3 "
-                          "space: pass it with a Proxyless supernet (ofa_proxyless_w13 or a width variant)")
-    stem = next((k for k in keys if k.startswith("Conv-")), None)
-    if stem is None:
-        return
-    _, fields_ = parse_ofa_key(stem)
-    table_c = fields_["output"][1]
-    space_c = space.walk_layers(space.max_config())[0].out_channels
-    if table_c != space_c:
-        hint = (" OFA's Pixel1 table is for ProxylessNAS mobile at width 1.0 with expand ratios 3 and 6: in Python, "
-                "load_ofa_lut(path, get_space('ofa_proxyless_w13', width_mult=1.0, expand_ratios=(3, 6)))"
-                if schema == "proxyless" else "")
-        raise ConfigError(f"{path}: its first conv has {table_c} output channels, the stem of {space.name} has "
-                          f"{space_c}: the table is for another width of this family.{hint}")
-
-
-def load_ofa_lut(
-    source: str | os.PathLike[str] | Mapping[int, str | os.PathLike[str]],
-    space: SearchSpace,
-    *,
-    device: str | None = None,
-) -> LatencyTable:
-    """Read OFA YAML latency tables into a `LatencyTable` for `space` (which gives the key schema).
-
-    `source` is a directory (``<r>_lookup_table.yaml`` or ``<device>_<r>_lookup_table.yaml`` files), a
-    single YAML file (its resolution read from the name or from the ``Conv`` row), or ``{r: path or dir}``.
-    """
-    schema = _schema_of(space)
-    files = _resolve_files(source, schema)
-    per_file: list[tuple[int, dict[LayerSpec, LatencyStats]]] = []
-    for path, res in files.items():
-        data = read_yaml_file(path, what="OFA latency table")
-        if not isinstance(data, Mapping) or not data:
-            raise ConfigError(f"{path}: expected a YAML mapping of OFA layer keys to {{count, mean, std}}")
-        _check_family(data, schema, space, path)
-        entries: dict[LayerSpec, LatencyStats] = {}
-        for key, entry in data.items():
-            stats = _stats_from_ofa(entry, str(key), str(path))
-            specs = specs_from_key(str(key), space)
-            entries[specs[0]] = stats
-            if len(specs) == 2:  # Proxyless Logits = pool + classifier: the pool carries the time
-                entries[specs[1]] = _zero_like(stats)
-        if res is None:
-            stems = [s.in_size for s in entries if s.role == "stem"]
-            if len(set(stems)) != 1:
-                raise ConfigError(f"{path}: cannot tell the resolution of this table (stem rows: {sorted(set(stems))}); "
-                                  "pass {resolution: path}")
-            res = stems[0]
-        per_file.append((res, entries))
-
-    resolutions = sorted({r for r, _ in per_file})
-    device = device or _guess_device(files)
-    table = LatencyTable(stat="mean", provenance=Provenance(
-        device=device, backend="ofa-lut", supernet=space.name,
-        date=Provenance.now(), tool_version=tool_version(),
-        notes=(f"imported from OFA YAML ({schema} schema, resolutions {resolutions}): "
-               + ", ".join(str(p) for p in files) + "; OFA records count/mean/std only"
-               + ("; Logits (pool + classifier) timed as one row, attached to the pool" if schema == "proxyless" else "")),
-    ))
-    seen: dict[LayerSpec, list[tuple[int, LatencyStats]]] = {}
-    for res, entries in per_file:
-        for spec, stats in entries.items():
-            seen.setdefault(spec, []).append((res, stats))
-    n_scoped = 0
-    for spec, found in seen.items():
-        if all(stats == found[0][1] for _, stats in found):
-            table.set(spec, found[0][1])
-        else:
-            n_scoped += len(found)
-            for res, stats in found:
-                table.set(spec, stats, resolution=res)
-    logger.info("loaded OFA LUT %s: %d layers (%d kept per resolution)", device, len(seen), n_scoped)
-    return table
-
-
-def _guess_device(files: Mapping[Path, int | None]) -> str:
-    names = {re.sub(r"_?\d*_?lookup_table$", "", p.stem) or p.parent.name for p in files}
-    return names.pop() if len(names) == 1 else "ofa"
 
 
 def save_ofa_lut(
@@ -380,8 +88,6 @@ def save_ofa_lut(
     whose input size occurs at that resolution (so OFA rows outside the space survive a round trip). `resolutions` defaults to those of the space at
     which the table covers the stem.
     """
-    from ofa_deploy.predictors.gather import SlotTables  # local: predictors depend on profiling
-
     schema = _schema_of(space)
     slots = SlotTables(space)
     if resolutions is None:
@@ -434,5 +140,5 @@ def with_provenance(table: LatencyTable, **changes: Any) -> LatencyTable:
     return table.copy(provenance=replace(table.provenance, **changes))
 
 
-__all__ = ["SCHEMAS", "load_ofa_lut", "ofa_key", "parse_ofa_key", "proxyless_logits_key", "save_ofa_lut",
+__all__ = ["PROXYLESS_FILE_HINTS", "SCHEMAS", "load_ofa_lut", "ofa_key", "parse_ofa_key", "proxyless_logits_key", "save_ofa_lut",
            "specs_from_key", "with_provenance"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -84,6 +84,18 @@ def _images(batch: Any) -> torch.Tensor:
                       f"got {type(batch).__name__}")
 
 
+@runtime_checkable
+class _SwitchableSubnet(Protocol):
+    """What `recalibrate_bn` needs of a supernet (duck-typed: `nn` does not import `supernets`)."""
+
+    @property
+    def active_config(self) -> Any: ...
+
+    def set_active(self, cfg: Any) -> None: ...
+
+    def active(self, cfg: Any) -> contextlib.AbstractContextManager[Any]: ...
+
+
 @torch.no_grad()
 def recalibrate_bn(model: nn.Module, batches: Iterable[Any], *, supernet_config: Any = None) -> int:
     """Reset BN running statistics of `model` from `batches`; returns the number of images used.
@@ -95,11 +107,10 @@ def recalibrate_bn(model: nn.Module, batches: Iterable[Any], *, supernet_config:
             active one). Only the channel prefix that subnet uses is written; every other tensor,
             the active subnet and all train/eval flags are left as they were.
     """
-    from ofa_deploy.supernets.base import Supernet  # local: supernets depend on nn
-
-    if supernet_config is not None and not isinstance(model, Supernet):
+    is_supernet = isinstance(model, _SwitchableSubnet)
+    if supernet_config is not None and not is_supernet:
         raise ConfigError("supernet_config is only for supernets; a static model is recalibrated as it is")
-    context = model.active(supernet_config) if isinstance(model, Supernet) and supernet_config is not None \
+    context = model.active(supernet_config) if is_supernet and supernet_config is not None \
         else contextlib.nullcontext()
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     stats: dict[nn.BatchNorm2d, _Stats] = {}

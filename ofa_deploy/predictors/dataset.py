@@ -10,13 +10,14 @@ caller's supernet is never modified (the builder recalibrates a private copy).
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from ofa_deploy.errors import ConfigError
 from ofa_deploy.fileio import atomic_write_text, decode_utf8, parse_json_text, read_bytes_file, read_text_file
 from ofa_deploy.nn.bn import recalibrate_bn
 from ofa_deploy.predictors.accuracy import space_to_dict
-from ofa_deploy.profiling.executor import Executor, LocalExecutor
+from ofa_deploy.executors import Executor, LocalExecutor
 from ofa_deploy.predictors.encoding import default_encoder
 from ofa_deploy.spaces import SearchSpace, SubnetConfig
 from ofa_deploy.spaces.config import finite_number, short_repr
@@ -160,6 +161,54 @@ def evaluate_subnet(supernet: nn.Module, cfg: SubnetConfig, data: DataSplits, *,
     return correct / len(data.holdout)
 
 
+# The accuracy-dataset job: one (architecture, resolution) item -> BN-recalibrated top-1, on any executor
+# (re-exported by `ofa_deploy.scale.accuracy`). The job carries the supernet and the calibration and holdout
+# images (not the training set); a worker builds it once and then evaluates items.
+@dataclass
+class AccuracyJob:
+    """A job factory: `build()` returns the evaluator a worker applies to subnet strings."""
+
+    supernet: nn.Module
+    data: DataSplits
+    calibration_batch_size: int = 256
+    eval_batch_size: int = 512
+    threads: int = 1
+    device: str = "auto"
+    origin_pid: int = field(default_factory=os.getpid)
+
+    @classmethod
+    def create(cls, supernet: nn.Module, data: DataSplits, **kwargs: Any) -> AccuracyJob:
+        """The job without the training split (workers only need calibration and holdout images)."""
+        return cls(supernet, replace(data, train=data.calibration), **kwargs)
+
+    def build(self) -> AccuracyEvaluator:
+        if os.getpid() != self.origin_pid:  # a worker process: its own torch threads (the driver's are left)
+            torch.set_num_threads(self.threads)
+        device = self.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        model = copy.deepcopy(self.supernet).to(device)
+        return AccuracyEvaluator(model, self.data, self.calibration_batch_size, self.eval_batch_size)
+
+
+@dataclass
+class AccuracyEvaluator:
+    """A worker's private supernet copy and data: evaluates one subnet string per call."""
+
+    model: nn.Module
+    data: DataSplits
+    calibration_batch_size: int
+    eval_batch_size: int
+
+    def __call__(self, config: str) -> dict[str, Any]:
+        cfg = SubnetConfig.from_string(config)
+        t0 = time.perf_counter()
+        top1 = evaluate_subnet(self.model, cfg, self.data, calibration_batch_size=self.calibration_batch_size,
+                               eval_batch_size=self.eval_batch_size)
+        return {"config": cfg.to_string(), "resolution": cfg.resolution, "top1": top1,
+                "n_holdout": len(self.data.holdout), "seconds": round(time.perf_counter() - t0, 4)}
+
+
 def _progress(total: int, initial: int, enabled: bool) -> Any:
     from ofa_deploy.progress import progress_bar
 
@@ -220,8 +269,6 @@ def build_accuracy_dataset(
     n_before = len(items) - len(todo)
     if max_items is not None:
         todo = todo[:max_items]
-    from ofa_deploy.scale.accuracy import AccuracyJob
-
     job = AccuracyJob.create(supernet, data, calibration_batch_size=calibration_batch_size,
                              eval_batch_size=eval_batch_size)
     with _progress(len(items), n_before, progress) as bar:

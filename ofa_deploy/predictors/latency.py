@@ -16,9 +16,9 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from ofa_deploy.errors import ConfigError
-from ofa_deploy.predictors.gather import SlotTables
-from ofa_deploy.predictors.macs import layer_macs, layer_params
-from ofa_deploy.profiling.lut import Calibration, LatencyTable
+from ofa_deploy.spaces.slots import SlotTables
+from ofa_deploy.spaces.costs import layer_macs, layer_params
+from ofa_deploy.tables.latency import Calibration, LatencyTable
 from ofa_deploy.spaces import LayerSpec, MobileSpace, ResNetSpace, SearchSpace, SubnetConfig
 
 logger = logging.getLogger(__name__)

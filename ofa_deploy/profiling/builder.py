@@ -40,19 +40,17 @@ from typing import Any
 import numpy as np
 
 from ofa_deploy.errors import ConfigError
-from ofa_deploy.fileio import atomic_path
-from ofa_deploy.profiling.executor import Executor, LocalExecutor
-from ofa_deploy.profiling.plan import Plan, export_layer, make_plan
+from ofa_deploy.executors import Executor, LocalExecutor
+from ofa_deploy.profiling.measure import PairedVisits
+from ofa_deploy.profiling.models import export_layer, layer_model, model_cache_dir, write_identity_model
+from ofa_deploy.profiling.plan import ANCHOR_ID, CALIBRATION_PREFIX, OVERHEAD_ID, Plan, covering_set, make_plan
 from ofa_deploy.profiling.store import JsonlStore
-from ofa_deploy.profiling.protocol import ProtocolSettings, runner_visit
+from ofa_deploy.profiling.protocol import ProtocolSettings
 from ofa_deploy.profiling.timer import CacheFlusher, TimerSettings, measure_round
 from ofa_deploy.spaces import SearchSpace
 
 log = logging.getLogger(__name__)
 
-OVERHEAD_ID = "__overhead__"
-ANCHOR_ID = "__anchor__"
-CALIBRATION_PREFIX = "calib:"
 #: seed of the random whole subnets a build measures for its calibration
 CALIBRATION_SEED = 20_261_130
 #: seed of the extra random in-context subnets (fixed, and distinct from validation's default seed 0)
@@ -77,61 +75,6 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def write_identity_model(path: Path) -> Path:
-    """A 1-element Identity ONNX model: its run time is the backend's fixed per-call overhead."""
-    if path.is_file():
-        return path
-    import onnx
-    from onnx import TensorProto, helper
-
-    graph = helper.make_graph(
-        [helper.make_node("Identity", ["input"], ["output"])], "overhead",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 1, 1, 1])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 1, 1, 1])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    with atomic_path(path) as tmp:
-        onnx.save(model, str(tmp))
-    return path
-
-
-class PairedVisits:
-    """Times a runner bracketed by the anchor (A, item, A) with the protocol's per-visit settings.
-
-    The anchor runner is prepared on first use and kept for the job's life.
-    """
-
-    def __init__(self, backend: Any, anchor_path: Any, anchor_shape: Sequence[int], protocol: ProtocolSettings,
-                 profile_name: str = "") -> None:
-        self.backend = backend
-        self.anchor_path = anchor_path
-        self.anchor_shape = tuple(anchor_shape)
-        self.visit = runner_visit(protocol)
-        self.profile_name = profile_name
-        self._anchor: Any = None
-
-    def anchor(self) -> float:
-        """One visit of the anchor alone (ms)."""
-        if self._anchor is None:
-            from ofa_deploy.profiling.measure import prepare_anchor
-
-            self._anchor = prepare_anchor(self.backend, (self.anchor_path, self.anchor_shape), self.profile_name)
-        return self.visit(self._anchor)
-
-    def __call__(self, runner: Any) -> dict[str, float]:
-        before = self.anchor()
-        item = self.visit(runner)
-        after = self.anchor()
-        bracket = (before + after) / 2
-        return {"item_ms": item, "anchor_ms": bracket, "ratio": item / bracket}
-
-    def close(self) -> None:
-        if self._anchor is not None:
-            self._anchor.close()
-            self._anchor = None
 
 
 class CalibrationJob:
@@ -211,8 +154,6 @@ class LayerTimingJob:
             return write_identity_model(self.model_dir / "overhead.onnx"), (1, 1, 1, 1)
         item = self.items[item_id]
         if self.backend.model_format == "module":
-            from ofa_deploy.profiling.plan import layer_model
-
             return layer_model(item.spec), item.input_shape
         return export_layer(item, self.model_dir / f"{item.id}_b{item.input_shape[0]}.onnx"), item.input_shape
 
@@ -297,14 +238,6 @@ class BuildResult:
         return {**out, "pool": self.pool} if self.pool else out
 
 
-def model_cache_dir() -> Path:
-    """Where exported layer/subnet models are kept between builds: ``$OFA_DEPLOY_CACHE/profiling/models``
-    (default ``~/.cache/ofa-deploy/profiling/models``); file names are content keys, so profiles share them."""
-    from ofa_deploy.paths import cache_root
-
-    return cache_root() / "profiling" / "models"
-
-
 def store_path_for(out_path: Path) -> Path:
     return out_path.with_name(out_path.name + ".measurements.jsonl")
 
@@ -350,7 +283,7 @@ def table_from_records(plan: Plan, records: Sequence[dict[str, Any]], *, provena
                        subtract_overhead: bool = True) -> tuple[Any, float, dict[str, float]]:
     """Per-layer LatencyStats (anchor units) from isolated-build records: per-round ratios minus the round's
     overhead ratio. Returns (table without anchor info, overhead in anchor units, drift of the anchor)."""
-    from ofa_deploy.profiling.lut import LatencyStats, LatencyTable
+    from ofa_deploy.tables.latency import LatencyStats, LatencyTable
 
     records = anchor_units(records)
     overhead: dict[int, float] = {r["round"]: r["ratio"] for r in records if r["id"] == OVERHEAD_ID}
@@ -375,7 +308,7 @@ def in_context_table(space: SearchSpace, records: Sequence[dict[str, Any]], prov
                      ) -> tuple[Any, float, dict[str, float]]:
     """LatencyTable (anchor units) from in-context records; drift = the anchor's spread over the build."""
     from ofa_deploy.profiling.incontext import table_entries
-    from ofa_deploy.profiling.lut import LatencyStats, LatencyTable
+    from ofa_deploy.tables.latency import LatencyStats, LatencyTable
 
     layer_records = [r for r in records if not r["id"].startswith(CALIBRATION_PREFIX)]
     table = LatencyTable(provenance=provenance, stat="median")
@@ -402,7 +335,7 @@ def fit_table_calibration(space: SearchSpace, table: Any, cfgs: Sequence[Any], m
     `fit` records the held-out scores (each half predicted by a fit on the other half) next to the raw sum's.
     """
     from ofa_deploy.predictors.latency import LatencyPredictor, fit_linear_calibration
-    from ofa_deploy.profiling.lut import Calibration
+    from ofa_deploy.tables.latency import Calibration
 
     if len(cfgs) < 6:
         return Calibration(fit={"n": len(cfgs), "note": "too few calibration subnets to fit (need >= 6)"})
@@ -429,7 +362,7 @@ def fit_table_calibration(space: SearchSpace, table: Any, cfgs: Sequence[Any], m
 def make_provenance(profile: Any, backend: Any, space_name: str, settings: TimerSettings, *, notes: str = "",
                     estimate: str = "", method: str = "isolated", protocol: ProtocolSettings | None = None) -> Any:
     from ofa_deploy.profiling.host import host_fingerprint
-    from ofa_deploy.profiling.lut import Provenance, tool_version
+    from ofa_deploy.tables.latency import Provenance, tool_version
 
     desc = backend.describe() if backend is not None else {}
     return Provenance(
@@ -582,8 +515,6 @@ def build_lut(
     if method == "isolated":
         all_tasks = schedule(plan, settings, [ANCHOR_ID], calib_ids)
     else:
-        from ofa_deploy.profiling.incontext import covering_set
-
         plan = make_plan(space, resolutions, batch_size=plan.batch_size)
         cfgs = covering_set(space, plan.resolutions, {i.spec for i in plan.items})
         cfg_ids = [c.to_string() for c in cfgs][:limit]
@@ -599,9 +530,7 @@ def build_lut(
     executor = executor or LocalExecutor()
     pooled = bool(getattr(executor, "pooled", False))
     if pooled:
-        from ofa_deploy.scale.pool import pool_job
-
-        job: Any = pool_job(factory)
+        job: Any = executor.build_job(factory)  # type: ignore[attr-defined]
     elif isinstance(executor, LocalExecutor):
         job = factory.make(backend, paired)  # the caller's backend, in this process
     else:
@@ -620,10 +549,8 @@ def build_lut(
     pool: dict[str, Any] = {}
     try:
         if pooled:
-            from ofa_deploy.scale.pool import run_pooled
-
-            records, pool, measured = run_pooled(executor, job, tasks, all_tasks, store,
-                                                  on_record=bar.update if bar is not None else None)
+            records, pool, measured = executor.run_build(  # type: ignore[attr-defined]
+                job, tasks, all_tasks, store, on_record=bar.update if bar is not None else None)
         else:
             for record in executor.map(job, tasks):
                 store.append(record)
@@ -643,9 +570,7 @@ def build_lut(
     provenance = make_provenance(profile, backend, space.name, settings, estimate=estimate, method=method,
                                  protocol=paired_settings)
     if pool:
-        from ofa_deploy.scale.pool import pool_provenance
-
-        provenance = pool_provenance(provenance, pool)
+        provenance = executor.build_provenance(provenance, pool)  # type: ignore[attr-defined]
     if method == "isolated":
         table, overhead, drift = table_from_records(plan, records, provenance=provenance)
         anchor_visits = [r["ms"] for r in records if r["id"] == ANCHOR_ID]

@@ -149,7 +149,7 @@ def _threads(source: str, name: str, value: Any) -> int:
 
 
 def _devices(source: str, value: Any) -> tuple[Any, ...]:
-    from ofa_deploy.scale.devices import parse_devices
+    from ofa_deploy.profiling.devices import parse_devices
 
     return parse_devices(value, source=source)
 

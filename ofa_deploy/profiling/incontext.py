@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 
 from ofa_deploy.errors import ConfigError
+from ofa_deploy.profiling.models import export_config
+from ofa_deploy.profiling.plan import covering_set  # noqa: F401 - re-exported (moved to plan)
 from ofa_deploy.profiling.timer import TimerSettings
 from ofa_deploy.spaces import SearchSpace, SubnetConfig
 
@@ -76,13 +78,6 @@ def layer_times_from_trace(events: Sequence[dict[str, Any]], n_layers: int, *, s
         raise ConfigError(f"no profiler events could be attributed to layers {empty}; the model must be exported from "
                           "SubnetModel so node names carry the '/layers.<i>/' scope")
     return out
-
-
-def export_config(space: SearchSpace, cfg: SubnetConfig, model_dir: Path, batch_size: int = 1) -> Path:
-    """The whole subnet as ONNX (`profiling.models.export_subnet`)."""
-    from ofa_deploy.profiling.models import export_subnet
-
-    return export_subnet(space, cfg, model_dir, batch_size=batch_size)
 
 
 class InContextJob:
@@ -134,17 +129,6 @@ class InContextJob:
 
     def close(self) -> None:
         pass
-
-
-def covering_set(space: SearchSpace, resolutions: Sequence[int], plan_specs: set[Any]) -> list[SubnetConfig]:
-    """Covering configs at `resolutions` (deduplicated), checked to contain every spec of the plan."""
-    from ofa_deploy.profiling.plan import covering_configs
-
-    cfgs = list(dict.fromkeys(c for r in resolutions for c in covering_configs(space, int(r))))
-    seen = {s for c in cfgs for s in space.walk_layers(c)}
-    if not plan_specs <= seen:
-        raise ConfigError(f"{len(plan_specs - seen)} planned layers occur in no covering config")
-    return cfgs
 
 
 def table_entries(space: SearchSpace, records: Sequence[dict[str, Any]], *, rescale: bool = True

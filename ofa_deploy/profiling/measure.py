@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ofa_deploy.profiling.protocol import PairedResult, PairedRun, ProtocolSettings, measure_paired
+from ofa_deploy.profiling.protocol import PairedResult, PairedRun, ProtocolSettings, measure_paired, runner_visit
 from ofa_deploy.spaces import SearchSpace, SubnetConfig
 
 log = logging.getLogger(__name__)
@@ -111,13 +111,47 @@ def prepare_anchor(backend: Any, anchor: Model, profile: Any) -> Any:
 def space_anchor(space: SearchSpace, table: Any, profile: Any, model_dir: Path | None = None) -> Model:
     """The anchor model file (exported if needed) and its input shape for `space` on `profile`."""
     from ofa_deploy.profiling.anchor import anchor_model
-    from ofa_deploy.profiling.builder import model_cache_dir
+    from ofa_deploy.profiling.models import model_cache_dir
 
     cfg = anchor_for(space, table, profile)
     batch = int(getattr(profile, "batch_size", 1))
     path = anchor_model(space, cfg, model_dir or model_cache_dir(), batch_size=batch,
                         profile=getattr(profile, "name", ""))
     return path, (batch, 3, cfg.resolution, cfg.resolution)
+
+
+class PairedVisits:
+    """Times a runner bracketed by the anchor (A, item, A) with the protocol's per-visit settings.
+
+    The anchor runner is prepared on first use and kept for the job's life.
+    """
+
+    def __init__(self, backend: Any, anchor_path: Any, anchor_shape: Sequence[int], protocol: ProtocolSettings,
+                 profile_name: str = "") -> None:
+        self.backend = backend
+        self.anchor_path = anchor_path
+        self.anchor_shape = tuple(anchor_shape)
+        self.visit = runner_visit(protocol)
+        self.profile_name = profile_name
+        self._anchor: Any = None
+
+    def anchor(self) -> float:
+        """One visit of the anchor alone (ms)."""
+        if self._anchor is None:
+            self._anchor = prepare_anchor(self.backend, (self.anchor_path, self.anchor_shape), self.profile_name)
+        return self.visit(self._anchor)
+
+    def __call__(self, runner: Any) -> dict[str, float]:
+        before = self.anchor()
+        item = self.visit(runner)
+        after = self.anchor()
+        bracket = (before + after) / 2
+        return {"item_ms": item, "anchor_ms": bracket, "ratio": item / bracket}
+
+    def close(self) -> None:
+        if self._anchor is not None:
+            self._anchor.close()
+            self._anchor = None
 
 
 __all__ = ["Measured", "anchor_for", "measure_models", "prepare_anchor", "reference_ms", "space_anchor"]

@@ -10,7 +10,8 @@ from ofa_deploy.errors import ConfigError
 import numpy as np
 
 from ofa_deploy.fileio import read_json_file
-from ofa_deploy.profiling.builder import ANCHOR_ID, table_from_records
+from ofa_deploy.profiling.builder import table_from_records
+from ofa_deploy.profiling.plan import ANCHOR_ID
 from ofa_deploy.profiling.plan import read_plan
 
 RESULTS_FORMAT = "ofa-deploy-ondevice-results"
@@ -23,7 +24,7 @@ def _in_context_table(plan: Any, raw_plan: dict[str, Any], records: list[dict[st
 
     import numpy as np
 
-    from ofa_deploy.profiling.lut import LatencyStats, LatencyTable
+    from ofa_deploy.tables.latency import LatencyStats, LatencyTable
 
     specs = {i.id: i.spec for i in plan.items}
     layers = {s["config"]: s["layers"] for s in raw_plan.get("subnets", [])}
@@ -52,7 +53,7 @@ def import_results(results_path: str | os.PathLike[str], plan_dir: str | os.Path
 
     Per-round minima minus the round's Identity-model overhead, median over rounds (as `build_lut`).
     """
-    from ofa_deploy.profiling.lut import Provenance, tool_version
+    from ofa_deploy.tables.latency import Provenance, tool_version
 
     path = Path(results_path)
     data = read_json_file(path, what="results file")
@@ -87,7 +88,7 @@ def import_results(results_path: str | os.PathLike[str], plan_dir: str | os.Path
         anchor_visits = [r["ms"] for r in records if r["id"] == ANCHOR_ID]
     anchor = raw_plan.get("anchor")
     if anchor and settings.get("anchor") == anchor["config"] and anchor_visits:
-        from ofa_deploy.profiling.anchor import AnchorInfo
+        from ofa_deploy.tables.anchor import AnchorInfo
 
         table.anchor = AnchorInfo(config=anchor["config"], space=plan.space, batch_size=int(plan.batch_size),
                                   ms=float(np.median(anchor_visits)), visits=len(anchor_visits),

@@ -11,7 +11,7 @@ configs that covers every layer variant:
   channels), and the stem on two width indices and the stem-depth flag. Alternating width tuples (a, b, a, ...)
   put every ordered pair on every adjacent slot pair: 9 tuples x uniform expand ratio x stem flag = 54 walks.
 
-`write_plan` exports one ONNX model per item (the layer alone, fixed batch, BN folded) plus ``plan.json`` for
+`ofa_deploy.profiling.models.write_plan` exports one ONNX model per item (the layer alone, fixed batch, BN folded) plus ``plan.json`` for
 the standalone on-device script (`ofa_deploy/ondevice.py`, copied into the plan directory as
 ``ondevice_profile.py``; on a host with ofa-deploy installed: ``python -m ofa_deploy.ondevice``).
 """
@@ -24,14 +24,12 @@ import itertools
 import json
 import logging
 import os
-import subprocess
-import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ofa_deploy.errors import ConfigError, ExportError
+from ofa_deploy.errors import ConfigError
 from ofa_deploy.fileio import read_json_file
 from ofa_deploy.spaces import LayerSpec, SearchSpace, SubnetConfig
 
@@ -39,6 +37,11 @@ log = logging.getLogger(__name__)
 
 PLAN_FORMAT = "ofa-deploy-profile-plan"
 PLAN_VERSION = 1
+
+#: ids of the non-layer work items a build times: the per-call overhead model, the anchor, calibration subnets
+OVERHEAD_ID = "__overhead__"
+ANCHOR_ID = "__anchor__"
+CALIBRATION_PREFIX = "calib:"
 
 
 def spec_id(spec: LayerSpec) -> str:
@@ -142,109 +145,13 @@ def make_plan(space: SearchSpace, resolutions: Sequence[int] | None = None, *, b
     return Plan(space.name, res, batch_size, items)
 
 
-def layer_model(spec: LayerSpec) -> Any:
-    """The module timed for `spec`: the layer alone (random init, eval mode)."""
-    from ofa_deploy.nn.layers import build_layer
-
-    return build_layer(spec).eval()
-
-
-def export_layer(item: WorkItem, path: Path, *, opset: int = 17) -> Path:
-    """One ONNX model for a work item (fixed batch; BN folded by the exporter). Skips existing files."""
-    if path.is_file():
-        return path
-    from ofa_deploy.export.onnx import torch_to_onnx
-
-    return torch_to_onnx(layer_model(item.spec), path, input_shape=item.input_shape, opset=opset,
-                         dynamic_batch=False, output_name="output")
-
-
-def convert_to_ort(model_dir: Path, *, optimization_style: str = "Runtime", target_platform: str = "arm") -> None:
-    """Convert every .onnx in `model_dir` to .ort with ORT's tool (Runtime style: portable to the device)."""
-    cmd = [sys.executable, "-m", "onnxruntime.tools.convert_onnx_models_to_ort", str(model_dir),
-           "--optimization_style", optimization_style, "--target_platform", target_platform]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise ExportError(f"ORT format conversion failed ({' '.join(cmd)}):\n{proc.stderr[-2000:]}")
-    for path in model_dir.glob("*.with_runtime_opt.ort"):  # the tool tags Runtime-style outputs; plan names are <stem>.ort
-        os.replace(path, path.with_name(path.name.replace(".with_runtime_opt.ort", ".ort")))
-
-
-def write_plan(plan: Plan, out_dir: str | os.PathLike[str], *, profile: Any = None, ort_format: bool = False,
-               timer: dict[str, Any] | None = None, anchors: int = 3, space: SearchSpace | None = None,
-               anchor: SubnetConfig | None = None, in_context: bool | None = None) -> Path:
-    """Export every item's layer model into `out_dir`/models and write `out_dir`/plan.json (atomically).
-
-    Existing model files are kept, so an interrupted `write_plan` resumes. With `ort_format`, .ort files
-    (Runtime optimisation style, portable) are written next to the .onnx files and listed in the plan.
-    With `space`, the covering subnets are exported too (``subnets`` in plan.json, with the layer ids of each
-    position) so the on-device script can time layers in context (about 20-30 MB per subnet: 9 per resolution
-    for MobileNetV3). With `anchor` (a subnet of `space`, which is then required), the anchor model is
-    exported (``anchor`` in plan.json) and the device times every item against it (`profiling.protocol`).
-    Returns the plan.json path.
-    """
-    from ofa_deploy.fileio import atomic_write_text
-
-    in_context = space is not None if in_context is None else in_context
-    out = Path(out_dir)
-    models = out / "models"
-    models.mkdir(parents=True, exist_ok=True)
-    entries = []
-    for item in plan.items:
-        name = f"{item.id}_b{plan.batch_size}"
-        export_layer(item, models / f"{name}.onnx")
-        entry = item.to_dict()
-        entry["file"] = f"models/{name}.onnx"
-        if ort_format:
-            entry["ort_file"] = f"models/{name}.ort"
-        entries.append(entry)
-    from ofa_deploy.profiling.builder import write_identity_model
-
-    write_identity_model(models / "overhead.onnx")
-    subnets = []
-    if space is not None and in_context:
-        from ofa_deploy.profiling.incontext import covering_set, export_config
-
-        for cfg in covering_set(space, plan.resolutions, {i.spec for i in plan.items}):
-            path = export_config(space, cfg, models, plan.batch_size)
-            entry = {"config": cfg.to_string(), "file": f"models/{path.name}",
-                     "input_shape": [plan.batch_size, 3, cfg.resolution, cfg.resolution],
-                     "layers": [spec_id(s) for s in space.walk_layers(cfg)]}
-            if ort_format:
-                entry["ort_file"] = f"models/{path.stem}.ort"
-            subnets.append(entry)
-    anchor_entry = None
-    if anchor is not None:
-        if space is None:
-            raise ConfigError("write_plan: an anchor subnet needs the space it belongs to (space=...)")
-        from ofa_deploy.profiling.models import export_subnet
-
-        path = export_subnet(space, anchor, models, batch_size=plan.batch_size)
-        anchor_entry = {"config": anchor.to_string(), "file": f"models/{path.name}",
-                        "input_shape": [plan.batch_size, 3, anchor.resolution, anchor.resolution]}
-        if ort_format:
-            anchor_entry["ort_file"] = f"models/{path.stem}.ort"
-    if ort_format:
-        convert_to_ort(models)
-    data = plan.to_dict()
-    if anchor_entry is not None:
-        data["anchor"] = anchor_entry
-    data["overhead_file"] = "models/overhead.ort" if ort_format else "models/overhead.onnx"
-    data["items"] = entries
-    if subnets:
-        data["subnets"] = subnets
-    data["anchors"] = [e.id for e in choose_anchors(plan, anchors)]
-    if profile is not None:
-        data["profile"] = profile.to_dict() if hasattr(profile, "to_dict") else dict(profile)
-    if timer is not None:
-        data["timer"] = dict(timer)
-    path = out / "plan.json"
-    atomic_write_text(path, json.dumps(data, indent=1))
-    from ofa_deploy.paths import ondevice_script
-
-    atomic_write_text(out / ONDEVICE_SCRIPT_NAME, ondevice_script().read_text())  # ship the script with the plan
-    log.info("wrote %s (%d layer models)", path, len(entries))
-    return path
+def covering_set(space: SearchSpace, resolutions: Sequence[int], plan_specs: set[Any]) -> list[SubnetConfig]:
+    """Covering configs at `resolutions` (deduplicated), checked to contain every spec of the plan."""
+    cfgs = list(dict.fromkeys(c for r in resolutions for c in covering_configs(space, int(r))))
+    seen = {s for c in cfgs for s in space.walk_layers(c)}
+    if not plan_specs <= seen:
+        raise ConfigError(f"{len(plan_specs - seen)} planned layers occur in no covering config")
+    return cfgs
 
 
 def read_plan(plan_dir: str | os.PathLike[str]) -> tuple[Plan, dict[str, Any]]:
@@ -263,10 +170,23 @@ def choose_anchors(plan: Plan, n: int = 3) -> list[WorkItem]:
     """`n` anchor items spread over the cost range (by MACs): cheap, middle and expensive layers."""
     if n <= 0 or not plan.items:
         return []
-    from ofa_deploy.predictors.macs import layer_macs
+    from ofa_deploy.spaces.costs import layer_macs
 
     ranked = sorted(plan.items, key=lambda i: (layer_macs(i.spec), i.id))
     if n >= len(ranked):
         return ranked
     picks = [ranked[round(j * (len(ranked) - 1) / (n - 1))] if n > 1 else ranked[len(ranked) // 2] for j in range(n)]
     return list(dict.fromkeys(picks))
+
+
+#: names that moved to `ofa_deploy.profiling.models` (they write ONNX files); still importable from here
+_MOVED_TO_MODELS = ("convert_to_ort", "export_layer", "layer_model", "write_plan")
+
+
+def __getattr__(name: str) -> Any:
+    """Old import path of the exporters now in `profiling.models` (resolved lazily: this module stays pure)."""
+    if name in _MOVED_TO_MODELS:
+        import importlib
+
+        return getattr(importlib.import_module("ofa_deploy.profiling.models"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

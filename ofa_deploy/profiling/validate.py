@@ -114,9 +114,8 @@ def measure_subnets(space: SearchSpace, cfgs: Sequence[SubnetConfig], profile: A
                     progress: bool = False) -> tuple[PairedRun, float | None]:
     """Time whole subnets against the table's (or profile's) anchor; returns the run and the reference anchor ms
     (the table's, or None for a table without an anchor)."""
-    from ofa_deploy.profiling.builder import model_cache_dir
     from ofa_deploy.profiling.measure import measure_models, reference_ms, space_anchor
-    from ofa_deploy.profiling.models import export_subnet
+    from ofa_deploy.profiling.models import export_subnet, model_cache_dir
 
     batch = int(getattr(profile, "batch_size", 1))
     model_dir = Path(work_dir) if work_dir else model_cache_dir()

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ofa_deploy.errors import ConfigError
-from ofa_deploy.profiling.executor import Executor
-from ofa_deploy.scale.devices import DEFAULT_TOLERANCE, DeviceSpec, DeviceUnavailableError, flag_devices
+from ofa_deploy.executors import Executor
+from ofa_deploy.profiling.devices import DEFAULT_TOLERANCE, DeviceSpec, DeviceUnavailableError, flag_devices
 from ofa_deploy.scale.ray_executor import dispatch, init_ray, require_ray
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,8 @@ class PoolJob:
 
     def model(self, item_id: str) -> tuple[Path, tuple[int, ...]]:
         """The ONNX model and input shape of a task id (exported on first use into the shared model dir)."""
-        from ofa_deploy.profiling.builder import ANCHOR_ID, CALIBRATION_PREFIX, OVERHEAD_ID, write_identity_model
-        from ofa_deploy.profiling.plan import export_layer
+        from ofa_deploy.profiling.models import export_layer, write_identity_model
+        from ofa_deploy.profiling.plan import ANCHOR_ID, CALIBRATION_PREFIX, OVERHEAD_ID
 
         f = self.factory
         if item_id == ANCHOR_ID:
@@ -103,6 +103,19 @@ class DevicePool(Executor):
     """
 
     pooled = True
+
+    def build_job(self, factory: Any) -> PoolJob:
+        """The pool's job for a LUT build (`pool_job`)."""
+        return pool_job(factory)
+
+    def run_build(self, job: PoolJob, tasks: Sequence[Any], all_tasks: Sequence[Any], store: Any, *,
+                  on_record: Callable[[int], Any] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any], int]:
+        """A LUT build's tasks on this pool (`run_pooled`)."""
+        return run_pooled(self, job, tasks, all_tasks, store, on_record=on_record)
+
+    def build_provenance(self, provenance: Any, info: dict[str, Any]) -> Any:
+        """The built table's provenance with this pool's info (`pool_provenance`)."""
+        return pool_provenance(provenance, info)
 
     def __init__(self, devices: Sequence[DeviceSpec], *, address: str | None = None,
                  tolerance: float = DEFAULT_TOLERANCE, connect_timeout: float = 120.0, max_retries: int = 3) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ofa_deploy.errors import BackendUnavailableError, ConfigError
-from ofa_deploy.profiling.executor import Executor, WorkerLostError, build_job, close_job
+from ofa_deploy.executors import Executor, WorkerLostError, build_job, close_job
 
 log = logging.getLogger(__name__)
 

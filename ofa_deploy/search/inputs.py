@@ -39,7 +39,7 @@ def load_latency(space: SearchSpace, *, luts: Sequence[str | os.PathLike[str]] =
     """One latency objective (ms) per table: our LUT files and/or OFA YAML table directories."""
     from ofa_deploy.compat.ofa_lut import load_ofa_lut
     from ofa_deploy.predictors.latency import LatencyPredictor
-    from ofa_deploy.profiling.lut import LatencyTable
+    from ofa_deploy.tables.latency import LatencyTable
 
     from ofa_deploy.profiling.host import warn_if_foreign
 

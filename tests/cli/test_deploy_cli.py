@@ -78,7 +78,7 @@ def test_deploy_cmd_refuses_a_foreign_table_without_traceback(demo_run, tmp_path
     import subprocess
     import sys
 
-    from ofa_deploy.profiling.lut import LatencyTable
+    from ofa_deploy.tables.latency import LatencyTable
 
     res, root = demo_run
     demo = json.loads(res.stdout)["demo"]

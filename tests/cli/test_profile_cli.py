@@ -9,7 +9,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from ofa_deploy.cli.main import cli
-from ofa_deploy.profiling.lut import LatencyTable
+from ofa_deploy.tables.latency import LatencyTable
 
 REPO = Path(__file__).resolve().parents[2]
 TIMER = ["--rounds", "1", "--repeats", "2", "--warmup", "1"]

@@ -105,7 +105,7 @@ def test_wrong_table_forces_a_retry_that_ends_verified(run, tmp_path):
     from ofa_deploy.pipeline import deploy
     from ofa_deploy.predictors.accuracy import AccuracyPredictor
     from ofa_deploy.predictors.encoding import default_encoder
-    from ofa_deploy.profiling.lut import LatencyTable
+    from ofa_deploy.tables.latency import LatencyTable
     from ofa_deploy.supernets import create_supernet
 
     result, _, req = run
@@ -141,7 +141,7 @@ def test_foreign_table_is_refused_unless_allowed(run, tmp_path):
     from ofa_deploy.pipeline import deploy
     from ofa_deploy.predictors.accuracy import AccuracyPredictor
     from ofa_deploy.predictors.encoding import default_encoder
-    from ofa_deploy.profiling.lut import LatencyTable
+    from ofa_deploy.tables.latency import LatencyTable
     from ofa_deploy.supernets import create_supernet
 
     _, _, req = run

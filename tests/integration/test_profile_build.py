@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from ofa_deploy.profiling.builder import ANCHOR_ID, CALIBRATION_PREFIX, LayerTimingJob, build_lut
-from ofa_deploy.profiling.executor import LocalExecutor
+from ofa_deploy.profiling.builder import LayerTimingJob, build_lut
+from ofa_deploy.executors import LocalExecutor
 from ofa_deploy.profiling.hardware import HardwareProfile
-from ofa_deploy.profiling.lut import LatencyTable
-from ofa_deploy.profiling.plan import make_plan, read_plan, write_plan
+from ofa_deploy.tables.latency import LatencyTable
+from ofa_deploy.profiling.models import write_plan
+from ofa_deploy.profiling.plan import ANCHOR_ID, CALIBRATION_PREFIX, make_plan, read_plan
 from ofa_deploy.profiling.protocol import ProtocolSettings
 from ofa_deploy.profiling.timer import TimerSettings
 from ofa_deploy.spaces import get_space
@@ -216,7 +217,7 @@ def test_validate_lut_reports_all_metrics(space, profile, full_build, tmp_path):
 
 
 def test_in_context_build_covers_the_space_and_resumes(space, profile, full_build, tmp_path):
-    from ofa_deploy.profiling.incontext import covering_set
+    from ofa_deploy.profiling.plan import covering_set
 
     out = tmp_path / "ctx.lut.json"
     plan = make_plan(space)

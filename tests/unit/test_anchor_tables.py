@@ -13,7 +13,7 @@ from ofa_deploy.errors import ConfigError
 from ofa_deploy.predictors.latency import LatencyPredictor, fit_linear_calibration
 from ofa_deploy.profiling.anchor import AnchorInfo, default_anchor_config, resolve_anchor_config
 from ofa_deploy.profiling.host import backend_fingerprint, check_table_host, compare, warn_if_foreign
-from ofa_deploy.profiling.lut import Calibration, LatencyStats, LatencyTable, Provenance
+from ofa_deploy.tables.latency import Calibration, LatencyStats, LatencyTable, Provenance
 from ofa_deploy.spaces import get_space
 
 
@@ -24,7 +24,7 @@ def space():
 
 def units_table(space, *, host=None, anchor_ms=2.0, calibration=None, profile="ort-cpu-1t"):
     """Every layer of the space at 160 px gets 0.01 anchor units per 1M MACs (+0.001)."""
-    from ofa_deploy.predictors.macs import layer_macs
+    from ofa_deploy.spaces.costs import layer_macs
     from ofa_deploy.profiling.plan import make_plan
 
     anchor = AnchorInfo(config=default_anchor_config(space).to_string(), space=space.name, batch_size=1,

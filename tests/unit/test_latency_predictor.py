@@ -9,7 +9,7 @@ from ofa_deploy.compat.ofa_lut import load_ofa_lut
 from ofa_deploy.errors import ConfigError, LatencyTableMissError
 from ofa_deploy.predictors.latency import EfficiencyPredictor, LatencyPredictor, MacsPredictor, ParamsPredictor
 from ofa_deploy.predictors.macs import count_subnet
-from ofa_deploy.profiling.lut import LatencyStats, LatencyTable
+from ofa_deploy.tables.latency import LatencyStats, LatencyTable
 from ofa_deploy.spaces import MobileSpace, get_space
 
 NOTE10_RES = (160, 176, 192, 208, 224)
@@ -151,7 +151,7 @@ def test_stat_selector_and_protocol(w12):
 
 
 def test_resnet_latency_gene_path_with_a_measured_style_table():
-    from ofa_deploy.predictors.gather import SlotTables
+    from ofa_deploy.spaces.slots import SlotTables
 
     space = get_space("ofa_resnet50", resolutions=(160, 192))
     rng = np.random.default_rng(1)

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import yaml
 
-from ofa_deploy.compat.ofa_lut import load_ofa_lut, ofa_key, save_ofa_lut, specs_from_key
+from ofa_deploy.compat.ofa_lut import load_ofa_lut, save_ofa_lut
 from ofa_deploy.errors import ConfigError, LatencyTableMissError
-from ofa_deploy.profiling.lut import SCHEMA_VERSION, LatencyStats, LatencyTable, Provenance
+from ofa_deploy.tables.latency import SCHEMA_VERSION, LatencyStats, LatencyTable, Provenance
 from ofa_deploy.spaces import MobileSpace, get_space
+from ofa_deploy.spaces.ofa_keys import ofa_key, specs_from_key
 
 NOTE10_RES = (160, 176, 192, 208, 224)
 

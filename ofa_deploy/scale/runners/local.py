@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ofa_deploy.scale.devices import DeviceUnavailableError
+from ofa_deploy.profiling.devices import DeviceUnavailableError
 from ofa_deploy.scale.runners.base import DeviceRunner
 
 
@@ -44,7 +44,7 @@ class LocalRunner(DeviceRunner):
 
     def paired_visit(self, model: Path, shape: Sequence[int], anchor: Path, anchor_shape: Sequence[int]
                      ) -> dict[str, float]:
-        from ofa_deploy.profiling.builder import PairedVisits
+        from ofa_deploy.profiling.measure import PairedVisits
 
         if self._paired is None:
             self._paired = PairedVisits(self.backend, anchor, anchor_shape, self.protocol)

@@ -18,7 +18,7 @@ from ofa_deploy.demo import QUICK_RECIPE, create_demo_supernet
 from ofa_deploy.predictors.dataset import build_accuracy_dataset
 from ofa_deploy.predictors.training import torch_threads
 from ofa_deploy.profiling.builder import build_lut
-from ofa_deploy.profiling.executor import ProcessExecutor
+from ofa_deploy.executors import ProcessExecutor
 from ofa_deploy.scale.ray_executor import RayExecutor
 
 from .conftest import FAST
