@@ -9,6 +9,10 @@ use them.
 """
 from __future__ import annotations
 
+import sys
+import types
+from typing import Any
+
 from ofa_deploy.export.api import export
 from ofa_deploy.export.artifacts import ExportReport, load_report
 from ofa_deploy.export.onnx import MAX_OPSET, MIN_OPSET, export_onnx, torch_to_onnx
@@ -30,3 +34,14 @@ __all__ = [
     "TvmOptions", "ValidationResult", "export", "export_int8", "export_onnx", "export_ort", "export_tvm",
     "load_report", "make_inputs", "parse_target", "torch_to_onnx", "validate_runner",
 ]
+
+
+class _ExportPackage(types.ModuleType):
+    """This package, callable as its entry point: importing `ofa_deploy.export` binds the package to the name
+    ``ofa_deploy.export``, which is also the top-level `ofa_deploy.export(...)` function, so both mean the same."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> ExportReport:
+        return export(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _ExportPackage

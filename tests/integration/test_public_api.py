@@ -56,3 +56,8 @@ def test_common_path_supernet_weights_export_profile_predict_search_deploy(tmp_p
                                         population=20, pareto_generations=0, n_checks=0, verify_budget=False),
                        supernet=loaded, predictor=predictor)
     assert (result.out_dir / "model" / "model.onnx").is_file() and result.measured["latency_ms"] > 0
+
+
+def test_export_stays_callable_once_its_package_is_imported():
+    assert od.ExportReport.__module__ == "ofa_deploy.export.artifacts"  # imports the ofa_deploy.export package
+    assert callable(od.export) and od.export.__call__ is not None
