@@ -120,8 +120,10 @@ def stored_fingerprint(provenance: Any) -> dict[str, Any]:
 
 
 def check_table_host(table: Any, profile: Any = None, *, here: Mapping[str, Any] | None = None) -> HostCheck:
-    """Whether `table` (a `LatencyTable`) was measured on this host with `profile`'s runtime."""
+    """Whether `table` (a `LatencyTable`) was measured on this host with `profile`'s runtime (default: the
+    profile the table names, when it can be loaded here; else the machine alone)."""
     if here is None:
+        profile = profile if profile is not None else table_profile(table)
         here = backend_fingerprint(profile) if profile is not None else host_fingerprint()
     return compare(stored_fingerprint(table.provenance), here)
 
