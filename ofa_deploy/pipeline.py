@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -240,7 +239,7 @@ def deploy(request: DeployRequest, *, supernet: Any, predictor: Any, data: Any =
         timings["retry_s"] = timings.get("retry_s", 0.0) + time.perf_counter() - t1
     timings["measure_s"] = time.perf_counter() - t0 - timings.get("retry_s", 0.0)
     shipped = _pick_shipped(tries)
-    _publish_model(exported[shipped["name"]], out / "model", profile)
+    _publish_model(exported[shipped["name"]], out / "model")
     ship_cfg = cfgs[shipped["name"]]
     verified = bool(shipped["verified"])
 
@@ -450,12 +449,14 @@ def _budget_message(verified: bool, shipped: dict[str, Any], tries: list[dict[st
             f"{shipped['name']}. Raise the budget, or rebuild the latency table here")
 
 
-def _publish_model(info: dict[str, Any], target: Path, profile: Any) -> None:
-    """Copy the shipped pick's artifact dir(s) to `target` (atomically replacing an earlier one)."""
+def _publish_model(info: dict[str, Any], target: Path) -> None:
+    """Copy the shipped pick's artifact dir(s) to `target` (and ``<target>_tvm``), each staged beside it and
+    published atomically like an export (`export.artifacts.publish`)."""
     import shutil
 
-    src = Path(info["onnx"]).parent
-    pairs = [(src, target)]
+    from ofa_deploy.export.artifacts import publish
+
+    pairs = [(Path(info["onnx"]).parent, target)]
     if info.get("tvm_lib"):
         pairs.append((Path(info["tvm_lib"]).parent, target.parent / (target.name + "_tvm")))
     for source, dest in pairs:
@@ -463,14 +464,7 @@ def _publish_model(info: dict[str, Any], target: Path, profile: Any) -> None:
         if staging.exists():
             shutil.rmtree(staging)
         shutil.copytree(source, staging)
-        old = dest.parent / f".{dest.name}.old"
-        if dest.exists():
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(dest, old)
-        os.replace(staging, dest)
-        if old.exists():
-            shutil.rmtree(old)
+        publish(staging, dest)
 
 
 # ---- steps ---------------------------------------------------------------------------------------------
