@@ -41,6 +41,7 @@ import numpy as np
 
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.executors import Executor, LocalExecutor
+from ofa_deploy.profiling.host import cpu_model
 from ofa_deploy.profiling.measure import PairedVisits
 from ofa_deploy.profiling.models import export_layer, layer_model, model_cache_dir, write_identity_model
 from ofa_deploy.profiling.plan import ANCHOR_ID, CALIBRATION_PREFIX, OVERHEAD_ID, Plan, covering_set, make_plan
@@ -65,16 +66,6 @@ class Task:
     round: int
     seq: int
     anchor: bool = False
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 class CalibrationJob:

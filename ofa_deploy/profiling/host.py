@@ -38,6 +38,11 @@ def _cpuinfo() -> tuple[str, str]:
     return model or platform.processor() or platform.machine(), flags
 
 
+def cpu_model() -> str:
+    """This machine's CPU model name (/proc/cpuinfo, else what `platform` knows)."""
+    return _cpuinfo()[0]
+
+
 def host_fingerprint(*, backend: Mapping[str, Any] | None = None, profile: Any = None) -> dict[str, Any]:
     """This machine's fingerprint for a backend description (`Backend.describe()`) and a hardware profile."""
     model, flags = _cpuinfo()
@@ -163,5 +168,5 @@ def warn_if_foreign(table: Any, profile: Any = None, *, source: str = "latency t
     return check
 
 
-__all__ = ["FINGERPRINT_KEYS", "HostCheck", "backend_fingerprint", "check_table_host", "compare",
+__all__ = ["FINGERPRINT_KEYS", "HostCheck", "backend_fingerprint", "check_table_host", "compare", "cpu_model",
            "host_fingerprint", "table_profile", "warn_if_foreign"]
