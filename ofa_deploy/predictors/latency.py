@@ -226,15 +226,12 @@ class LatencyPredictor(_SlotPredictor):
         if len(cfgs) != len(measured) or len(cfgs) < n_params:
             raise ConfigError(f"fit_calibration needs >= {n_params} configs and one measurement each, "
                               f"got {len(cfgs)} configs and {len(measured)} measurements")
-        cal = fit_linear_calibration(
-            np.array([self.walk_sum(c) for c in cfgs], dtype=np.float64),
-            np.array([len(self.space.walk_layers(c)) for c in cfgs], dtype=np.float64),
-            measured / self.table.ms_per_unit, per_layer=per_layer)
-        before = Calibration()
-        self.calibration = before
-        raw = self.predict(cfgs)
+        sums = np.array([self.walk_sum(c) for c in cfgs], dtype=np.float64)
+        counts = np.array([len(self.space.walk_layers(c)) for c in cfgs], dtype=np.float64)
+        cal = fit_linear_calibration(sums, counts, measured / self.table.ms_per_unit, per_layer=per_layer)
+        raw = sums * self.table.ms_per_unit
+        after = cal.apply(sums, counts) * self.table.ms_per_unit
         self.calibration = cal
-        after = self.predict(cfgs)
         fit = CalibrationFit(
             calibration=cal, n=len(raw),
             mae_before_ms=float(np.mean(np.abs(raw - measured))), mae_after_ms=float(np.mean(np.abs(after - measured))),
