@@ -246,12 +246,14 @@ def anchor_units(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             visits[rec["round"]].append((rec["seq"], rec["ms"]))
     if not visits:
         return [{**rec, "ratio": rec["ms"], "anchor_ms": 1.0} for rec in records]
+    for round_visits in visits.values():
+        round_visits.sort()
     out = []
     for rec in records:
         if rec["id"] == ANCHOR_ID or "ratio" in rec:
             out.append({**rec, "ratio": rec.get("ratio", 1.0), "anchor_ms": rec.get("anchor_ms", rec.get("ms"))})
             continue
-        around = sorted(visits.get(rec["round"], []))
+        around = visits.get(rec["round"], [])
         if not around:
             raise ConfigError(f"round {rec['round']} of the measurement store has no anchor visit; resume the build")
         before = [ms for seq, ms in around if seq < rec["seq"]][-1:]
