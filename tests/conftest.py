@@ -53,3 +53,20 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tiny_space():
+    """A small MobileNetV3 space (26 distinct layers at 32 px): LUT builds and pools finish in seconds."""
+    from ofa_deploy.spaces import get_space
+
+    return get_space("ofa_mbv3_w10", width_mult=0.5, depths=(1, 2), kernel_sizes=(3,), expand_ratios=(3, 4),
+                     resolutions=(32,), n_classes=10)
+
+
+@pytest.fixture(scope="session")
+def profile():
+    """The host profile every timing test uses: ONNX Runtime, CPU, one thread."""
+    from ofa_deploy.profiling.hardware import HardwareProfile
+
+    return HardwareProfile.load("ort-cpu-1t")

@@ -18,7 +18,6 @@ from ofa_deploy.profiling.models import write_plan
 from ofa_deploy.profiling.plan import ANCHOR_ID, CALIBRATION_PREFIX, make_plan, read_plan
 from ofa_deploy.profiling.protocol import ProtocolSettings
 from ofa_deploy.profiling.timer import TimerSettings
-from ofa_deploy.spaces import get_space
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "ofa_deploy" / "ondevice.py"
@@ -26,14 +25,8 @@ FAST = TimerSettings(warmup=1, repeats=3, rounds=2, anchor_every=8, seed=0)
 
 
 @pytest.fixture(scope="module")
-def space():
-    return get_space("ofa_mbv3_w10", width_mult=0.5, depths=(1, 2), kernel_sizes=(3,), expand_ratios=(3, 4),
-                     resolutions=(32,), n_classes=10)
-
-
-@pytest.fixture(scope="module")
-def profile():
-    return HardwareProfile.load("ort-cpu-1t")
+def space(tiny_space):
+    return tiny_space
 
 
 @pytest.fixture(scope="module")

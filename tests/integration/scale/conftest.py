@@ -37,21 +37,6 @@ def ray_local(_ray_shutdown):
 
 
 @pytest.fixture(scope="module")
-def tiny_space():
-    from ofa_deploy.spaces import get_space
-
-    return get_space("ofa_mbv3_w10", width_mult=0.5, depths=(1, 2), kernel_sizes=(3,), expand_ratios=(3, 4),
-                     resolutions=(32,), n_classes=10)
-
-
-@pytest.fixture(scope="module")
-def profile():
-    from ofa_deploy.profiling.hardware import HardwareProfile
-
-    return HardwareProfile.load("ort-cpu-1t")
-
-
-@pytest.fixture(scope="module")
 def fast_protocol(profile):
     from ofa_deploy.profiling.protocol import ProtocolSettings
 
