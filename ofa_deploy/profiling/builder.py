@@ -570,9 +570,7 @@ def build_lut(
     else:
         table, overhead, drift = in_context_table(space, records, provenance)
         anchor_visits = [r["anchor_ms"] for r in records]
-    table.anchor = AnchorInfo(config=anchor_cfg.to_string(), space=space.name, batch_size=plan.batch_size,
-                              ms=float(np.median(anchor_visits)), visits=len(anchor_visits),
-                              swing=float(max(anchor_visits) / min(anchor_visits)))
+    table.anchor = AnchorInfo.from_visits(anchor_cfg.to_string(), space.name, plan.batch_size, anchor_visits)
     cal_cfgs, cal_units = calibration_points(space, records)
     if calibration_subnets:
         table.calibration = fit_table_calibration(space, table, cal_cfgs, cal_units)

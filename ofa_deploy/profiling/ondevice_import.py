@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from ofa_deploy.errors import ConfigError
-import numpy as np
 
 from ofa_deploy.fileio import read_json_file
 from ofa_deploy.profiling.builder import table_from_records
@@ -90,9 +89,7 @@ def import_results(results_path: str | os.PathLike[str], plan_dir: str | os.Path
     if anchor and settings.get("anchor") == anchor["config"] and anchor_visits:
         from ofa_deploy.tables.anchor import AnchorInfo
 
-        table.anchor = AnchorInfo(config=anchor["config"], space=plan.space, batch_size=int(plan.batch_size),
-                                  ms=float(np.median(anchor_visits)), visits=len(anchor_visits),
-                                  swing=float(max(anchor_visits) / min(anchor_visits)))
+        table.anchor = AnchorInfo.from_visits(anchor["config"], plan.space, plan.batch_size, anchor_visits)
 
     if out_path is not None:
         table.save(out_path)

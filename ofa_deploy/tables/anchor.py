@@ -5,7 +5,8 @@ Building and timing the anchor model is `ofa_deploy.profiling.anchor`, which re-
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import statistics
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -37,6 +38,14 @@ class AnchorInfo:
     def input_shape(self) -> tuple[int, int, int, int]:
         r = self.subnet.resolution
         return (self.batch_size, 3, r, r)
+
+    @classmethod
+    def from_visits(cls, config: str, space: str, batch_size: int, visits_ms: Sequence[float]) -> AnchorInfo:
+        """The anchor of a build from its absolute visit times: their median, count and slowest/fastest."""
+        if not visits_ms:
+            raise ConfigError(f"the anchor {config} of {space} has no timed visit; resume the build")
+        return cls(config=config, space=space, batch_size=int(batch_size), ms=statistics.median(visits_ms),
+                   visits=len(visits_ms), swing=max(visits_ms) / min(visits_ms))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
