@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from ofa_deploy.errors import ConfigError
-
 from ofa_deploy.fileio import read_json_file
 from ofa_deploy.profiling.builder import table_from_records
 from ofa_deploy.profiling.plan import ANCHOR_ID
