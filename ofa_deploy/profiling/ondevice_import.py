@@ -9,8 +9,7 @@ from typing import Any
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.fileio import read_json_file
 from ofa_deploy.profiling.builder import table_from_records
-from ofa_deploy.profiling.plan import ANCHOR_ID
-from ofa_deploy.profiling.plan import read_plan
+from ofa_deploy.profiling.plan import ANCHOR_ID, read_plan
 
 RESULTS_FORMAT = "ofa-deploy-ondevice-results"
 
