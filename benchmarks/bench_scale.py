@@ -141,7 +141,7 @@ def main() -> int:
 
 
 def _cpu() -> str:
-    from ofa_deploy.profiling.builder import cpu_model
+    from ofa_deploy.profiling.host import cpu_model
 
     return f"{cpu_model()} x{os.cpu_count()}"
 

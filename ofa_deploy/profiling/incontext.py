@@ -22,23 +22,28 @@ import json
 import logging
 import os
 import re
-import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ofa_deploy.errors import ConfigError
+from ofa_deploy.profiling.methods import MethodResult, Task, drift, task_record
 from ofa_deploy.profiling.models import export_config
-from ofa_deploy.profiling.plan import covering_set  # noqa: F401 - re-exported (moved to plan)
+from ofa_deploy.profiling.plan import CALIBRATION_PREFIX, Plan, covering_set, make_plan
 from ofa_deploy.profiling.timer import TimerSettings
 from ofa_deploy.spaces import SearchSpace, SubnetConfig
 
 log = logging.getLogger(__name__)
 
 LAYER_SCOPE = re.compile(r"^/layers\.(\d+)/")
+#: seed of the extra random in-context subnets (fixed, and distinct from validation's default seed 0)
+CONTEXT_SEED = 20_241_122
+ESTIMATE = ("in-context: per-layer minimum over the runs of each round (ORT profiler kernel times inside covering "
+            "subnets), scaled to the subnet's anchor ratio, median over occurrences, then over rounds")
 
 
 def layer_times_from_trace(events: Sequence[dict[str, Any]], n_layers: int, *, skip_runs: int = 0,
@@ -96,7 +101,7 @@ class InContextJob:
         self.paired = paired
         self.measurements = 0
 
-    def __call__(self, task: Any) -> dict[str, Any]:
+    def __call__(self, task: Task) -> dict[str, Any]:
         import onnxruntime as ort
 
         cfg = SubnetConfig.from_string(task.item_id)
@@ -124,28 +129,124 @@ class InContextJob:
         with self.backend.prepare(path, (self.batch_size, 3, cfg.resolution, cfg.resolution)) as runner:
             visit = self.paired(runner)
         self.measurements += 1
-        return {"id": task.item_id, "round": task.round, "seq": task.seq, "anchor": task.anchor,
-                "layers": layers.tolist(), **visit, "t": time.time()}
+        return task_record(task, layers=layers.tolist(), **visit)
 
     def close(self) -> None:
         pass
 
 
-def table_entries(space: SearchSpace, records: Sequence[dict[str, Any]], *, rescale: bool = True
-                  ) -> dict[Any, list[float]]:
+def table_entries(records: Sequence[dict[str, Any]], layers_of: Callable[[str], Sequence[Any]], *,
+                  rescale: bool = True) -> dict[Any, list[float]]:
     """spec → per-round values: median over the spec's occurrences within each round.
 
-    With `rescale`, each record's layer times are scaled so they sum to the same subnet's anchor ratio measured
-    without the profiler in the same task (removes the profiler's own per-node cost and gives anchor units; the
-    shares between layers come from the profiler, the total from the paired end-to-end timing).
+    `layers_of(config_id)` gives the specs of a record's subnet in order (its ``layers`` are timed in that
+    order). With `rescale`, each record's layer times are scaled so they sum to the same subnet's anchor ratio
+    measured without the profiler in the same task (removes the profiler's own per-node cost and gives anchor
+    units; the shares between layers come from the profiler, the total from the paired end-to-end timing).
+    Records of the older on-device format carry ``scale`` instead of ``ratio``.
     """
     per_round: dict[tuple[Any, int], list[float]] = defaultdict(list)
     for rec in records:
-        cfg = SubnetConfig.from_string(rec["id"])
-        scale = float(rec["ratio"]) / float(sum(rec["layers"])) if rescale else 1.0
-        for spec, value in zip(space.walk_layers(cfg), rec["layers"]):
+        if not rescale:
+            scale = 1.0
+        elif "ratio" in rec:
+            scale = float(rec["ratio"]) / float(sum(rec["layers"]))
+        else:
+            scale = float(rec.get("scale", 1.0))
+        for spec, value in zip(layers_of(rec["id"]), rec["layers"]):
             per_round[(spec, rec["round"])].append(value * scale)
     out: dict[Any, list[float]] = defaultdict(list)
     for (spec, _), values in sorted(per_round.items(), key=lambda kv: kv[0][1]):
         out[spec].append(float(np.median(values)))
     return out
+
+
+def schedule_configs(config_ids: Sequence[str], settings: TimerSettings) -> list[Task]:
+    """In-context tasks: every config once per round, in a seeded random order per round."""
+    rng = np.random.default_rng(settings.seed)
+    return [Task(config_ids[j], r, seq) for r in range(settings.rounds)
+            for seq, j in enumerate(rng.permutation(len(config_ids)))]
+
+
+def context_configs(space: SearchSpace, plan: Plan, *, limit: int | None = None, context_subnets: int = 0
+                    ) -> list[str]:
+    """The subnets an in-context build profiles: the covering set of `plan` (its first `limit`), then
+    `context_subnets` extra random subnets per resolution (seeded, fixed), so each layer is also seen in mixed
+    contexts."""
+    cfgs = covering_set(space, plan.resolutions, {i.spec for i in plan.items})
+    ids = [c.to_string() for c in cfgs][:limit]
+    if context_subnets:
+        rng = np.random.default_rng(CONTEXT_SEED)
+        extra = [space.sample(rng, resolution=r).to_string() for r in plan.resolutions for _ in range(context_subnets)]
+        ids += [c for c in dict.fromkeys(extra) if c not in ids]
+    return ids
+
+
+@dataclass
+class InContextMethod:
+    """The in-context method (see the module docstring): profiles the subnets `config_ids` of `space`.
+
+    `layer_ids` (config id → the plan's spec ids in layer order) stands in for walking `space` where the space
+    object is not at hand (results of the on-device script); `complete` demands that every plan item was seen.
+    """
+
+    space: SearchSpace | None
+    plan: Plan
+    config_ids: list[str]
+    settings: TimerSettings | None = None
+    model_dir: Path | None = None
+    layer_ids: dict[str, list[str]] | None = None
+    complete: bool = True
+    name: str = "in_context"
+    estimate: str = ESTIMATE
+
+    @classmethod
+    def create(cls, space: SearchSpace, resolutions: Sequence[int] | None, *, batch_size: int,
+               settings: TimerSettings, model_dir: Path, anchor: Any = None, limit: int | None = None,
+               context_subnets: int = 0) -> InContextMethod:
+        """The method for `space` at `resolutions`: the whole plan, its covering subnets (the first `limit`)
+        and `context_subnets` random ones per resolution (`anchor`: the build pairs every task with it)."""
+        plan = make_plan(space, resolutions, batch_size=batch_size)
+        configs = context_configs(space, plan, limit=limit, context_subnets=context_subnets)
+        return cls(space, plan, configs, settings, model_dir, complete=limit is None)
+
+    def header(self) -> dict[str, Any]:
+        return {"configs": len(self.config_ids)}
+
+    def tasks(self, calibration_ids: Sequence[str]) -> list[Task]:
+        if self.settings is None:
+            raise ConfigError("this in-context method was made without timer settings; it can only reduce records")
+        return schedule_configs(list(self.config_ids) + list(calibration_ids), self.settings)
+
+    def job(self, backend: Any, paired: Any) -> InContextJob:
+        if self.space is None or self.settings is None or self.model_dir is None:
+            raise ConfigError("this in-context method was made without a space; it can only reduce records")
+        return InContextJob(self.space, backend, self.settings, self.model_dir, batch_size=self.plan.batch_size,
+                            paired=paired)
+
+    def layers(self, config_id: str) -> Sequence[Any]:
+        """The specs of subnet `config_id` in layer order."""
+        if self.layer_ids is not None:
+            if config_id not in self.layer_ids:
+                raise ConfigError(f"results name subnet {config_id!r}, which the plan does not list")
+            specs = {i.id: i.spec for i in self.plan.items}
+            return [specs[sid] for sid in self.layer_ids[config_id]]
+        if self.space is None:
+            raise ConfigError("an in-context method needs its space or the plan's layer ids to reduce records")
+        return self.space.walk_layers(SubnetConfig.from_string(config_id))
+
+    def reduce(self, records: Sequence[dict[str, Any]], provenance: Any) -> MethodResult:
+        from ofa_deploy.tables.latency import LatencyStats, LatencyTable
+
+        layer_records = [r for r in records if not r["id"].startswith(CALIBRATION_PREFIX)]
+        entries = table_entries(layer_records, self.layers)
+        if self.complete:
+            missing = [i.id for i in self.plan.items if i.spec not in entries]
+            if missing:
+                raise ConfigError(f"{len(missing)} planned layers have no in-context measurement (e.g. {missing[0]}); "
+                                  "resume the build (on a device: rerun the script, it resumes)")
+        table = LatencyTable(provenance=provenance, stat="median")
+        for spec, values in entries.items():
+            table[spec] = LatencyStats.from_samples(values)
+        visits = [float(r["anchor_ms"]) for r in records if "anchor_ms" in r]
+        return MethodResult(table, 0.0, drift(visits), visits)

@@ -8,40 +8,21 @@ from typing import Any
 
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.fileio import read_json_file
-from ofa_deploy.profiling.builder import table_from_records
-from ofa_deploy.profiling.plan import ANCHOR_ID, read_plan
+from ofa_deploy.profiling.incontext import InContextMethod
+from ofa_deploy.profiling.isolated import IsolatedMethod
+from ofa_deploy.profiling.methods import BuildMethod
+from ofa_deploy.profiling.plan import Plan, read_plan
 
 RESULTS_FORMAT = "ofa-deploy-ondevice-results"
 
 
-def _in_context_table(plan: Any, raw_plan: dict[str, Any], records: list[dict[str, Any]], provenance: Any) -> Any:
-    """Per spec: median over its occurrences in each round (layer values scaled to the unprofiled run time),
-    then LatencyStats over rounds — the same estimate as the host's in-context build."""
-    from collections import defaultdict
-
-    import numpy as np
-
-    from ofa_deploy.tables.latency import LatencyStats, LatencyTable
-
-    specs = {i.id: i.spec for i in plan.items}
-    layers = {s["config"]: s["layers"] for s in raw_plan.get("subnets", [])}
-    per_round: dict[tuple[str, int], list[float]] = defaultdict(list)
-    for rec in records:
-        if rec["id"] not in layers:
-            raise ConfigError(f"results name subnet {rec['id']!r}, which the plan does not list")
-        for sid, value in zip(layers[rec["id"]], rec["layers"]):
-            scale = float(rec["ratio"]) / float(sum(rec["layers"])) if "ratio" in rec else float(rec.get("scale", 1.0))
-            per_round[(sid, rec["round"])].append(value * scale)
-    values: dict[str, list[float]] = defaultdict(list)
-    for (sid, _), vals in per_round.items():
-        values[sid].append(float(np.median(vals)))
-    missing = [sid for sid in specs if sid not in values]
-    if missing:
-        raise ConfigError(f"{len(missing)} planned layers have no in-context measurement; rerun the script to resume")
-    table = LatencyTable(provenance=provenance, stat="median")
-    for sid, spec in specs.items():
-        table[spec] = LatencyStats.from_samples(values[sid])
-    return table
+def results_method(plan: Plan, raw_plan: dict[str, Any], settings: dict[str, Any]) -> BuildMethod:
+    """The build method that reduces the script's records: the one it ran (``settings["method"]``), over the plan
+    (in-context subnets name their layers by the plan's spec ids)."""
+    if settings.get("method") == "in_context":
+        layer_ids = {s["config"]: list(s["layers"]) for s in raw_plan.get("subnets", [])}
+        return InContextMethod(None, plan, list(layer_ids), layer_ids=layer_ids)
+    return IsolatedMethod(None, plan)
 
 
 def import_results(results_path: str | os.PathLike[str], plan_dir: str | os.PathLike[str],
@@ -76,18 +57,13 @@ def import_results(results_path: str | os.PathLike[str], plan_dir: str | os.Path
         host={**device.get("fingerprint", {}), "profile_sha256": str(getattr(prof, "sha256", ""))}
         if device.get("fingerprint") else {},
     )
-    records = data.get("records", [])
-    if settings.get("method") == "in_context":
-        table = _in_context_table(plan, raw_plan, records, provenance)
-        anchor_visits = [r["anchor_ms"] for r in records if "anchor_ms" in r]
-    else:
-        table, _, _ = table_from_records(plan, records, provenance=provenance)
-        anchor_visits = [r["ms"] for r in records if r["id"] == ANCHOR_ID]
+    result = results_method(plan, raw_plan, settings).reduce(data.get("records", []), provenance)
+    table = result.table
     anchor = raw_plan.get("anchor")
-    if anchor and settings.get("anchor") == anchor["config"] and anchor_visits:
+    if anchor and settings.get("anchor") == anchor["config"] and result.anchor_visits_ms:
         from ofa_deploy.tables.anchor import AnchorInfo
 
-        table.anchor = AnchorInfo.from_visits(anchor["config"], plan.space, plan.batch_size, anchor_visits)
+        table.anchor = AnchorInfo.from_visits(anchor["config"], plan.space, plan.batch_size, result.anchor_visits_ms)
 
     if out_path is not None:
         table.save(out_path)

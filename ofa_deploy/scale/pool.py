@@ -35,32 +35,15 @@ class PoolJob:
 
     def model(self, item_id: str) -> tuple[Path, tuple[int, ...]]:
         """The ONNX model and input shape of a task id (exported on first use into the shared model dir)."""
-        from ofa_deploy.profiling.models import export_layer, write_identity_model
-        from ofa_deploy.profiling.plan import ANCHOR_ID, CALIBRATION_PREFIX, OVERHEAD_ID
-
-        f = self.factory
-        if item_id == ANCHOR_ID:
-            return Path(f.anchor_path), tuple(f.anchor_shape)
-        if item_id == OVERHEAD_ID:
-            return write_identity_model(f.model_dir / "overhead.onnx"), (1, 1, 1, 1)
-        if item_id.startswith(CALIBRATION_PREFIX):
-            from ofa_deploy.profiling.models import export_subnet
-            from ofa_deploy.spaces import SubnetConfig
-
-            cfg = SubnetConfig.from_string(item_id[len(CALIBRATION_PREFIX):])
-            shape = (f.plan.batch_size, 3, cfg.resolution, cfg.resolution)
-            return export_subnet(f.space, cfg, f.model_dir, batch_size=f.plan.batch_size), shape
-        item = next((i for i in f.plan.items if i.id == item_id), None)
-        if item is None:
-            raise ConfigError(f"task {item_id!r} is not a layer of this build's plan")
-        return export_layer(item, f.model_dir / f"{item.id}_b{item.input_shape[0]}.onnx"), tuple(item.input_shape)
+        model, shape = self.factory.method.model(item_id)
+        return Path(model), tuple(shape)
 
 
 def pool_job(factory: Any) -> PoolJob:
     """The pool's job for a build; pools time layers isolated (each item paired with the anchor on its device)."""
-    if factory.method != "isolated":
+    if factory.method.name != "isolated":
         raise ConfigError(f"device pools time layers isolated (each paired with the anchor on its device), got "
-                          f"method {factory.method!r}; pass --method isolated (or auto)")
+                          f"method {factory.method.name!r}; pass --method isolated (or auto)")
     if not isinstance(factory.anchor_path, (str, Path)):
         raise ConfigError("device pools need an ONNX backend profile (onnxruntime); eager torch models cannot be "
                           "sent to devices")

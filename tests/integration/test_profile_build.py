@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ofa_deploy.profiling.builder import LayerTimingJob, build_lut
+from ofa_deploy.profiling.builder import build_lut
+from ofa_deploy.profiling.isolated import LayerTimingJob
 from ofa_deploy.executors import LocalExecutor
 from ofa_deploy.profiling.hardware import HardwareProfile
 from ofa_deploy.tables.latency import LatencyTable
