@@ -669,6 +669,3 @@ def _agreement(points: list[dict[str, Any]]) -> dict[str, Any]:
         out["spearman"] = float(spearmanr(pred, meas).statistic)
     return out
 
-
-def save_json(path: Path, data: Any) -> None:
-    atomic_write_json(path, data)

@@ -22,6 +22,7 @@ from typing import Any
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.executors import Executor
 from ofa_deploy.profiling.devices import DEFAULT_TOLERANCE, DeviceSpec, DeviceUnavailableError, flag_devices
+from ofa_deploy.profiling.methods import task_key
 from ofa_deploy.scale.ray_executor import dispatch, init_ray, require_ray
 
 log = logging.getLogger(__name__)
@@ -178,10 +179,6 @@ class DevicePool(Executor):
             self._started = False
 
 
-def _key(record: dict[str, Any]) -> tuple[str, int, int]:
-    return record["id"], record["round"], record["seq"]
-
-
 def run_pooled(pool: DevicePool, job: PoolJob, tasks: Sequence[Any], all_tasks: Sequence[Any], store: Any, *,
                on_record: Callable[[int], Any] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any], int]:
     """Run `tasks` on the pool (the driver appends every record), flag devices by their anchor, and re-measure
@@ -206,14 +203,14 @@ def run_pooled(pool: DevicePool, job: PoolJob, tasks: Sequence[Any], all_tasks: 
     if flagged:
         log.warning("devices %s are off the pool's anchor by more than %.0f%%; their entries are kept apart",
                     sorted(flagged), 100 * pool.tolerance)
-        covered = {_key(r) for r in store.records if r.get("device") not in flagged}
+        covered = {task_key(r) for r in store.records if r.get("device") not in flagged}
         redo = [t for t in all_tasks if (t.item_id, t.round, t.seq) not in covered]
         if redo:
             run(redo, exclude=flagged)
     records: dict[tuple[str, int, int], dict[str, Any]] = {}
     for rec in store.records:
         if rec.get("device") not in flagged:
-            records.setdefault(_key(rec), rec)
+            records.setdefault(task_key(rec), rec)
     info["lost"] = dict(pool.lost)
     info["connected"] = {k: {kk: v[kk] for kk in ("runner", "cpus", "target", "serial") if kk in v}
                          for k, v in pool.described.items()}
