@@ -11,12 +11,14 @@ job once where they run (open sessions, load weights) instead of receiving live 
 - `ofa_deploy.scale.ray_executor.RayExecutor`: Ray actors anywhere in a cluster (the ``ray`` extra).
 - `ofa_deploy.scale.pool.DevicePool`: one Ray actor per real device (custom resource ``device:<name>``).
 
-`ofa_deploy.profiling.executor.create_executor("local" | "process" | "ray", ...)` picks one by name (the CLI's
-``--executor``). This module is below `profiling`, `predictors` and `scale`: it imports none of them.
+`create_executor("local" | "process" | "ray", ...)` picks one by name (the CLI's ``--executor``). This module is
+below `profiling`, `predictors` and `scale`: it imports none of them; executors above it are named by a
+``"module:attribute"`` path in `EXECUTOR_PLUGINS` and imported when asked for.
 """
 from __future__ import annotations
 
 import abc
+import importlib
 import logging
 import multiprocessing as mp
 import pickle
@@ -32,6 +34,8 @@ R = TypeVar("R")
 log = logging.getLogger(__name__)
 
 EXECUTORS = ("local", "process", "ray")
+#: executors above this module, by the "module:attribute" of a factory taking (workers=, address=, **options)
+EXECUTOR_PLUGINS: dict[str, str] = {"ray": "ofa_deploy.scale.ray_executor:RayExecutor"}
 
 
 def build_job(job: Any) -> Callable[[Any], Any]:
@@ -185,5 +189,20 @@ class ProcessExecutor(Executor):
                 conn.close()
 
 
-__all__ = ["EXECUTORS", "Executor", "LocalExecutor", "ProcessExecutor", "WorkerLostError", "build_job",
-           "close_job"]
+def create_executor(kind: str = "local", *, workers: int | None = None, address: str | None = None,
+                    **options: Any) -> Executor:
+    """An executor by name: 'local', 'process' (`workers` processes, default 2) or 'ray' (the ``ray`` extra;
+    `address` joins a cluster, None: ``RAY_ADDRESS``, a running local cluster, or a new local one)."""
+    if kind == "local":
+        return LocalExecutor()
+    if kind == "process":
+        return ProcessExecutor(workers or 2, **options)
+    if kind in EXECUTOR_PLUGINS:
+        module, _, attr = EXECUTOR_PLUGINS[kind].partition(":")
+        factory: Callable[..., Executor] = getattr(importlib.import_module(module), attr)
+        return factory(workers=workers, address=address, **options)
+    raise ConfigError(f"unknown executor {kind!r}; expected one of {', '.join(EXECUTORS)}")
+
+
+__all__ = ["EXECUTORS", "EXECUTOR_PLUGINS", "Executor", "LocalExecutor", "ProcessExecutor", "WorkerLostError",
+           "build_job", "close_job", "create_executor"]

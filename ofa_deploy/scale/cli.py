@@ -21,7 +21,7 @@ def executor_options(func: Any) -> Any:
 
 def make_executor(kind: str, workers: int | None, address: str | None, profile: Any = None) -> Any:
     """The executor the options name; a profile with ``devices:`` under ``--executor ray`` gives its pool."""
-    from ofa_deploy.profiling.executor import create_executor
+    from ofa_deploy.executors import create_executor
 
     if kind == "ray" and profile is not None and getattr(profile, "devices", ()):
         from ofa_deploy.scale.pool import DevicePool

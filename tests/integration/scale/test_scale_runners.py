@@ -122,7 +122,7 @@ def test_no_ray_names_the_extra(tmp_path):
     import sys
 
     code = ("import sys; sys.modules['ray'] = None\n"
-            "from ofa_deploy.profiling.executor import create_executor\n"
+            "from ofa_deploy.executors import create_executor\n"
             "try:\n    create_executor('ray')\nexcept Exception as e:\n    print(type(e).__name__, e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.startswith("BackendUnavailableError") and "pip install 'ofa-deploy[ray]'" in out
