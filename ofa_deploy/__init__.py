@@ -5,6 +5,8 @@ The common path is importable from the top level (loaded on first use, so ``impo
     import ofa_deploy as od
 
     net = od.create_supernet("ofa_mbv3_w12", weights="released")        # or a checkpoint path, or None
+    od.get_weights("ofa_mbv3_w12").meta.macs_max                        # what od.list_weights() names are
+    small = od.create_specialized("pixel1_lat@58ms_top1@76.9_finetune@75", weights="released")
     cfg = net.space.sample(rng=0)
     report = od.export(net.extract(cfg), "out/subnet", format="onnx")
     table = od.LatencyTable.load(od.find_table("ort-cpu-1t", "ofa_mbv3_w12"))
@@ -21,6 +23,9 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     # supernets and spaces
     "create_supernet": "ofa_deploy.api",
+    "create_specialized": "ofa_deploy.api",
+    "list_weights": "ofa_deploy.compat.zoo",
+    "get_weights": "ofa_deploy.compat.zoo",
     "list_supernets": "ofa_deploy.supernets",
     "get_space": "ofa_deploy.spaces",
     "SubnetConfig": "ofa_deploy.spaces",

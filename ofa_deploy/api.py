@@ -28,4 +28,28 @@ def create_supernet(name: str, *, weights: str | os.PathLike[str] | None = None,
     return load_supernet_weights(net, resolve_weights(source, supernet=name)).eval()
 
 
-__all__ = ["create_supernet"]
+def create_specialized(name: str, *, weights: str | os.PathLike[str] | None = None,
+                       cache_dir: str | os.PathLike[str] | None = None) -> Any:
+    """One of OFA's released specialized subnets (`list_weights("specialized")`) as a static `SubnetModel`.
+
+    Its net.config and run.config are fetched once into the cache (``specialized/<name>/``); the model is built
+    at the run.config resolution, random or with weights, in eval mode when weights are loaded.
+
+    Args:
+        name: e.g. ``"flops@595M_top1@80.0_finetune@75"`` (OFA's spelling) or ``"flops-595M_top1-80.0_finetune-75"``.
+        weights: None (random init), ``"released"`` (OFA's ``init`` for `name`, fetched once and cached) or a
+            checkpoint path. An offline machine gets an error naming the URL and where to place the file.
+        cache_dir: the cache root instead of ``$OFA_DEPLOY_CACHE`` / ``~/.cache/ofa-deploy``.
+    """
+    from ofa_deploy.compat.net_config import load_net_config, load_static_weights
+    from ofa_deploy.compat.specialized import fetch_specialized
+
+    released = weights is not None and str(weights) == "released"
+    folder = fetch_specialized(name, weights=released, cache_dir_override=cache_dir)
+    model = load_net_config(folder)  # the run.config next to the net.config gives the resolution
+    if weights is None:
+        return model
+    return load_static_weights(model, folder / "init" if released else os.fspath(weights)).eval()
+
+
+__all__ = ["create_specialized", "create_supernet"]

@@ -1,6 +1,9 @@
-"""Released OFA supernet weights: where they live and a cached download (no torch needed).
+"""Released OFA supernet weights: where they live, what they are, and a cached download (no torch needed).
 
-`ofa_deploy.compat.weights` re-exports these and adds `pretrained_supernet(name)`.
+Each `WeightsSource` carries a `SupernetMeta` (parameters, largest MACs, resolutions, ...) that
+``tests/unit/test_weights_registry.py`` recomputes from the built supernet, as torchvision's weight enums
+are checked. `ofa_deploy.compat.weights` re-exports these and adds `pretrained_supernet(name)`;
+`ofa_deploy.compat.zoo` looks entries up by name (supernets and the released specialized nets).
 
 Files are cached under ``$OFA_DEPLOY_CACHE`` or ``~/.cache/ofa-deploy`` (``supernets/<file>``).
 Downloads are written to a temporary file in the cache directory and moved into place
@@ -24,23 +27,75 @@ log = logging.getLogger(__name__)
 _OFA_NETS = "https://raw.githubusercontent.com/han-cai/files/master/ofa/ofa_nets/"
 
 
+#: Licence of mit-han-lab/once-for-all, whose model zoo publishes these files; the weight hosts (han-cai/files,
+#: huggingface.co/han-cai/ofa) state no licence of their own.
+OFA_LICENSE = "MIT"
+
+
+@dataclass(frozen=True)
+class SupernetMeta:
+    """What a released supernet is. Every count is recomputed by a test from the built supernet.
+
+    Attributes:
+        search_space: the `ofa_deploy.spaces` name of its design space (also its `create_supernet` name).
+        network: OFA's static network class of its subnets (``MobileNetV3``, ``ProxylessNASNets``, ``ResNets``).
+        num_params: every parameter of the whole supernet (the largest subnet's plus OFA's kernel-transform
+            matrices), as ``sum(p.numel() for p in net.parameters())`` and OFA's ``count_parameters`` give.
+        macs_max: multiply-accumulates of the largest subnet at the largest resolution (convolutions and linear
+            layers only, like OFA's ``count_net_flops``; batch 1).
+        resolutions: the input sizes of the design space, smallest first.
+        top1: ImageNet top-1 (%) of the weights, or None: OFA publishes no single figure for a supernet.
+        license: licence under which the weights are published (see `OFA_LICENSE`), None if unknown.
+    """
+
+    search_space: str
+    network: str
+    num_params: int
+    macs_max: int
+    resolutions: tuple[int, ...]
+    top1: float | None = None
+    license: str | None = None
+
+    @property
+    def max_resolution(self) -> int:
+        return max(self.resolutions)
+
+
 @dataclass(frozen=True)
 class WeightsSource:
-    """One released checkpoint: its URL, the cache file name, and an optional sha256."""
+    """One released checkpoint: its URL, the cache file name, its sha256 and what it is.
+
+    `sha256` is None when no hash is known: OFA publishes none and the han-cai/files snapshot we read holds no
+    weight blobs to hash, so nothing is pinned (pass ``sha256=`` to `fetch_supernet_weights` to check one).
+    """
 
     url: str
     filename: str
     sha256: str | None = None
+    meta: SupernetMeta | None = None
 
 
-# The han-cai/files snapshot holds no weight blobs, so no hashes are pinned; pass sha256= to check one.
+def _res(low: int, high: int) -> tuple[int, ...]:
+    return tuple(range(low, high + 1, 4))
+
+
 SUPERNET_WEIGHTS: dict[str, WeightsSource] = {
-    "ofa_mbv3_w10": WeightsSource(_OFA_NETS + "ofa_mbv3_d234_e346_k357_w1.0", "ofa_mbv3_d234_e346_k357_w1.0"),
-    "ofa_mbv3_w12": WeightsSource(_OFA_NETS + "ofa_mbv3_d234_e346_k357_w1.2", "ofa_mbv3_d234_e346_k357_w1.2"),
-    "ofa_proxyless_w13": WeightsSource(_OFA_NETS + "ofa_proxyless_d234_e346_k357_w1.3",
-                                       "ofa_proxyless_d234_e346_k357_w1.3"),
-    "ofa_resnet50": WeightsSource("https://huggingface.co/han-cai/ofa/resolve/main/ofa_supernet_resnet50",
-                                  "ofa_supernet_resnet50"),
+    "ofa_mbv3_w10": WeightsSource(
+        _OFA_NETS + "ofa_mbv3_d234_e346_k357_w1.0", "ofa_mbv3_d234_e346_k357_w1.0",
+        meta=SupernetMeta("ofa_mbv3_w10", "MobileNetV3", num_params=7_678_880, macs_max=566_170_656,
+                          resolutions=_res(128, 224), license=OFA_LICENSE)),
+    "ofa_mbv3_w12": WeightsSource(
+        _OFA_NETS + "ofa_mbv3_d234_e346_k357_w1.2", "ofa_mbv3_d234_e346_k357_w1.2",
+        meta=SupernetMeta("ofa_mbv3_w12", "MobileNetV3", num_params=10_715_752, macs_max=843_101_040,
+                          resolutions=_res(128, 224), license=OFA_LICENSE)),
+    "ofa_proxyless_w13": WeightsSource(
+        _OFA_NETS + "ofa_proxyless_d234_e346_k357_w1.3", "ofa_proxyless_d234_e346_k357_w1.3",
+        meta=SupernetMeta("ofa_proxyless_w13", "ProxylessNASNets", num_params=7_956_882, macs_max=1_004_908_032,
+                          resolutions=_res(128, 224), license=OFA_LICENSE)),
+    "ofa_resnet50": WeightsSource(
+        "https://huggingface.co/han-cai/ofa/resolve/main/ofa_supernet_resnet50", "ofa_supernet_resnet50",
+        meta=SupernetMeta("ofa_resnet50", "ResNets", num_params=48_105_992, macs_max=9_784_377_344,
+                          resolutions=_res(128, 256), license=OFA_LICENSE)),
 }
 
 
@@ -59,13 +114,16 @@ def sha256_of(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def download(url: str, dest: str | os.PathLike[str], *, sha256: str | None = None, timeout: float = 60.0) -> Path:
+def download(url: str, dest: str | os.PathLike[str], *, sha256: str | None = None, timeout: float = 60.0,
+             cache_root: str | os.PathLike[str] | None = None) -> Path:
     """Fetch `url` to `dest` unless it is already there (and matches `sha256`, if given).
 
     The body goes to a temporary file next to `dest`, is hash-checked, then atomically renamed.
-    Raises `CheckpointError` when offline / the URL fails, or on a hash mismatch.
+    Raises `CheckpointError` when offline / the URL fails, or on a hash mismatch; the offline message names
+    `dest` relative to `cache_root` (default: `dest`'s parent) as the path to create under ``$OFA_DEPLOY_CACHE``.
     """
     dest = Path(dest)
+    relative = dest.relative_to(cache_root) if cache_root is not None else Path(dest.parent.name, dest.name)
     if dest.is_file():
         if sha256 is None or sha256_of(dest) == sha256.lower():
             return dest
@@ -84,7 +142,7 @@ def download(url: str, dest: str | os.PathLike[str], *, sha256: str | None = Non
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise CheckpointError(
                 f"could not download {url}: {exc}. If this machine is offline, download the file elsewhere and "
-                f"put it at {dest} (or set OFA_DEPLOY_CACHE to a directory holding {dest.parent.name}/{dest.name})."
+                f"put it at {dest} (or set OFA_DEPLOY_CACHE to a directory holding {relative.as_posix()})."
             ) from exc
         if sha256 is not None and digest.hexdigest() != sha256.lower():
             raise CheckpointError(f"sha256 of {url} is {digest.hexdigest()}, expected {sha256.lower()}; "
@@ -101,8 +159,8 @@ def fetch_supernet_weights(name: str, *, cache_dir_override: str | os.PathLike[s
     if name not in SUPERNET_WEIGHTS:
         raise unknown_name("supernet", name, SUPERNET_WEIGHTS)
     source = SUPERNET_WEIGHTS[name]
-    dest = cache_dir(cache_dir_override) / "supernets" / source.filename
-    return download(source.url, dest, sha256=sha256 or source.sha256)
+    root = cache_dir(cache_dir_override)
+    return download(source.url, root / "supernets" / source.filename, sha256=sha256 or source.sha256, cache_root=root)
 
 
 def released_name(text: str) -> str | None:

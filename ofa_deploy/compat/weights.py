@@ -1,7 +1,8 @@
-"""Released OFA supernet weights: where they live, a cached download, `pretrained_supernet(name)`.
+"""Released OFA weights: where they live, what they are, a cached download, `pretrained_supernet(name)`.
 
-The registry and the download live in `ofa_deploy.compat.released` (which `compat.checkpoint`
-reads); this module re-exports them and builds a supernet with its released weights loaded.
+The supernet registry and the download live in `ofa_deploy.compat.released` (which `compat.checkpoint`
+reads), the specialized nets in `compat.specialized` and the lookup in `compat.zoo`; this module re-exports
+them and builds a supernet with its released weights loaded.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 from ofa_deploy.compat.checkpoint import load_supernet_weights
 from ofa_deploy.compat.released import (
     SUPERNET_WEIGHTS,
+    SupernetMeta,
     WeightsSource,
     cache_dir,
     download,
@@ -18,10 +20,19 @@ from ofa_deploy.compat.released import (
     resolve_weights,
     sha256_of,
 )
+from ofa_deploy.compat.specialized import (
+    SPECIALIZED_NETS,
+    SpecializedMeta,
+    SpecializedSource,
+    fetch_specialized,
+    get_specialized,
+)
+from ofa_deploy.compat.zoo import get_weights, list_weights
 
 __all__ = [
-    "SUPERNET_WEIGHTS", "WeightsSource", "cache_dir", "download", "fetch_supernet_weights",
-    "pretrained_supernet", "released_name", "resolve_weights", "sha256_of",
+    "SPECIALIZED_NETS", "SUPERNET_WEIGHTS", "SpecializedMeta", "SpecializedSource", "SupernetMeta", "WeightsSource",
+    "cache_dir", "download", "fetch_specialized", "fetch_supernet_weights", "get_specialized", "get_weights",
+    "list_weights", "pretrained_supernet", "released_name", "resolve_weights", "sha256_of",
 ]
 
 
