@@ -45,10 +45,10 @@ from ofa_deploy.profiling.host import cpu_model
 from ofa_deploy.profiling.measure import PairedVisits
 from ofa_deploy.profiling.models import export_layer, layer_model, model_cache_dir, write_identity_model
 from ofa_deploy.profiling.plan import ANCHOR_ID, CALIBRATION_PREFIX, OVERHEAD_ID, Plan, covering_set, make_plan
-from ofa_deploy.profiling.store import JsonlStore
 from ofa_deploy.profiling.protocol import ProtocolSettings
 from ofa_deploy.profiling.timer import CacheFlusher, TimerSettings, measure_round
 from ofa_deploy.spaces import SearchSpace
+from ofa_deploy.store import JsonlStore
 
 log = logging.getLogger(__name__)
 
@@ -528,7 +528,8 @@ def build_lut(
         job = factory.make(backend, paired)  # the caller's backend, in this process
     else:
         job = factory  # built by each worker with its own backend
-    store = JsonlStore(store_path_for(out), header, resume=resume)
+    # every header key must match to resume; --no-resume starts the store over
+    store = JsonlStore(store_path_for(out), header, resume=resume, overwrite=True, what="measurement store")
     done = {_key(r) for r in store}
     tasks = [t for t in all_tasks if _key(t) not in done]
     reused = len(done)
