@@ -340,6 +340,7 @@ def file_bases() -> dict[str, tuple[bytes, str]]:
     dataset = "\n".join([json.dumps({"kind": KIND, "seed": 0}),
                          json.dumps({"config": w12.min_config().to_string(), "resolution": 128, "top1": 0.5}),
                          json.dumps({"config": w12.max_config().to_string(), "resolution": 224, "top1": 0.75})]) + "\n"
+    # the first line of LUT measurement stores written by earlier versions (still read; new files: the plain header)
     store = "\n".join([json.dumps({"header": {"job": "x"}}), json.dumps({"id": "a", "ms": 1.0})]) + "\n"
     return {
         "latency_table": (json.dumps(table.to_dict()).encode(), "json"),
@@ -476,7 +477,7 @@ def _reader(name: str, path: Path) -> Callable[[], Any]:
 
         return lambda: load_accuracy_dataset(path)
     if name == "store":
-        from ofa_deploy.profiling.store import JsonlStore
+        from ofa_deploy.store import JsonlStore
 
         return lambda: JsonlStore(path, {"job": "x"}, resume=True)
     if name in ("predictor_json", "weights"):

@@ -3,16 +3,16 @@
 For each work item (one architecture at one resolution) the builder recalibrates the subnet's BN
 statistics on a fixed calibration subset of the training images, as OFA does, then measures top-1
 on the holdout split. Work items are independent and idempotent; results are appended to a
-JSON-lines file whose first line is a provenance header (supernet, weights sha256, dataset
-fingerprint, seed, calibration size). Every line is flushed and fsync'd, so an interrupted build
-loses at most the item in flight; a resumed build skips stored items and re-evaluates nothing. The
+JSON-lines file (`ofa_deploy.store.JsonlStore`) whose first line is a provenance header (supernet,
+weights sha256, dataset fingerprint, seed, calibration size). Every line is flushed and fsync'd, so an
+interrupted build loses at most the item in flight; a resumed build skips stored items and re-evaluates
+nothing; an existing file is never overwritten. The
 caller's supernet is never modified (the builder recalibrates a private copy).
 """
 from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import logging
 import os
 import time
@@ -27,18 +27,22 @@ from torch import nn
 
 from ofa_deploy.data import DataSplits
 from ofa_deploy.errors import ConfigError
-from ofa_deploy.fileio import atomic_write_text, decode_utf8, parse_json_text, read_bytes_file, read_text_file
 from ofa_deploy.nn.bn import recalibrate_bn
 from ofa_deploy.predictors.accuracy import space_to_dict
 from ofa_deploy.executors import Executor, LocalExecutor
 from ofa_deploy.predictors.encoding import default_encoder
 from ofa_deploy.spaces import SearchSpace, SubnetConfig
 from ofa_deploy.spaces.config import finite_number, short_repr
+from ofa_deploy.store import JsonlStore, read_jsonl
 
 log = logging.getLogger(__name__)
 
 KIND = "ofa_deploy.accuracy_dataset"
 SCHEMA_VERSION = 1
+# header keys a resumed build must share with the file (n_subnets and resolutions may grow: the sample is a prefix)
+MATCH_KEYS = ("kind", "supernet", "space", "weights_sha256", "dataset", "seed", "calibration_size")
+RESUME_HINT = ("continue it with resume=True (CLI: --resume) and the same supernet, weights, dataset, seed and "
+               "calibration size, or write a new file")
 
 
 @dataclass(frozen=True)
@@ -104,43 +108,6 @@ def sample_architectures(space: SearchSpace, n: int, *, seed: int) -> list[Subne
             seen.add(key)
             out.append(cfg)
     return out
-
-
-class _Store:
-    """Append-only JSON lines with a header line; tolerates a trailing partial line (interrupted write)."""
-
-    def __init__(self, path: Path, header: dict[str, Any], *, resume: bool) -> None:
-        self.path = path
-        self.records: list[dict[str, Any]] = []
-        if path.exists() and path.stat().st_size > 0:
-            if not resume:
-                raise ConfigError(f"accuracy dataset {path} already exists; pass resume=True (--resume) to continue "
-                                  "it, or choose another output path")
-            self._load(header)
-        else:
-            atomic_write_text(path, json.dumps(header, separators=(",", ":")) + "\n")
-
-    def _load(self, header: dict[str, Any]) -> None:
-        raw = read_bytes_file(self.path, what="accuracy dataset")
-        if not raw.endswith(b"\n"):  # killed mid-write: drop the partial line
-            keep = raw.rfind(b"\n") + 1
-            log.warning("dropping a partial last line of %s (interrupted write)", self.path)
-            with self.path.open("r+b") as f:
-                f.truncate(keep)
-            raw = raw[:keep]
-        found, self.records = _parse_dataset(decode_utf8(raw, where=f"accuracy dataset {self.path}"), self.path)
-        keys = ("kind", "supernet", "space", "weights_sha256", "dataset", "seed", "calibration_size")
-        diff = [k for k in keys if found.get(k) != header.get(k)]
-        if diff:
-            raise ConfigError(f"{self.path} was built with different settings ({', '.join(diff)} differ); resume it "
-                              "with the same supernet, weights, dataset, seed and calibration size, or write a new file")
-
-    def append(self, record: dict[str, Any]) -> None:
-        with self.path.open("a") as f:
-            f.write(json.dumps(record, separators=(",", ":")) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        self.records.append(record)
 
 
 def evaluate_subnet(supernet: nn.Module, cfg: SubnetConfig, data: DataSplits, *, calibration_batch_size: int = 256,
@@ -261,7 +228,8 @@ def build_accuracy_dataset(
         "seed": int(seed), "calibration_size": len(data.calibration), "n_subnets": int(n_subnets),
         "resolutions": list(resolutions), "metric": "top1 fraction on the holdout split after BN recalibration",
     }
-    store = _Store(Path(out), header, resume=resume)
+    store = JsonlStore(out, header, resume=resume, overwrite=False, match=MATCH_KEYS, what="accuracy dataset",
+                       hint=RESUME_HINT, check=_record_check(Path(out)))
     done = {rec["config"] for rec in store.records}
     archs = sample_architectures(space, n_subnets, seed=seed)
     items = [a.replace(resolution=r) for r in resolutions for a in archs]
@@ -294,37 +262,22 @@ def build_accuracy_dataset(
 def read_records(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(header, records) of an accuracy dataset file; a trailing partial line is ignored."""
     p = Path(path)
-    text = read_text_file(p, what="accuracy dataset", hint="build one with `ofa-deploy accuracy build-dataset`")
-    return _parse_dataset(text, p)
-
-
-def _parse_dataset(text: str, p: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(header, validated records) of a dataset file's text; only a last line may be unreadable (torn write)."""
-    lines = text.splitlines()
-    header = parse_json_text(lines[0], where=f"{p}: the first line (the header)") if lines else {}
-    kind = header.get("kind") if isinstance(header, dict) else type(header).__name__
+    contents = read_jsonl(p, what="accuracy dataset", hint="build one with `ofa-deploy accuracy build-dataset`",
+                          check=_record_check(p))
+    kind = contents.header.get("kind")
     if kind != KIND:
-        raise ConfigError(f"{p} is not an accuracy dataset (first line kind={kind!r}, expected {KIND!r})")
-    records = []
-    for n, line in enumerate(lines[1:], 2):
-        if not line.strip():
-            continue
-        try:
-            record = parse_json_text(line, where=f"{p}: line {n}")
-        except ConfigError:
-            if n != len(lines):
-                raise
-            continue
-        records.append(_check_record(record, p, n))
-    return header, records
+        raise ConfigError(f"{p} is not an accuracy dataset (first line kind={short_repr(kind)}, expected {KIND!r})")
+    return contents.header, contents.records
 
 
-def _check_record(record: Any, p: Path, n: int) -> dict[str, Any]:
-    """One dataset line: a mapping with a parseable ``config`` string and ``top1`` in [0, 1]."""
+def _record_check(p: Path) -> Callable[[dict[str, Any], int], dict[str, Any]]:
+    return lambda record, n: _check_record(record, p, n)
+
+
+def _check_record(record: dict[str, Any], p: Path, n: int) -> dict[str, Any]:
+    """One dataset line (a JSON object; other lines the store skips): a parseable ``config`` string and
+    ``top1`` in [0, 1]."""
     fix = "delete the line (it is re-evaluated on --resume) or rebuild the dataset"
-    if not isinstance(record, dict):
-        raise ConfigError(f"{p}: line {n} must be a JSON object with 'config' and 'top1', "
-                          f"got {short_repr(record)}; {fix}")
     config, top1 = record.get("config"), record.get("top1")
     if not isinstance(config, str):
         raise ConfigError(f"{p}: line {n} has no 'config' string (got {short_repr(config)}); {fix}")

@@ -51,9 +51,9 @@ from ofa_deploy.profiling.methods import BuildMethod, Task, task_key, task_recor
 from ofa_deploy.profiling.models import model_cache_dir
 from ofa_deploy.profiling.plan import CALIBRATION_PREFIX
 from ofa_deploy.profiling.protocol import ProtocolSettings
-from ofa_deploy.profiling.store import JsonlStore
 from ofa_deploy.profiling.timer import TimerSettings
 from ofa_deploy.spaces import SearchSpace
+from ofa_deploy.store import JsonlStore
 
 log = logging.getLogger(__name__)
 
@@ -329,7 +329,8 @@ def build_lut(
         job = factory.make(backend, paired)  # the caller's backend, in this process
     else:
         job = factory  # built by each worker with its own backend
-    store = JsonlStore(store_path_for(out), header, resume=resume)
+    # every header key must match to resume; --no-resume starts the store over
+    store = JsonlStore(store_path_for(out), header, resume=resume, overwrite=True, what="measurement store")
     done = {task_key(r) for r in store}
     tasks = [t for t in all_tasks if task_key(t) not in done]
     reused = len(done)

@@ -82,6 +82,37 @@ def test_build_interrupt_and_resume(tmp_path, supernet, data):
                                resume=True)
 
 
+def test_torn_dataset_resumes_without_reevaluating(tmp_path, supernet, data):
+    """A build killed while appending its 2nd item: the 1st is kept, the torn line is cut and measured again."""
+    out = tmp_path / "torn.jsonl"
+    first: list[dict] = []
+
+    def stop_after_two(record: dict) -> None:
+        first.append(record)
+        if len(first) == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        build_accuracy_dataset(supernet, data, out, n_subnets=3, resolutions=(16,), seed=5, progress=False,
+                               on_item=stop_after_two)
+    header, *records = out.read_bytes().splitlines(keepends=True)
+    # the format is the previous version's: a compact plain header line, then one compact line per item
+    assert header == (json.dumps(json.loads(header), separators=(",", ":")) + "\n").encode()
+    assert [json.loads(r) for r in records] == first
+    out.write_bytes(header + records[0] + records[1][:-7])  # the 2nd line was cut short by a kill
+    new: list[dict] = []
+    summary = build_accuracy_dataset(supernet, data, out, n_subnets=3, resolutions=(16,), seed=5, progress=False,
+                                     resume=True, on_item=new.append)
+    assert (summary.n_stored_before, summary.n_evaluated) == (1, 2)
+    assert new[0]["config"] == first[1]["config"]  # the torn item is measured again
+    assert first[0]["config"] not in {r["config"] for r in new}  # the complete item was not evaluated again
+    lines = out.read_bytes().splitlines(keepends=True)
+    assert lines[:2] == [header, records[0]] and len(lines) == 4  # cut, then two whole lines appended
+    loaded = load_accuracy_dataset(out)
+    assert [c.to_string() for c in loaded.configs] == [first[0]["config"], *(r["config"] for r in new)]
+    assert loaded.accuracies[1] == first[1]["top1"]  # the re-measured item: same value (deterministic)
+
+
 def test_measurements_are_real_and_deterministic(tmp_path, supernet, data):
     a = build_accuracy_dataset(supernet, data, tmp_path / "a.jsonl", n_subnets=2, resolutions=(16,), seed=0,
                                progress=False)

@@ -119,6 +119,30 @@ def test_interrupted_build_resumes_without_remeasuring(space, profile, models_di
     assert again.jobs[0].measurements == 0
 
 
+def test_torn_store_of_the_previous_version_resumes_without_remeasuring(space, profile, models_dir, tmp_path):
+    """A build killed mid-append, its store in the previous version's format: the complete items are reused."""
+    out = tmp_path / "old.lut.json"
+    with pytest.raises(KeyboardInterrupt):
+        build_lut(space, None, profile, out, timer=FAST, progress=False, model_dir=models_dir,
+                  executor=InterruptingExecutor(12), method="isolated", calibration_subnets=4)
+    store = out.with_name(out.name + ".measurements.jsonl")
+    header, *records = store.read_bytes().splitlines(keepends=True)
+    assert len(records) == 12 and json.loads(header)["job"] == "lut-build"
+    old_header = (json.dumps({"header": json.loads(header)}) + "\n").encode()  # what the previous version wrote
+    torn = records[-1][: len(records[-1]) // 2]  # the 12th item was being written when the build was killed
+    store.write_bytes(old_header + b"".join(records[:11]) + torn)
+    counting = CountingExecutor()
+    result = build_lut(space, None, profile, out, timer=FAST, progress=False, model_dir=models_dir,
+                       executor=counting, method="isolated", calibration_subnets=4)
+    lines = store.read_bytes().splitlines(keepends=True)
+    assert lines[0] == old_header and lines[1:12] == records[:11]  # resumed in place, the torn tail cut
+    total = len(lines) - 1
+    assert (result.measured, result.reused) == (total - 11, 11) and counting.jobs[0].measurements == total - 11
+    keys = [(r["id"], r["round"], r["seq"]) for r in map(json.loads, lines[1:])]
+    assert len(keys) == len(set(keys))  # the torn item measured again once, nothing else twice
+    assert len(LatencyTable.load(out)) == 26
+
+
 @pytest.mark.parametrize("name", ["torch-cpu", "tvm-cpu"])
 def test_isolated_build_on_other_backends(space, name, tmp_path):
     if name == "tvm-cpu":
