@@ -618,75 +618,45 @@ def to_ofa_state_dict(model: Any) -> dict[str, Any]:
     return {ofa: state[ours] for ours, ofa in _key_map(model).items()}
 
 
-def _read_state_dict(source: Any) -> Mapping[str, Any]:
-    import torch
-
-    if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not is_regular_file(path):
-            raise CheckpointError(f"checkpoint {str(path)!r} does not exist or is not a regular file")
-        try:
-            loaded = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises many types for corrupt or non-weights files
-            raise CheckpointError(f"cannot load checkpoint {str(path)!r} with weights_only=True: {exc}") from exc
-        where = str(path)
-    else:
-        loaded, where = source, "<state dict>"
-    if isinstance(loaded, Mapping) and isinstance(loaded.get("state_dict"), Mapping):
-        loaded = loaded["state_dict"]
-    if not isinstance(loaded, Mapping) or not all(isinstance(k, str) for k in loaded):
-        raise CheckpointError(f"checkpoint {where} is not a state dict (a mapping of names to tensors) "
-                              "or {'state_dict': ...}")
-    if loaded and all(k.startswith("module.") for k in loaded):  # saved from DataParallel
-        loaded = {k[len("module."):]: v for k, v in loaded.items()}
-    return loaded
-
-
-def _normalise_ofa_key(key: str) -> str:
-    """Legacy ``blocks.N.mobile_inverted_conv.*`` → ``blocks.N.conv.*`` (as OFA's own loader does)."""
-    return key.replace(".mobile_inverted_conv.", ".conv.")
-
-
 def load_static_weights(model: Any, source: Any, *, strict: bool = True) -> Any:
     """Load an OFA static-net checkpoint (path, raw state dict or ``{"state_dict": ...}``) into `model`.
 
-    OFA keys (``first_conv.*``, ``blocks.N.conv.*`` / legacy ``blocks.N.mobile_inverted_conv.*``,
-    ``final_expand_layer.*``, ``feature_mix_layer.*``, ``classifier.linear.*``, ResNets
-    ``input_stem.N.*`` and ``blocks.N.conv1/2/3/downsample.*``) are mapped onto ``layers.<i>.*``; a
-    state dict already in our ``layers.<i>.*`` naming loads as is. Every key must match in name and
-    shape (``num_batches_tracked`` may be absent); otherwise CheckpointError names the first
-    mismatches. With ``strict=False`` missing and unexpected keys are only logged. Returns `model`.
+    The checkpoint is read by `read_state_dict` and its keys normalised by `normalise_key` (the
+    supernet loader's reader and codec). OFA keys (``first_conv.*``, ``blocks.N.conv.*`` / legacy
+    ``blocks.N.mobile_inverted_conv.*``, ``final_expand_layer.*``, ``feature_mix_layer.*``,
+    ``classifier.linear.*``, ResNets ``input_stem.N.*`` and ``blocks.N.conv1/2/3/downsample.*``) are
+    mapped onto ``layers.<i>.*``; a state dict already in our ``layers.<i>.*`` naming loads as is.
+    Every key must match in name and shape (``num_batches_tracked`` may be absent); otherwise
+    CheckpointError names the first mismatches. With ``strict=False`` missing and unexpected keys
+    are only logged. Returns `model`.
     """
-    import torch
+    from ofa_deploy.compat.checkpoint import normalise_key, read_state_dict
 
-    state = _read_state_dict(source)
+    state = read_state_dict(source)
     ours = model.state_dict()
     ofa_names = _key_map(model)  # ours -> OFA
-    if state and all(k.startswith("layers.") for k in state):
-        remapped, origin = dict(state), {k: k for k in state}
+    normalised = {key: normalise_key(key) for key in state}
+    if state and all(k.startswith("layers.") for k in normalised.values()):
+        lookup = {k: k for k in ours}  # already our own naming
     else:
-        to_ours = {ofa: our for our, ofa in ofa_names.items()}
-        remapped, origin, unexpected = {}, {}, []
-        for key, value in state.items():
-            target = to_ours.get(_normalise_ofa_key(key))
-            if target is None:
-                unexpected.append(key)
-            else:
-                remapped[target], origin[target] = value, key
-        if unexpected:
-            _fail_or_log(strict, f"{len(unexpected)} checkpoint keys have no place in the model", unexpected)
-    not_in_model = [k for k in remapped if k not in ours]
-    if not_in_model:
-        _fail_or_log(strict, f"{len(not_in_model)} checkpoint keys are not in the model", not_in_model)
-        remapped = {k: v for k, v in remapped.items() if k in ours}
+        lookup = {ofa: our for our, ofa in ofa_names.items()}
+    remapped: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    unexpected: list[str] = []
+    for key, tensor in state.items():
+        target = lookup.get(normalised[key])
+        if target is None or target in remapped:  # unknown, or a second name for the same tensor
+            unexpected.append(key)
+        else:
+            remapped[target], origin[target] = tensor, key
+    if unexpected:
+        _fail_or_log(strict, f"{len(unexpected)} checkpoint keys have no place in the model", unexpected)
     missing = [f"{k} (OFA name {ofa_names[k]})" for k in ours
                if k not in remapped and not k.endswith("num_batches_tracked")]
     if missing:
         _fail_or_log(strict, f"{len(missing)} model keys are missing from the checkpoint", missing)
-    bad_shapes = [
-        f"{origin[k]} (model key {k}): checkpoint {tuple(getattr(v, 'shape', ()))} vs model {tuple(ours[k].shape)}"
-        for k, v in remapped.items() if not isinstance(v, torch.Tensor) or tuple(v.shape) != tuple(ours[k].shape)
-    ]
+    bad_shapes = [f"{origin[k]} (model key {k}): checkpoint {tuple(v.shape)} vs model {tuple(ours[k].shape)}"
+                  for k, v in remapped.items() if v.shape != ours[k].shape]
     if bad_shapes:
         raise CheckpointError(
             f"{len(bad_shapes)} tensors have the wrong shape, first: {'; '.join(bad_shapes[:5])}. The checkpoint "
