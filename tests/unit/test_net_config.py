@@ -10,14 +10,13 @@ import torch
 
 from ofa_deploy.compat.net_config import (
     load_net_config,
-    load_static_weights,
     net_config_to_specs,
     parse_net_config,
     save_net_config,
     subnet_to_net_config,
-    to_ofa_state_dict,
 )
-from ofa_deploy.errors import CheckpointError, ConfigError
+from ofa_deploy.compat.static_weights import load_static_weights, to_ofa_state_dict
+from ofa_deploy.errors import ConfigError
 from ofa_deploy.nn.layers import SubnetModel
 from ofa_deploy.predictors.macs import count_layers, count_module
 from ofa_deploy.spaces import get_space
@@ -224,50 +223,3 @@ def test_bad_files_and_run_configs(tmp_path):
         net_config_to_specs({"name": "ResNets"}, run_config={"resolution": 224})
     with pytest.raises(ConfigError, match="several resolutions"):
         net_config_to_specs({"name": "ResNets"}, run_config={"image_size": [128, 160]})
-
-
-# ---- checkpoint errors ---------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def small_model() -> SubnetModel:
-    space = get_space("ofa_mbv3_w10")
-    return SubnetModel(space.walk_layers(space.min_config(), 128))
-
-
-def test_checkpoint_mismatches_name_the_keys(small_model):
-    good = to_ofa_state_dict(small_model)
-    wrong_shape = dict(good)
-    wrong_shape["classifier.linear.weight"] = torch.zeros(10, 1280)
-    shape_msg = r"classifier\.linear\.weight \(model key layers\.15\.linear\.weight\): checkpoint \(10, 1280\)"
-    with pytest.raises(CheckpointError, match=shape_msg):
-        load_static_weights(copy.deepcopy(small_model), wrong_shape)
-    missing = {k: v for k, v in good.items() if not k.startswith("blocks.3.")}
-    with pytest.raises(CheckpointError, match=r"missing.*layers\.4\..* \(OFA name blocks\.3\.conv\."):
-        load_static_weights(copy.deepcopy(small_model), missing)
-    extra = {**good, "blocks.99.conv.point_linear.conv.weight": torch.zeros(1)}
-    with pytest.raises(CheckpointError, match=r"blocks\.99\.conv\.point_linear\.conv\.weight"):
-        load_static_weights(copy.deepcopy(small_model), extra)
-    supernet_like = {**good, "blocks.1.conv.depth_conv.conv.7to5_matrix": torch.eye(25)}
-    with pytest.raises(CheckpointError, match="supernet"):
-        load_static_weights(copy.deepcopy(small_model), supernet_like)
-    lenient = load_static_weights(copy.deepcopy(small_model), extra, strict=False)
-    assert isinstance(lenient, SubnetModel)
-
-
-def test_checkpoint_formats(small_model, tmp_path):
-    target = copy.deepcopy(small_model)
-    state = {k: torch.randn_like(v) if v.is_floating_point() else v for k, v in to_ofa_state_dict(small_model).items()}
-    torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}}, tmp_path / "dp.pth")
-    load_static_weights(target, tmp_path / "dp.pth")
-    torch.testing.assert_close(target.layers[-1].linear.weight, state["classifier.linear.weight"])
-    ours = copy.deepcopy(small_model)
-    load_static_weights(ours, target.state_dict())  # our own layers.<i>.* naming
-    torch.testing.assert_close(ours.state_dict(), target.state_dict())
-    torch.save({"model": object.__new__(_NotAllowed)}, tmp_path / "pickle.pth")
-    with pytest.raises(CheckpointError, match="weights_only"):
-        load_static_weights(copy.deepcopy(small_model), tmp_path / "pickle.pth")
-    with pytest.raises(CheckpointError, match="does not exist"):
-        load_static_weights(copy.deepcopy(small_model), tmp_path / "nope.pth")
-
-
-class _NotAllowed:
-    """A pickled class that torch.load(weights_only=True) must refuse."""
