@@ -99,7 +99,10 @@ def _load_failure(exc: Exception) -> str:
     if "WeightsUnpickler error:" in text:
         text = text.split("WeightsUnpickler error:", 1)[1]
     line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
-    return f"{type(exc).__name__}: {line[:200]}" if line else type(exc).__name__
+    line = line.split(". ", 1)[0].rstrip(".")  # the first sentence; torch appends generic advice
+    if len(line) > 200:
+        line = line[:199] + "…"
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
 
 
 def normalise_key(key: str) -> str:

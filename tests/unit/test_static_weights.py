@@ -1,5 +1,5 @@
 """Static-subnet weights in OFA's key layout (`compat.static_weights`), read by the one reader
-(`compat.checkpoint.read_state_dict`): formats, mismatches, the old import path.
+(`compat.checkpoint.read_state_dict`): formats, mismatches, bad files, the old import path.
 
 Parity with the reference package's static nets (legacy ``mobile_inverted_conv`` checkpoints
 included) is in tests/unit/test_net_config.py.
@@ -7,6 +7,7 @@ included) is in tests/unit/test_net_config.py.
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -68,11 +69,80 @@ def test_checkpoint_formats(small_model, tmp_path):
     ours = copy.deepcopy(small_model)
     load_static_weights(ours, target.state_dict())  # our own layers.<i>.* naming
     torch.testing.assert_close(ours.state_dict(), target.state_dict())
+
+
+def _truncated(tmp_path: Path, model: SubnetModel) -> Path:
+    path = tmp_path / "init"
+    torch.save({"state_dict": to_ofa_state_dict(model)}, path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def _pickle(tmp_path: Path, model: SubnetModel) -> Path:
     torch.save({"model": object.__new__(_NotAllowed)}, tmp_path / "pickle.pth")
-    with pytest.raises(CheckpointError, match="weights_only"):
-        load_static_weights(copy.deepcopy(small_model), tmp_path / "pickle.pth")
-    with pytest.raises(CheckpointError, match="does not exist"):
-        load_static_weights(copy.deepcopy(small_model), tmp_path / "nope.pth")
+    return tmp_path / "pickle.pth"
+
+
+def _net_config_as_weights(tmp_path: Path, model: SubnetModel) -> Path:
+    path = tmp_path / "net.config"
+    path.write_text(json.dumps(net_config.subnet_to_net_config(model)))
+    return path
+
+
+def _tensor_list(tmp_path: Path, model: SubnetModel) -> Path:
+    torch.save(list(model.state_dict().values()), tmp_path / "list.pth")
+    return tmp_path / "list.pth"
+
+
+def _non_tensor_entry(tmp_path: Path, model: SubnetModel) -> Path:
+    torch.save({"state_dict": {**to_ofa_state_dict(model), "epoch": 3}}, tmp_path / "epoch.pth")
+    return tmp_path / "epoch.pth"
+
+
+def _empty(tmp_path: Path, model: SubnetModel) -> Path:
+    (tmp_path / "empty.pth").write_bytes(b"")
+    return tmp_path / "empty.pth"
+
+
+def _directory(tmp_path: Path, model: SubnetModel) -> Path:
+    (tmp_path / "ofa_specialized").mkdir()
+    return tmp_path / "ofa_specialized"
+
+
+@pytest.mark.parametrize(("make", "needles"), [
+    (_truncated, ["cannot read checkpoint", "truncated, corrupt or not a weights file", "save it again"]),
+    (_pickle, ["weights_only=True", "_NotAllowed", "save it again"]),
+    (_net_config_as_weights, ["cannot read checkpoint", "not a weights file"]),
+    (_tensor_list, ["must be a state dict", "got list"]),
+    (_non_tensor_entry, ["must be a state dict", "'epoch' is a int, not a tensor", "save model.state_dict()"]),
+    (_directory, ["is a directory", "pass the weights file inside it"]),
+    (lambda t, m: t / "nope.pth", ["does not exist", "pass a path to a weights file"]),
+    (_empty, ["cannot read checkpoint", "EOFError", "save it again"]),
+], ids=["truncated", "foreign-pickle", "json-file", "not-a-mapping", "non-tensor", "directory", "missing", "empty"])
+def test_bad_files_name_the_path_and_the_fix(small_model, tmp_path, make, needles):
+    path = make(tmp_path, small_model)
+    model = copy.deepcopy(small_model)
+    before = copy.deepcopy(model.state_dict())
+    with pytest.raises(CheckpointError) as info:
+        load_static_weights(model, path)
+    assert repr(str(path)) in str(info.value)
+    for needle in needles:
+        assert needle in str(info.value)
+    assert "weights_only=False" not in str(info.value) and "If you" not in str(info.value)  # not torch's advice
+    torch.testing.assert_close(model.state_dict(), before)  # nothing loaded
+
+
+def test_released_supernet_name_is_not_fetched_for_a_static_net(small_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("OFA_DEPLOY_CACHE", str(tmp_path))  # nothing cached, and nothing may be downloaded
+    with pytest.raises(CheckpointError, match="released weights of supernet ofa_mbv3_w12.*load_supernet_weights"):
+        load_static_weights(copy.deepcopy(small_model), "ofa_mbv3_w12")
+    assert not any(tmp_path.iterdir())
+
+
+def test_in_memory_bad_entries_are_named(small_model):
+    with pytest.raises(CheckpointError, match="its key 7 is not a string"):
+        load_static_weights(copy.deepcopy(small_model), {7: torch.zeros(1)})
 
 
 def test_old_import_path_and_torch_free_net_config():
