@@ -105,7 +105,8 @@ def build_model(*, supernet: str | None, subnet: str | None, weights: str | None
     check_model_source(supernet=supernet, subnet=subnet, net_config=net_config, run_config=run_config)
     notes: list[str] = []
     if net_config is not None:
-        from ofa_deploy.compat.net_config import load_net_config, load_static_weights, resolve_resolution
+        from ofa_deploy.compat.net_config import load_net_config, resolve_resolution
+        from ofa_deploy.compat.static_weights import load_static_weights
 
         res = resolve_resolution(net_config, run_config, resolution)
         model = load_net_config(net_config, run_config, res)

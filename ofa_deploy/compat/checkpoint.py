@@ -1,10 +1,12 @@
-"""Load OFA supernet checkpoints into our supernets.
+"""Read OFA checkpoints (the one state-dict reader) and load supernet checkpoints into our supernets.
 
-Accepts the raw state dict or ``{"state_dict": ...}`` (OFA's file format), from a path or in
-memory. Key names are mapped like OFA's ``OFA*.load_state_dict``: legacy
-``.mobile_inverted_conv.`` becomes ``.conv.``, and where a key still does not exist the
-static/dynamic nesting is bridged (``.bn.bn.`` <-> ``.bn.``, ``.conv.conv.weight`` <->
-``.conv.weight``, ``.linear.linear.`` <-> ``.linear.``). Anything left over, missing or of the
+`read_state_dict` accepts the raw state dict or ``{"state_dict": ...}`` (OFA's file format), from a
+path or in memory; every checkpoint in the package goes through it (static subnets:
+`ofa_deploy.compat.static_weights`). `normalise_key` undoes what every OFA checkpoint may carry:
+a DataParallel ``module.`` prefix and legacy ``.mobile_inverted_conv.`` names (now ``.conv.``).
+For supernets, `map_key` then bridges the static/dynamic nesting where a key still does not exist
+(``.bn.bn.`` <-> ``.bn.``, ``.conv.conv.weight`` <-> ``.conv.weight``, ``.linear.linear.`` <->
+``.linear.``), as OFA's ``OFA*.load_state_dict`` does. Anything left over, missing or of the
 wrong shape raises `CheckpointError` naming the keys.
 """
 from __future__ import annotations
@@ -33,18 +35,23 @@ _BRIDGES = (  # (nested, flat): try stripping a level first, then adding one, as
 _SHOW = 5
 
 
-def read_state_dict(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """The tensor dict of a checkpoint path or object (``{"state_dict": ...}`` is unwrapped)."""
+def read_state_dict(source: str | os.PathLike[str] | Mapping[str, Any], *,
+                    released: bool = False) -> dict[str, torch.Tensor]:
+    """The tensor dict of a checkpoint path or object (``{"state_dict": ...}`` is unwrapped).
+
+    Files are read with ``torch.load(weights_only=True)``. With `released`, a name of released OFA
+    supernet weights (``ofa_mbv3_w12`` or its file name) that is not a file is fetched once and read.
+    Raises `CheckpointError` naming the path (or the offending key) and the fix.
+    """
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not is_regular_file(path):
             from ofa_deploy.compat.released import released_name, resolve_weights
 
-            if released_name(str(source)) is not None:  # "ofa_mbv3_w12" / "ofa_mbv3_d234_e346_k357_w1.2"
+            name = released_name(str(source))
+            if released and name is not None:  # "ofa_mbv3_w12" / "ofa_mbv3_d234_e346_k357_w1.2"
                 return read_state_dict(resolve_weights(source))
-            raise CheckpointError(f"checkpoint file {str(path)!r} does not exist; pass a path to an OFA supernet "
-                                  "checkpoint, a released name (e.g. 'ofa_mbv3_w12', fetched and cached) or a state "
-                                  "dict")
+            raise _not_a_file(path, name, released)
         try:
             with warnings.catch_warnings():  # torch warns about odd pickle protocols before failing on garbage
                 warnings.simplefilter("ignore")
@@ -53,14 +60,37 @@ def read_state_dict(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[
             raise CheckpointError(
                 f"cannot read checkpoint {str(path)!r} with torch.load(weights_only=True): {_load_failure(exc)}; "
                 "the file is truncated, corrupt or not a weights file: download or save it again") from exc
+        where = f"checkpoint {str(path)!r}"
     else:
-        obj = source
+        obj, where = source, "a checkpoint"
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         obj = obj["state_dict"]
-    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CheckpointError("a checkpoint must be a state dict (name -> tensor) or {'state_dict': state dict}, "
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{where} must be a state dict (name -> tensor) or {{'state_dict': state dict}}, "
                               f"got {type(obj).__name__}")
+    for key, value in obj.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            what = (f"its key {key!r} is not a string" if not isinstance(key, str)
+                    else f"its entry {key!r} is a {type(value).__name__}, not a tensor")
+            raise CheckpointError(f"{where} must be a state dict (name -> tensor) or {{'state_dict': state dict}}, "
+                                  f"but {what}; save model.state_dict() (or {{'state_dict': model.state_dict()}})")
     return dict(obj)
+
+
+def _not_a_file(path: Path, released_as: str | None, released: bool) -> CheckpointError:
+    """The error for a checkpoint path that is no regular file; `released_as`: the released supernet it names."""
+    if path.is_dir():
+        return CheckpointError(f"checkpoint {str(path)!r} is a directory; pass the weights file inside it "
+                               "(OFA's specialized nets keep theirs in ofa_specialized/<id>/init)")
+    if released:
+        return CheckpointError(f"checkpoint file {str(path)!r} does not exist; pass a path to an OFA supernet "
+                               "checkpoint, a released name (e.g. 'ofa_mbv3_w12', fetched and cached) or a state "
+                               "dict")
+    if released_as is not None:
+        return CheckpointError(f"{str(path)!r} names the released weights of supernet {released_as}, which load "
+                               "into that supernet only (load_supernet_weights); pass this network's own checkpoint")
+    return CheckpointError(f"checkpoint file {str(path)!r} does not exist; pass a path to a weights file "
+                           "(torch.save of a state dict or {'state_dict': ...}) or a state dict")
 
 
 def _load_failure(exc: Exception) -> str:
@@ -69,14 +99,22 @@ def _load_failure(exc: Exception) -> str:
     if "WeightsUnpickler error:" in text:
         text = text.split("WeightsUnpickler error:", 1)[1]
     line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
-    return f"{type(exc).__name__}: {line[:200]}" if line else type(exc).__name__
+    line = line.split(". ", 1)[0].rstrip(".")  # the first sentence; torch appends generic advice
+    if len(line) > 200:
+        line = line[:199] + "…"
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+
+
+def normalise_key(key: str) -> str:
+    """A checkpoint key without a DataParallel ``module.`` prefix, legacy ``.mobile_inverted_conv.`` as ``.conv.``."""
+    if key.startswith("module."):  # saved from DataParallel
+        key = key[len("module."):]
+    return key.replace(*_LEGACY)
 
 
 def map_key(key: str, known: Mapping[str, Any] | set[str]) -> str | None:
-    """The model key that checkpoint key `key` maps to, or None."""
-    if key.startswith("module."):  # saved from DataParallel
-        key = key[len("module."):]
-    key = key.replace(*_LEGACY)
+    """The supernet key that checkpoint key `key` maps to (`normalise_key`, then nesting bridges), or None."""
+    key = normalise_key(key)
     if key in known:
         return key
     for nested, flat in _BRIDGES:
@@ -98,7 +136,7 @@ def load_supernet_weights(model: nn.Module, source: str | os.PathLike[str] | Map
     Raises `CheckpointError` if keys are left unmatched, missing (``num_batches_tracked`` may be
     absent, as in old checkpoints) or of the wrong shape; the model is unchanged then.
     """
-    state = read_state_dict(source)
+    state = read_state_dict(source, released=True)
     target = model.state_dict()
     mapped: dict[str, torch.Tensor] = {}
     unexpected: list[str] = []

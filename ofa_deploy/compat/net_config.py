@@ -1,10 +1,11 @@
-"""OFA static-network `net.config` files and static checkpoints, in both directions.
+"""OFA static-network ``net.config`` / ``run.config`` files, in both directions.
 
 OFA publishes its specialized subnets as a ``net.config`` (JSON describing a static
 ``MobileNetV3``, ``ProxylessNASNets`` or ``ResNets``), a ``run.config`` (``{"image_size": N}``) and
 a checkpoint of the static net. This module turns a net.config into the `LayerSpec` stream and a
-`SubnetModel`, maps OFA static checkpoint keys onto `SubnetModel`'s ``layers.<i>.*`` keys, and
-writes our subnets back as OFA net.configs (current class names) with OFA-keyed state dicts.
+`SubnetModel` and writes our subnets back as OFA net.configs (current class names). The static
+net's weights are handled by `ofa_deploy.compat.static_weights` (`load_static_weights`,
+`to_ofa_state_dict`, importable from here too), its layout by `ofa_deploy.compat.static_layout`.
 
 Legacy names found in the released files are accepted: ``MobileInvertedResidualBlock``,
 ``mobile_inverted_conv``, ``MBInvertedConvLayer`` and IdentityLayer channel counts given as
@@ -20,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ofa_deploy.errors import CheckpointError, ConfigError
+from ofa_deploy.compat.static_layout import network_name, ofa_prefixes, ofa_slots
+from ofa_deploy.errors import ConfigError
 from ofa_deploy.fileio import atomic_write_text, is_regular_file, read_json_file
 from ofa_deploy.spaces import LayerSpec, conv_out_size, make_divisible
 
@@ -471,56 +473,6 @@ def _linear_config(s: LayerSpec) -> dict[str, Any]:
             "use_bn": False, "act_func": None, "dropout_rate": 0, "ops_order": "weight_bn_act"}
 
 
-def network_name(specs: Sequence[LayerSpec]) -> str:
-    """OFA static network class matching a layer stream: ResNets, MobileNetV3 or ProxylessNASNets."""
-    if any(s.kind == "bottleneck" for s in specs):
-        return "ResNets"
-    if any(s.role == "final_expand" for s in specs):
-        return "MobileNetV3"
-    return "ProxylessNASNets"
-
-
-def _layout(specs: Sequence[LayerSpec]) -> list[tuple[str, int | None]]:
-    """Per layer: (net.config slot, index within the slot) — e.g. ("blocks", 3), ("classifier", None).
-
-    Raises ConfigError when the stream does not have the shape of an OFA static network.
-    """
-    name = network_name(specs)
-    slots: list[tuple[str, int | None]] = []
-    n_blocks = n_stem = 0
-    for i, s in enumerate(specs):
-        if s.kind in ("maxpool", "avgpool"):
-            slots.append(("pool", None))
-        elif s.kind == "linear":
-            slots.append(("classifier", None))
-        elif s.role == "stem" and name == "ResNets":
-            slots.append(("input_stem", n_stem))
-            n_stem += 1
-        elif s.role == "stem":
-            slots.append(("first_conv", None))
-        elif s.kind in ("mbconv", "bottleneck"):
-            slots.append(("blocks", n_blocks))
-            n_blocks += 1
-        elif s.role in ("final_expand", "feature_mix"):
-            slots.append((f"{s.role}_layer", None))
-        else:
-            raise ConfigError(f"layer {i} ({s.short()}, role {s.role}) has no place in an OFA {name}")
-    expected = {
-        "MobileNetV3": ["first_conv", "blocks", "final_expand_layer", "pool", "feature_mix_layer", "classifier"],
-        "ProxylessNASNets": ["first_conv", "blocks", "feature_mix_layer", "pool", "classifier"],
-        "ResNets": ["input_stem", "pool", "blocks", "pool", "classifier"],
-    }[name]
-    order = [slot for j, (slot, _) in enumerate(slots) if j == 0 or slots[j - 1][0] != slot]
-    optional = ["feature_mix_layer"] if name == "ProxylessNASNets" else []
-    if order != expected and order != [x for x in expected if x not in optional]:
-        raise ConfigError(f"the layers do not form an OFA {name}: got the sequence {order}, expected {expected}")
-    if name == "ResNets" and not (2 <= n_stem <= 3 and [s.kind for s in specs].index("maxpool") == n_stem):
-        raise ConfigError(f"an OFA ResNets input_stem has 2 or 3 convs followed by a max pool, got {n_stem} convs")
-    if name != "ResNets" and sum(slot == "first_conv" for slot, _ in slots) != 1:
-        raise ConfigError(f"an OFA {name} has exactly one first_conv")
-    return slots
-
-
 def subnet_to_net_config(model: Any, *, bn_eps: float | None = None, bn_momentum: float = 0.1) -> dict[str, Any]:
     """An OFA-style static net.config (current class names) for a `SubnetModel` (or a list of LayerSpecs).
 
@@ -531,7 +483,7 @@ def subnet_to_net_config(model: Any, *, bn_eps: float | None = None, bn_momentum
     specs: Sequence[LayerSpec] = model if isinstance(model, Sequence) else model.specs
     if bn_eps is None:
         bn_eps = float(getattr(model, "bn_eps", _DEFAULT_BN_EPS[network_name(specs)]))
-    slots = _layout(specs)
+    slots = ofa_slots(specs)
     name = network_name(specs)
     cfg: dict[str, Any] = {"name": name, "bn": {"momentum": bn_momentum, "eps": bn_eps, "ws_eps": None}}
     if name == "ResNets":
@@ -576,132 +528,20 @@ def save_net_config(model: Any, path: str | Path, *, resolution: int | None = No
     return path
 
 
+# names that moved to `ofa_deploy.compat.static_weights`; still importable from here, resolved lazily so
+# that reading net.configs does not import torch
+_MOVED_TO_STATIC_WEIGHTS = ("load_static_weights", "to_ofa_state_dict")
+__all__ = [
+    "DEFAULT_RESOLUTION", "NET_NAMES", "ParsedNetConfig", "load_net_config", "net_config_to_specs", "network_name",
+    "ofa_prefixes", "parse_net_config", "resolve_resolution", "save_net_config", "subnet_to_net_config",
+    *_MOVED_TO_STATIC_WEIGHTS,
+]
 
 
-# ---------------------------------------------------------------------------------------------
-# weights
-# ---------------------------------------------------------------------------------------------
-def ofa_prefixes(specs: Sequence[LayerSpec]) -> list[str | None]:
-    """OFA static-net module path of each layer (None for parameter-free pools)."""
-    out: list[str | None] = []
-    for (slot, index), s in zip(_layout(specs), specs):
-        if slot == "pool":
-            out.append(None)
-        elif slot in ("input_stem", "blocks"):
-            prefix = f"{slot}.{index}"
-            if slot == "blocks" and s.kind == "mbconv":
-                prefix += ".conv"
-            elif slot == "input_stem" and s.residual:
-                prefix += ".conv"
-            out.append(prefix)
-        else:
-            out.append(slot)
-    return out
+def __getattr__(name: str) -> Any:
+    """Old import path of the static-weight functions now in `compat.static_weights`."""
+    if name in _MOVED_TO_STATIC_WEIGHTS:
+        from ofa_deploy.compat import static_weights
 
-
-def _key_map(model: Any) -> dict[str, str]:
-    """Our state-dict key → OFA static key."""
-    prefixes = ofa_prefixes(model.specs)
-    mapping = {}
-    for key in model.state_dict():
-        head, index, rest = key.split(".", 2)
-        prefix = prefixes[int(index)] if head == "layers" else None
-        if prefix is None:
-            raise CheckpointError(f"state-dict key {key!r} has no OFA equivalent (expected layers.<i>.*)")
-        mapping[key] = f"{prefix}.{rest}"
-    return mapping
-
-
-def to_ofa_state_dict(model: Any) -> dict[str, Any]:
-    """The model's state dict under OFA static-net key names (for the net.config of `subnet_to_net_config`)."""
-    state = model.state_dict()
-    return {ofa: state[ours] for ours, ofa in _key_map(model).items()}
-
-
-def _read_state_dict(source: Any) -> Mapping[str, Any]:
-    import torch
-
-    if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not is_regular_file(path):
-            raise CheckpointError(f"checkpoint {str(path)!r} does not exist or is not a regular file")
-        try:
-            loaded = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises many types for corrupt or non-weights files
-            raise CheckpointError(f"cannot load checkpoint {str(path)!r} with weights_only=True: {exc}") from exc
-        where = str(path)
-    else:
-        loaded, where = source, "<state dict>"
-    if isinstance(loaded, Mapping) and isinstance(loaded.get("state_dict"), Mapping):
-        loaded = loaded["state_dict"]
-    if not isinstance(loaded, Mapping) or not all(isinstance(k, str) for k in loaded):
-        raise CheckpointError(f"checkpoint {where} is not a state dict (a mapping of names to tensors) "
-                              "or {'state_dict': ...}")
-    if loaded and all(k.startswith("module.") for k in loaded):  # saved from DataParallel
-        loaded = {k[len("module."):]: v for k, v in loaded.items()}
-    return loaded
-
-
-def _normalise_ofa_key(key: str) -> str:
-    """Legacy ``blocks.N.mobile_inverted_conv.*`` → ``blocks.N.conv.*`` (as OFA's own loader does)."""
-    return key.replace(".mobile_inverted_conv.", ".conv.")
-
-
-def load_static_weights(model: Any, source: Any, *, strict: bool = True) -> Any:
-    """Load an OFA static-net checkpoint (path, raw state dict or ``{"state_dict": ...}``) into `model`.
-
-    OFA keys (``first_conv.*``, ``blocks.N.conv.*`` / legacy ``blocks.N.mobile_inverted_conv.*``,
-    ``final_expand_layer.*``, ``feature_mix_layer.*``, ``classifier.linear.*``, ResNets
-    ``input_stem.N.*`` and ``blocks.N.conv1/2/3/downsample.*``) are mapped onto ``layers.<i>.*``; a
-    state dict already in our ``layers.<i>.*`` naming loads as is. Every key must match in name and
-    shape (``num_batches_tracked`` may be absent); otherwise CheckpointError names the first
-    mismatches. With ``strict=False`` missing and unexpected keys are only logged. Returns `model`.
-    """
-    import torch
-
-    state = _read_state_dict(source)
-    ours = model.state_dict()
-    ofa_names = _key_map(model)  # ours -> OFA
-    if state and all(k.startswith("layers.") for k in state):
-        remapped, origin = dict(state), {k: k for k in state}
-    else:
-        to_ours = {ofa: our for our, ofa in ofa_names.items()}
-        remapped, origin, unexpected = {}, {}, []
-        for key, value in state.items():
-            target = to_ours.get(_normalise_ofa_key(key))
-            if target is None:
-                unexpected.append(key)
-            else:
-                remapped[target], origin[target] = value, key
-        if unexpected:
-            _fail_or_log(strict, f"{len(unexpected)} checkpoint keys have no place in the model", unexpected)
-    not_in_model = [k for k in remapped if k not in ours]
-    if not_in_model:
-        _fail_or_log(strict, f"{len(not_in_model)} checkpoint keys are not in the model", not_in_model)
-        remapped = {k: v for k, v in remapped.items() if k in ours}
-    missing = [f"{k} (OFA name {ofa_names[k]})" for k in ours
-               if k not in remapped and not k.endswith("num_batches_tracked")]
-    if missing:
-        _fail_or_log(strict, f"{len(missing)} model keys are missing from the checkpoint", missing)
-    bad_shapes = [
-        f"{origin[k]} (model key {k}): checkpoint {tuple(getattr(v, 'shape', ()))} vs model {tuple(ours[k].shape)}"
-        for k, v in remapped.items() if not isinstance(v, torch.Tensor) or tuple(v.shape) != tuple(ours[k].shape)
-    ]
-    if bad_shapes:
-        raise CheckpointError(
-            f"{len(bad_shapes)} tensors have the wrong shape, first: {'; '.join(bad_shapes[:5])}. The checkpoint "
-            "belongs to a different architecture: check the net.config and resolution it came with"
-        )
-    model.load_state_dict(remapped, strict=False)
-    logger.info("loaded %d tensors into %s", len(remapped), type(model).__name__)
-    return model
-
-
-def _fail_or_log(strict: bool, what: str, keys: list[str]) -> None:
-    hint = ""
-    if any(".conv.conv." in k or "_matrix" in k or ".bn.bn." in k for k in keys):
-        hint = " These look like supernet (dynamic) keys: load a supernet checkpoint with load_supernet_weights."
-    message = f"{what}, first: {', '.join(keys[:5])}.{hint}"
-    if strict:
-        raise CheckpointError(message + " Pass strict=False to load the matching tensors only.")
-    logger.warning(message)
+        return getattr(static_weights, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
