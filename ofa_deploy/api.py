@@ -41,7 +41,8 @@ def create_specialized(name: str, *, weights: str | os.PathLike[str] | None = No
             checkpoint path. An offline machine gets an error naming the URL and where to place the file.
         cache_dir: the cache root instead of ``$OFA_DEPLOY_CACHE`` / ``~/.cache/ofa-deploy``.
     """
-    from ofa_deploy.compat.net_config import load_net_config, load_static_weights
+    from ofa_deploy.compat.net_config import load_net_config
+    from ofa_deploy.compat.static_weights import load_static_weights
     from ofa_deploy.compat.specialized import fetch_specialized
 
     released = weights is not None and str(weights) == "released"
