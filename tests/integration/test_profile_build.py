@@ -52,7 +52,10 @@ def test_tiny_build_writes_a_valid_lut(full_build, space):
     table = LatencyTable.load(full_build.path)
     plan = make_plan(space)
     assert len(table) == len(plan) == 26
-    assert all(table[i.spec].n == FAST.rounds and table[i.spec].median > 0 for i in plan)
+    assert all(table[i.spec].n == FAST.rounds and table[i.spec].median >= 0 for i in plan)
+    # an entry is its layer minus the per-call overhead, clipped at 0: on a loaded machine the tiniest 32 px
+    # layer (a ~2 us pooling) can fall within the overhead's noise; all others must be clearly positive
+    assert sum(table[i.spec].median > 0 for i in plan) >= len(plan) - 1
     assert table.provenance.profile_name == "ort-cpu-1t"
     assert table.provenance.backend == "onnxruntime" and table.provenance.threads == 1
     assert json.loads(table.provenance.notes)["timer"]["rounds"] == FAST.rounds
