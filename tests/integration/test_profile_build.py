@@ -54,7 +54,7 @@ def test_tiny_build_writes_a_valid_lut(full_build, space):
     assert len(table) == len(plan) == 26
     assert all(table[i.spec].n == FAST.rounds and table[i.spec].median >= 0 for i in plan)
     # an entry is its layer minus the per-call overhead, clipped at 0: on a loaded machine the tiniest 32 px
-    # layer (a ~2 us pooling) can fall within the overhead's noise; all others must be clearly positive
+    # layer (the global pool on a 1x1 map, ~0.5 us here) can fall within the overhead's noise; all others must be > 0
     assert sum(table[i.spec].median > 0 for i in plan) >= len(plan) - 1
     assert table.provenance.profile_name == "ort-cpu-1t"
     assert table.provenance.backend == "onnxruntime" and table.provenance.threads == 1
