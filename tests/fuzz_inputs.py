@@ -383,7 +383,13 @@ def _oracle_paths(name: str) -> Callable[[tuple], bool]:
         return lambda p: len(p) > 1 and p[0] == "entries" and p[-1] not in ("median", "p90")
     if name == "predictor_json":
         return lambda p: p[0] in ("space", "encoder", "model")
-    if name in ("ofa_yaml", "profile", "subnet_file"):
+    if name == "profile":
+        # fields whose default is None (interval_target, min_rounds, ...) accept null: "use the default"
+        from ofa_deploy.profiling.hardware import _DEFAULTS
+
+        nullable = {key for key, default in _DEFAULTS.items() if default is None}
+        return lambda p: not (len(p) == 1 and p[0] in nullable)
+    if name in ("ofa_yaml", "subnet_file"):
         return lambda p: True
     return lambda p: False
 
