@@ -26,7 +26,7 @@ pytestmark = pytest.mark.reference
 
 RES = 128
 N_RANDOM = 4
-# relative to the scale of the reference logits (assert_close_scaled). float32 rounding: MobileNetV3 (SE mean order)
+# relative to the scale of the reference logits (assert_close_scaled). float32 rounding differences: MobileNetV3
 # up to ~1e-5, ProxylessNAS / ResNet ~1e-6; in float64 ours and ofa agree to ~1e-14.
 TOL = 5e-5
 ZOO = {
