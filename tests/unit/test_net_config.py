@@ -20,7 +20,7 @@ from ofa_deploy.errors import ConfigError
 from ofa_deploy.nn.layers import SubnetModel
 from ofa_deploy.predictors.macs import count_layers, count_module
 from ofa_deploy.spaces import get_space
-from tests.export_helpers import randomize_for_parity
+from tests.export_helpers import assert_input_dependent, randomize_for_parity
 
 SPECIALIZED = {
     # file stem: (network class, run.config resolution)
@@ -41,13 +41,6 @@ def get_net_by_name(ofa_ref):
     from ofa.imagenet_classification.networks import get_net_by_name
 
     return get_net_by_name
-
-
-def _varying(out: torch.Tensor) -> torch.Tensor:
-    """`out` (a batch of logits), after checking that its rows differ: a parity check on outputs that do not
-    depend on the input would pass for any weights."""
-    assert (out[0] - out[1]).abs().max() > 0.05 * out.abs().max(), "outputs do not depend on the input"
-    return out
 
 
 def _ofa_build(get_net_by_name, cfg: dict) -> torch.nn.Module:
@@ -94,7 +87,7 @@ def test_specialized_matches_reference_net(specialized, get_net_by_name, ofa_ref
     load_static_weights(model, ckpt)  # through the one reader, compat.checkpoint.read_state_dict
     x = torch.randn(2, 3, r, r)
     with torch.no_grad():
-        torch.testing.assert_close(model.eval()(x), _varying(ref(x)), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(model.eval()(x), assert_input_dependent(ref(x)), rtol=1e-4, atol=1e-5)
     ref_macs = ofa_ref.count_net_flops(ref, (1, 3, r, r))
     assert count_layers(model.specs).macs == pytest.approx(float(ref_macs), rel=1e-6)
 
@@ -119,7 +112,7 @@ def test_subnet_to_net_config_round_trip_with_reference(get_net_by_name, name, s
     ref.load_state_dict(to_ofa_state_dict(model))
     x = torch.randn(2, 3, res, res)
     with torch.no_grad():
-        torch.testing.assert_close(ref(x), _varying(model(x)), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(ref(x), assert_input_dependent(model(x)), rtol=1e-4, atol=1e-5)
     back = load_static_weights(SubnetModel(specs, bn_eps=model.bn_eps), ref.state_dict()).eval()
     with torch.no_grad():
         torch.testing.assert_close(back(x), model(x), rtol=0, atol=0)
@@ -143,7 +136,7 @@ def test_resnet_active_net_config_from_reference_supernet(ofa_ref):
     load_static_weights(model, sub.state_dict())  # input_stem.1.conv.* → residual stem conv
     x = torch.randn(2, 3, r, r)
     with torch.no_grad():
-        torch.testing.assert_close(model.eval()(x), _varying(sub(x)), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(model.eval()(x), assert_input_dependent(sub(x)), rtol=1e-4, atol=1e-5)
     assert count_module(model, (1, 3, r, r)).macs == int(ofa_ref.count_net_flops(sub, (1, 3, r, r)))
 
 
