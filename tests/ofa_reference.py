@@ -15,6 +15,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 #: OFA's released artifacts (Note10 LUTs, predictors, net.configs): $OFA_DEPLOY_SHARED/reference/ofa, default ../shared.
 SHARED_OFA = Path(os.environ.get("OFA_DEPLOY_SHARED", REPO.parent / "shared")) / "reference" / "ofa"
+#: the reference package's model-zoo presets (ofa/model_zoo.py: ofa_net) of our four supernets: class name, kwargs
+REFERENCE_SUPERNETS: dict[str, tuple[str, dict]] = {
+    "ofa_mbv3_w10": ("OFAMobileNetV3", {"width_mult": 1.0, "ks_list": [3, 5, 7], "expand_ratio_list": [3, 4, 6],
+                                        "depth_list": [2, 3, 4]}),
+    "ofa_mbv3_w12": ("OFAMobileNetV3", {"width_mult": 1.2, "ks_list": [3, 5, 7], "expand_ratio_list": [3, 4, 6],
+                                        "depth_list": [2, 3, 4]}),
+    "ofa_proxyless_w13": ("OFAProxylessNASNets", {"width_mult": 1.3, "ks_list": [3, 5, 7],
+                                                  "expand_ratio_list": [3, 4, 6], "depth_list": [2, 3, 4]}),
+    "ofa_resnet50": ("OFAResNets", {"depth_list": [0, 1, 2], "expand_ratio_list": [0.2, 0.25, 0.35],
+                                    "width_mult_list": [0.65, 0.8, 1.0]}),
+}
 
 
 def import_ofa() -> types.SimpleNamespace:

@@ -21,6 +21,7 @@ from ofa_deploy.nn.bn import recalibrate_bn
 from ofa_deploy.predictors.macs import count_subnet
 from ofa_deploy.supernets import Supernet, create_supernet
 from tests.export_helpers import assert_close_scaled, assert_input_dependent, calibrate_bn, randomize_for_parity
+from tests.ofa_reference import REFERENCE_SUPERNETS
 
 pytestmark = pytest.mark.reference
 
@@ -29,25 +30,15 @@ N_RANDOM = 4
 # relative to the scale of the reference logits (assert_close_scaled). float32 rounding differences: MobileNetV3
 # up to ~1e-5, ProxylessNAS / ResNet ~1e-6; in float64 ours and ofa agree to ~1e-14.
 TOL = 5e-5
-ZOO = {
-    "ofa_mbv3_w10": ("OFAMobileNetV3", {"width_mult": 1.0, "ks_list": [3, 5, 7], "expand_ratio_list": [3, 4, 6],
-                                        "depth_list": [2, 3, 4]}),
-    "ofa_mbv3_w12": ("OFAMobileNetV3", {"width_mult": 1.2, "ks_list": [3, 5, 7], "expand_ratio_list": [3, 4, 6],
-                                        "depth_list": [2, 3, 4]}),
-    "ofa_proxyless_w13": ("OFAProxylessNASNets", {"width_mult": 1.3, "ks_list": [3, 5, 7],
-                                                  "expand_ratio_list": [3, 4, 6], "depth_list": [2, 3, 4]}),
-    "ofa_resnet50": ("OFAResNets", {"depth_list": [0, 1, 2], "expand_ratio_list": [0.2, 0.25, 0.35],
-                                    "width_mult_list": [0.65, 0.8, 1.0]}),
-}
 
 
 
 def _reference(ofa_ref, name: str) -> nn.Module:
-    cls, kwargs = ZOO[name]
+    cls, kwargs = REFERENCE_SUPERNETS[name]
     return randomize_for_parity(getattr(ofa_ref, cls)(dropout_rate=0, **kwargs), input_shape=(2, 3, RES, RES))
 
 
-@pytest.fixture(scope="module", params=list(ZOO))
+@pytest.fixture(scope="module", params=list(REFERENCE_SUPERNETS))
 def pair(request, ofa_ref, tmp_path_factory) -> tuple[str, nn.Module, Supernet, str]:
     name = request.param
     ref = _reference(ofa_ref, name)

@@ -22,23 +22,13 @@ from ofa_deploy.predictors.macs import count_layers, count_module, count_subnet
 from ofa_deploy.spaces import get_space
 from ofa_deploy.supernets import create_supernet
 from tests.export_helpers import assert_input_dependent, randomize_for_parity
+from tests.ofa_reference import REFERENCE_SUPERNETS
 
 SUPERNETS = list_weights("supernet")
 SPECIALIZED = list_weights("specialized")
 #: the specialized nets whose net.config/run.config are in the shared reference data (../shared/reference/ofa)
 HELD = ("cpu_lat-17ms_top1-75.7_finetune-25", "flops-595M_top1-80.0_finetune-75",
         "pixel1_lat-58ms_top1-76.9_finetune-75")
-#: model-zoo presets of the reference package (ofa/model_zoo.py: ofa_net), to count its supernets independently
-REFERENCE = {
-    "ofa_mbv3_w10": ("OFAMobileNetV3", {"width_mult": 1.0, "ks_list": [3, 5, 7], "expand_ratio_list": [3, 4, 6],
-                                        "depth_list": [2, 3, 4]}),
-    "ofa_mbv3_w12": ("OFAMobileNetV3", {"width_mult": 1.2, "ks_list": [3, 5, 7], "expand_ratio_list": [3, 4, 6],
-                                        "depth_list": [2, 3, 4]}),
-    "ofa_proxyless_w13": ("OFAProxylessNASNets", {"width_mult": 1.3, "ks_list": [3, 5, 7],
-                                                  "expand_ratio_list": [3, 4, 6], "depth_list": [2, 3, 4]}),
-    "ofa_resnet50": ("OFAResNets", {"depth_list": [0, 1, 2], "expand_ratio_list": [0.2, 0.25, 0.35],
-                                    "width_mult_list": [0.65, 0.8, 1.0]}),
-}
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +70,7 @@ def test_supernet_meta_is_recomputed(name: str, supernets: dict) -> None:
 def test_supernet_meta_matches_the_reference_package(name: str, ofa_ref) -> None:
     """Independent of our code: the reference supernet's parameters, and its largest subnet's MACs."""
     meta = get_weights(name).meta
-    cls, kwargs = REFERENCE[name]
+    cls, kwargs = REFERENCE_SUPERNETS[name]
     ref = getattr(ofa_ref, cls)(n_classes=1000, dropout_rate=0, **kwargs)
     assert ofa_ref.count_parameters(ref) == meta.num_params
     ref.set_max_net()
