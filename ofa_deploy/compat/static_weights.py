@@ -10,6 +10,8 @@ the supernet loader uses too.
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 from typing import Any
 
 from ofa_deploy.compat.checkpoint import normalise_key, read_state_dict
@@ -46,10 +48,14 @@ def load_static_weights(model: Any, source: Any, *, strict: bool = True) -> Any:
     ``blocks.N.mobile_inverted_conv.*``, ``final_expand_layer.*``, ``feature_mix_layer.*``,
     ``classifier.linear.*``, ResNets ``input_stem.N.*`` and ``blocks.N.conv1/2/3/downsample.*``) are
     mapped onto ``layers.<i>.*``; a state dict already in our ``layers.<i>.*`` naming loads as is.
-    Every key must match in name and shape (``num_batches_tracked`` may be absent); otherwise
+    An OFA ``ofa_specialized/<id>/`` directory stands for the ``init`` checkpoint inside it (as it stands for its
+    ``net.config`` in `load_net_config`). Every key must match in name and shape (``num_batches_tracked`` may be
+    absent); otherwise
     CheckpointError names the first mismatches. With ``strict=False`` missing and unexpected keys
     are only logged. Returns `model`.
     """
+    if isinstance(source, (str, os.PathLike)) and os.path.isdir(source) and os.path.isfile(Path(source) / "init"):
+        source = Path(source) / "init"
     state = read_state_dict(source)
     ours = model.state_dict()
     ofa_names = _key_map(model)  # ours -> OFA

@@ -83,7 +83,8 @@ class CalibrationJob:
             return self.inner(task)
         self.calibrations += 1
         backend = self.paired.backend
-        model, shape = task_model(self.space, self.plan, task.item_id, self.model_dir, model_format=backend.model_format)
+        model, shape = task_model(self.space, self.plan, task.item_id, self.model_dir,
+                                  model_format=backend.model_format)
         with backend.prepare(model, shape) as runner:
             visit = self.paired(runner)
         return task_record(task, **visit)

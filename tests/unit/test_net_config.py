@@ -59,7 +59,7 @@ def test_specialized_net_builds_runs_and_counts(specialized, stem):
     assert explicit.specs == model.specs
     assert model.bn_eps == (1e-3 if network == "ProxylessNASNets" else 1e-5)
     with torch.no_grad():
-        out = model.eval()(torch.randn(1, 3, resolution, resolution))
+        out = model.eval()(torch.randn(1, 3, resolution, resolution, generator=torch.Generator().manual_seed(0)))
     assert out.shape == (1, 1000) and torch.isfinite(out).all()
     analytic = count_layers(model.specs)
     hooked = count_module(model, (1, 3, resolution, resolution))
@@ -85,7 +85,7 @@ def test_specialized_matches_reference_net(specialized, get_net_by_name, ofa_ref
     ckpt = tmp_path / "init"
     torch.save({"state_dict": legacy}, ckpt)
     load_static_weights(model, ckpt)  # through the one reader, compat.checkpoint.read_state_dict
-    x = torch.randn(2, 3, r, r)
+    x = torch.randn(2, 3, r, r, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         torch.testing.assert_close(model.eval()(x), assert_input_dependent(ref(x)), rtol=1e-4, atol=1e-5)
     ref_macs = ofa_ref.count_net_flops(ref, (1, 3, r, r))
@@ -110,7 +110,7 @@ def test_subnet_to_net_config_round_trip_with_reference(get_net_by_name, name, s
     assert tuple(net_config_to_specs(net_config, resolution=res)) == tuple(specs)
     ref = _ofa_build(get_net_by_name, net_config)
     ref.load_state_dict(to_ofa_state_dict(model))
-    x = torch.randn(2, 3, res, res)
+    x = torch.randn(2, 3, res, res, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         torch.testing.assert_close(ref(x), assert_input_dependent(model(x)), rtol=1e-4, atol=1e-5)
     back = load_static_weights(SubnetModel(specs, bn_eps=model.bn_eps), ref.state_dict()).eval()
@@ -134,7 +134,7 @@ def test_resnet_active_net_config_from_reference_supernet(ofa_ref):
     model = load_net_config(net_config, resolution=r)
     assert model.specs == tuple(space.walk_layers(cfg, r))
     load_static_weights(model, sub.state_dict())  # input_stem.1.conv.* → residual stem conv
-    x = torch.randn(2, 3, r, r)
+    x = torch.randn(2, 3, r, r, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         torch.testing.assert_close(model.eval()(x), assert_input_dependent(sub(x)), rtol=1e-4, atol=1e-5)
     assert count_module(model, (1, 3, r, r)).macs == int(ofa_ref.count_net_flops(sub, (1, 3, r, r)))

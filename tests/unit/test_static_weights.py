@@ -133,6 +133,17 @@ def test_bad_files_name_the_path_and_the_fix(small_model, tmp_path, make, needle
     torch.testing.assert_close(model.state_dict(), before)  # nothing loaded
 
 
+def test_ofa_specialized_directory_stands_for_its_init(small_model, tmp_path):
+    """OFA's release layout ofa_specialized/<id>/{net.config, run.config, init}: the directory loads its init."""
+    folder = tmp_path / "ofa_specialized" / "some_net"
+    folder.mkdir(parents=True)
+    state = {k: torch.randn(v.shape, generator=torch.Generator().manual_seed(i)) if v.is_floating_point() else v
+             for i, (k, v) in enumerate(to_ofa_state_dict(small_model).items())}
+    torch.save({"state_dict": state}, folder / "init")
+    model = load_static_weights(copy.deepcopy(small_model), folder)
+    torch.testing.assert_close(to_ofa_state_dict(model), state)
+
+
 def test_released_supernet_name_is_not_fetched_for_a_static_net(small_model, tmp_path, monkeypatch):
     monkeypatch.setenv("OFA_DEPLOY_CACHE", str(tmp_path))  # nothing cached, and nothing may be downloaded
     with pytest.raises(CheckpointError, match="released weights of supernet ofa_mbv3_w12.*load_supernet_weights"):
