@@ -229,8 +229,11 @@ class InContextMethod:
         if self.layer_ids is not None:
             if config_id not in self.layer_ids:
                 raise ConfigError(f"results name subnet {config_id!r}, which the plan does not list")
-            specs = {i.id: i.spec for i in self.plan.items}
-            return [specs[sid] for sid in self.layer_ids[config_id]]
+            unknown = [sid for sid in self.layer_ids[config_id] if sid not in self.plan.by_id]
+            if unknown:
+                raise ConfigError(f"the plan lists layer {unknown[0]!r} in subnet {config_id!r}, but not among its "
+                                  "items; write the plan again (`ofa-deploy profile plan`)")
+            return [self.plan.by_id[sid].spec for sid in self.layer_ids[config_id]]
         if self.space is None:
             raise ConfigError("an in-context method needs its space or the plan's layer ids to reduce records")
         return self.space.walk_layers(SubnetConfig.from_string(config_id))

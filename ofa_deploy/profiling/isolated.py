@@ -54,7 +54,7 @@ def task_model(space: SearchSpace | None, plan: Plan, item_id: str, model_dir: P
 
             return SubnetModel(space.walk_layers(cfg)).eval(), shape
         return export_subnet(space, cfg, model_dir, batch_size=plan.batch_size), shape
-    item = next((i for i in plan.items if i.id == item_id), None)
+    item = plan.by_id.get(item_id)
     if item is None:
         raise ConfigError(f"task {item_id!r} is not a layer of this build's plan")
     if module:

@@ -26,6 +26,7 @@ import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,11 @@ class Plan:
 
     def __len__(self) -> int:
         return len(self.items)
+
+    @cached_property
+    def by_id(self) -> dict[str, WorkItem]:
+        """The work items by id (built once: a plan is not changed after `make_plan` / `read_plan`)."""
+        return {i.id: i for i in self.items}
 
     def __iter__(self) -> Iterator[WorkItem]:
         return iter(self.items)

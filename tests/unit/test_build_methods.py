@@ -110,6 +110,10 @@ def test_in_context_reduce_is_one_estimate_on_host_and_device(tiny_space, method
         host.reduce(records[: len(host.config_ids) // 2], None)
     with pytest.raises(ConfigError, match="which the plan does not list"):
         device.reduce([{**records[0], "id": "not-a-subnet"}], None)
+    first = host.config_ids[0]
+    tampered = InContextMethod(None, host.plan, [first], layer_ids={first: [*layer_ids[first][:-1], "no-such-layer"]})
+    with pytest.raises(ConfigError, match="lists layer 'no-such-layer'.*not among its items"):
+        tampered.reduce(records[:1], None)
 
 
 def test_isolated_reduce_matches_the_record_reducer(methods):
