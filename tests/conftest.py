@@ -70,3 +70,19 @@ def profile():
     from ofa_deploy.profiling.hardware import HardwareProfile
 
     return HardwareProfile.load("ort-cpu-1t")
+
+
+@pytest.fixture(scope="module")
+def demo_supernet():
+    """The demo's quick MobileNetV3 supernet (digits, tiny): accuracy datasets in seconds."""
+    from ofa_deploy.demo import QUICK_RECIPE, create_demo_supernet
+
+    return create_demo_supernet(QUICK_RECIPE).eval()
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """The digits images at 24 px with the calibration and holdout splits the accuracy tests use."""
+    from ofa_deploy.data import load_digits
+
+    return load_digits(image_size=24, seed=0, holdout_fraction=0.2, calibration_size=64)

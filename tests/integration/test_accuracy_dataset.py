@@ -7,37 +7,19 @@ import numpy as np
 import pytest
 
 from ofa_deploy.data import load_digits, load_image_folder
-from ofa_deploy.demo import QUICK_RECIPE, create_demo_supernet
 from ofa_deploy.errors import ConfigError
-from ofa_deploy.predictors.training import torch_threads
 from ofa_deploy.predictors.dataset import (
     build_accuracy_dataset, load_accuracy_dataset, sample_architectures, state_dict_sha256,
 )
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    with torch_threads(1):  # tiny convnets: one thread is much faster on a shared machine
-        yield
-
-
-@pytest.fixture(scope="module")
-def supernet():
-    return create_demo_supernet(QUICK_RECIPE).eval()
-
-
-@pytest.fixture(scope="module")
-def data():
-    return load_digits(image_size=24, seed=0, holdout_fraction=0.2, calibration_size=64)
 
 
 class Interrupt(Exception):
     pass
 
 
-def test_build_interrupt_and_resume(tmp_path, supernet, data):
+def test_build_interrupt_and_resume(tmp_path, demo_supernet, digits):
     out = tmp_path / "acc.jsonl"
-    before = state_dict_sha256(supernet)
+    before = state_dict_sha256(demo_supernet)
     seen: list[dict] = []
 
     def stop_after_three(record: dict) -> None:
@@ -46,7 +28,7 @@ def test_build_interrupt_and_resume(tmp_path, supernet, data):
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        build_accuracy_dataset(supernet, data, out, n_subnets=4, resolutions=(16, 24), seed=3, progress=False,
+        build_accuracy_dataset(demo_supernet, digits, out, n_subnets=4, resolutions=(16, 24), seed=3, progress=False,
                                on_item=stop_after_three)
     lines = out.read_text().splitlines()
     header = json.loads(lines[0])
@@ -58,10 +40,10 @@ def test_build_interrupt_and_resume(tmp_path, supernet, data):
         f.write('{"config":"r16-d1')
 
     with pytest.raises(ConfigError, match="already exists"):
-        build_accuracy_dataset(supernet, data, out, n_subnets=4, resolutions=(16, 24), seed=3, progress=False)
+        build_accuracy_dataset(demo_supernet, digits, out, n_subnets=4, resolutions=(16, 24), seed=3, progress=False)
     new: list[dict] = []
-    summary = build_accuracy_dataset(supernet, data, out, n_subnets=4, resolutions=(16, 24), seed=3, progress=False,
-                                     resume=True, on_item=new.append)
+    summary = build_accuracy_dataset(demo_supernet, digits, out, n_subnets=4, resolutions=(16, 24), seed=3,
+                                     progress=False, resume=True, on_item=new.append)
     assert summary.n_items == 8 and summary.n_stored_before == 3 and summary.n_evaluated == 5 and len(new) == 5
     assert not {r["config"] for r in new} & {r["config"] for r in first}  # nothing re-evaluated
     loaded = load_accuracy_dataset(out)
@@ -72,17 +54,17 @@ def test_build_interrupt_and_resume(tmp_path, supernet, data):
     archs = {c.replace(resolution=16).to_string() for c in loaded.configs}
     assert len(archs) == 4
     # a finished build re-run evaluates nothing; the caller's supernet was not modified
-    again = build_accuracy_dataset(supernet, data, out, n_subnets=4, resolutions=(16, 24), seed=3, progress=False,
-                                   resume=True)
+    again = build_accuracy_dataset(demo_supernet, digits, out, n_subnets=4, resolutions=(16, 24), seed=3,
+                                   progress=False, resume=True)
     assert again.n_evaluated == 0
-    assert state_dict_sha256(supernet) == before
+    assert state_dict_sha256(demo_supernet) == before
     # resuming with other settings is refused
     with pytest.raises(ConfigError, match="seed"):
-        build_accuracy_dataset(supernet, data, out, n_subnets=4, resolutions=(16, 24), seed=4, progress=False,
+        build_accuracy_dataset(demo_supernet, digits, out, n_subnets=4, resolutions=(16, 24), seed=4, progress=False,
                                resume=True)
 
 
-def test_torn_dataset_resumes_without_reevaluating(tmp_path, supernet, data):
+def test_torn_dataset_resumes_without_reevaluating(tmp_path, demo_supernet, digits):
     """A build killed while appending its 2nd item: the 1st is kept, the torn line is cut and measured again."""
     out = tmp_path / "torn.jsonl"
     first: list[dict] = []
@@ -93,7 +75,7 @@ def test_torn_dataset_resumes_without_reevaluating(tmp_path, supernet, data):
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        build_accuracy_dataset(supernet, data, out, n_subnets=3, resolutions=(16,), seed=5, progress=False,
+        build_accuracy_dataset(demo_supernet, digits, out, n_subnets=3, resolutions=(16,), seed=5, progress=False,
                                on_item=stop_after_two)
     header, *records = out.read_bytes().splitlines(keepends=True)
     # the format is the previous version's: a compact plain header line, then one compact line per item
@@ -101,7 +83,7 @@ def test_torn_dataset_resumes_without_reevaluating(tmp_path, supernet, data):
     assert [json.loads(r) for r in records] == first
     out.write_bytes(header + records[0] + records[1][:-7])  # the 2nd line was cut short by a kill
     new: list[dict] = []
-    summary = build_accuracy_dataset(supernet, data, out, n_subnets=3, resolutions=(16,), seed=5, progress=False,
+    summary = build_accuracy_dataset(demo_supernet, digits, out, n_subnets=3, resolutions=(16,), seed=5, progress=False,
                                      resume=True, on_item=new.append)
     assert (summary.n_stored_before, summary.n_evaluated) == (1, 2)
     assert new[0]["config"] == first[1]["config"]  # the torn item is measured again
@@ -113,21 +95,21 @@ def test_torn_dataset_resumes_without_reevaluating(tmp_path, supernet, data):
     assert loaded.accuracies[1] == first[1]["top1"]  # the re-measured item: same value (deterministic)
 
 
-def test_measurements_are_real_and_deterministic(tmp_path, supernet, data):
-    a = build_accuracy_dataset(supernet, data, tmp_path / "a.jsonl", n_subnets=2, resolutions=(16,), seed=0,
+def test_measurements_are_real_and_deterministic(tmp_path, demo_supernet, digits):
+    a = build_accuracy_dataset(demo_supernet, digits, tmp_path / "a.jsonl", n_subnets=2, resolutions=(16,), seed=0,
                                progress=False)
-    build_accuracy_dataset(supernet, data, tmp_path / "b.jsonl", n_subnets=2, resolutions=(16,), seed=0,
+    build_accuracy_dataset(demo_supernet, digits, tmp_path / "b.jsonl", n_subnets=2, resolutions=(16,), seed=0,
                                progress=False)
     ra, rb = load_accuracy_dataset(tmp_path / "a.jsonl"), load_accuracy_dataset(tmp_path / "b.jsonl")
     assert [c.to_string() for c in ra.configs] == [c.to_string() for c in rb.configs]
     np.testing.assert_array_equal(ra.accuracies, rb.accuracies)
     # top-1 values are multiples of 1/len(holdout)
-    np.testing.assert_allclose(ra.accuracies * len(data.holdout), np.round(ra.accuracies * len(data.holdout)))
+    np.testing.assert_allclose(ra.accuracies * len(digits.holdout), np.round(ra.accuracies * len(digits.holdout)))
     assert a.top1_min <= a.top1_median <= a.top1_max
 
 
-def test_sample_architectures_is_a_stable_prefix(supernet):
-    space = supernet.space
+def test_sample_architectures_is_a_stable_prefix(demo_supernet):
+    space = demo_supernet.space
     short, long = sample_architectures(space, 5, seed=1), sample_architectures(space, 12, seed=1)
     assert [c.to_string() for c in long[:5]] == [c.to_string() for c in short]
     assert len({c.to_string() for c in long}) == 12

@@ -13,10 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ofa_deploy.data import load_digits
-from ofa_deploy.demo import QUICK_RECIPE, create_demo_supernet
 from ofa_deploy.predictors.dataset import build_accuracy_dataset
-from ofa_deploy.predictors.training import torch_threads
 from ofa_deploy.profiling.builder import build_lut
 from ofa_deploy.executors import ProcessExecutor
 from ofa_deploy.scale.ray_executor import RayExecutor
@@ -24,22 +21,6 @@ from ofa_deploy.scale.ray_executor import RayExecutor
 from .conftest import FAST
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    with torch_threads(1):
-        yield
-
-
-@pytest.fixture(scope="module")
-def supernet():
-    return create_demo_supernet(QUICK_RECIPE).eval()
-
-
-@pytest.fixture(scope="module")
-def data():
-    return load_digits(image_size=24, seed=0, holdout_fraction=0.2, calibration_size=64)
 
 
 def dataset_records(path: Path) -> dict[str, float]:
@@ -52,23 +33,24 @@ def dataset_records(path: Path) -> dict[str, float]:
 
 
 @pytest.fixture(scope="module")
-def local_dataset(supernet, data, tmp_path_factory):
+def local_dataset(demo_supernet, digits, tmp_path_factory):
     out = tmp_path_factory.mktemp("acc") / "local.jsonl"
-    build_accuracy_dataset(supernet, data, out, n_subnets=6, resolutions=(16, 24), seed=3, progress=False)
+    build_accuracy_dataset(demo_supernet, digits, out, n_subnets=6, resolutions=(16, 24), seed=3, progress=False)
     return dataset_records(out)
 
 
-def test_accuracy_dataset_on_process_pool_and_ray_equals_local(supernet, data, tmp_path, local_dataset, ray_local):
+def test_accuracy_dataset_on_process_pool_and_ray_equals_local(demo_supernet, digits, tmp_path, local_dataset,
+                                                               ray_local):
     assert len(local_dataset) == 12
     for name, executor in (("process", ProcessExecutor(2)), ("ray", RayExecutor(workers=2))):
         out = tmp_path / f"{name}.jsonl"
-        summary = build_accuracy_dataset(supernet, data, out, n_subnets=6, resolutions=(16, 24), seed=3,
+        summary = build_accuracy_dataset(demo_supernet, digits, out, n_subnets=6, resolutions=(16, 24), seed=3,
                                          progress=False, executor=executor)
         assert summary.n_evaluated == 12
         assert dataset_records(out) == local_dataset, name  # same items, same top-1 (deterministic on CPU)
 
 
-def test_killed_workers_lose_nothing(supernet, data, tmp_path, local_dataset, ray_local):
+def test_killed_workers_lose_nothing(demo_supernet, digits, tmp_path, local_dataset, ray_local):
     ray = ray_local
     executor = RayExecutor(workers=2)
     seen: list[str] = []
@@ -79,7 +61,7 @@ def test_killed_workers_lose_nothing(supernet, data, tmp_path, local_dataset, ra
             ray.kill(executor.actors["worker-0"], no_restart=True)
 
     out = tmp_path / "ray-killed.jsonl"
-    build_accuracy_dataset(supernet, data, out, n_subnets=6, resolutions=(16, 24), seed=3, progress=False,
+    build_accuracy_dataset(demo_supernet, digits, out, n_subnets=6, resolutions=(16, 24), seed=3, progress=False,
                            executor=executor, on_item=kill_one)
     assert "worker-0" not in executor.actors or not executor.actors  # the dead actor left the pool
     assert dataset_records(out) == local_dataset
@@ -93,13 +75,13 @@ def test_killed_workers_lose_nothing(supernet, data, tmp_path, local_dataset, ra
             killed.append(process.pids[0])
 
     out = tmp_path / "process-killed.jsonl"
-    build_accuracy_dataset(supernet, data, out, n_subnets=6, resolutions=(16, 24), seed=3, progress=False,
+    build_accuracy_dataset(demo_supernet, digits, out, n_subnets=6, resolutions=(16, 24), seed=3, progress=False,
                            executor=process, on_item=kill_process)
     assert killed and len(process.pids) >= 3  # a replacement worker was started
     assert dataset_records(out) == local_dataset
 
 
-def test_resume_after_the_driver_is_killed(supernet, data, tmp_path, ray_local):
+def test_resume_after_the_driver_is_killed(demo_supernet, digits, tmp_path, ray_local):
     """A driver process building through Ray is SIGKILLed mid-build; a resumed build completes the file."""
     ray = ray_local
     out = tmp_path / "driver-killed.jsonl"
@@ -127,14 +109,14 @@ def test_resume_after_the_driver_is_killed(supernet, data, tmp_path, ray_local):
     proc.wait()
     stored = dataset_records(out)
     assert 3 <= len(stored) < 80
-    summary = build_accuracy_dataset(supernet, data, out, n_subnets=40, resolutions=(16, 24), seed=3,
+    summary = build_accuracy_dataset(demo_supernet, digits, out, n_subnets=40, resolutions=(16, 24), seed=3,
                                      progress=False, resume=True, executor=RayExecutor(workers=2))
     assert summary.n_stored_before == len(stored) and summary.n_evaluated == 80 - len(stored)
     final = dataset_records(out)
     assert len(final) == 80 and all(final[c] == v for c, v in stored.items())
     # the values equal a local build of the same items
     local = tmp_path / "local40.jsonl"
-    build_accuracy_dataset(supernet, data, local, n_subnets=40, resolutions=(16, 24), seed=3, progress=False)
+    build_accuracy_dataset(demo_supernet, digits, local, n_subnets=40, resolutions=(16, 24), seed=3, progress=False)
     assert dataset_records(local) == final
 
 
