@@ -14,6 +14,7 @@ A method object is picklable (workers of a process or Ray executor build their j
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -94,7 +95,5 @@ def task_key(task_or_record: Task | dict[str, Any]) -> tuple[str, int, int]:
 
 def task_record(task: Task, **fields: Any) -> dict[str, Any]:
     """The record of a finished task: its key, its anchor flag and the measured `fields`."""
-    import time
-
     return {"id": task.item_id, "round": task.round, "seq": task.seq, "anchor": task.anchor, **fields,
             "t": time.time()}
