@@ -1,5 +1,5 @@
-"""The host-dependent paths, run as other machines: an AMD EPYC, two Intel Xeons (one of them with exactly the
-model name "Intel(R) Xeon(R) Processor"), a 1-core and a 64-core machine, an aarch64 board whose process may use
+"""The host-dependent paths, run as other machines: an AMD EPYC, an Intel Xeon named exactly "Intel(R) Xeon(R)
+Processor" (the host issue 17 was found on), a 1-core and a 64-core Xeon, an aarch64 board whose process may use
 only CPUs 2 and 3, and this machine itself.
 
 The package reads the host in one place, `ofa_deploy.hostinfo.read_host`; each test substitutes that function,
