@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ofa_deploy import hostinfo
 from ofa_deploy.errors import BackendUnavailableError, ExportError
 from ofa_deploy.export.artifacts import ExportReport, check_out_dir
 from ofa_deploy.export.common import load_onnx_checked, onnx_input_shape, reference_for, resolve_input_shape, timed
@@ -55,7 +56,7 @@ def default_target(*, mcpu: bool = False, num_cores: int | None = None) -> dict[
     tgt: dict[str, Any] = {"kind": "llvm"}
     if mcpu:
         tgt["mcpu"] = detected_cpu()
-    tgt["num-cores"] = int(num_cores or os.cpu_count() or 1)
+    tgt["num-cores"] = int(num_cores or hostinfo.read_host().cores)
     return tgt
 
 
@@ -63,7 +64,7 @@ def parse_target(target: str | dict[str, Any] | None, *, num_cores: int | None =
     """Normalise a target given as None, a dict, a JSON string, or a TVM CLI string into the dict form.
 
     ``"llvm -mcpu=x -mattr=+avx2,+fma -num-cores=2"`` → ``{"kind": "llvm", "mcpu": "x", "mattr": ["+avx2", "+fma"],
-    "num-cores": 2}``. ``num-cores`` defaults to ``os.cpu_count()`` (MetaSchedule needs it).
+    "num-cores": 2}``. ``num-cores`` defaults to the machine's logical CPUs (MetaSchedule needs it).
     """
     if target is None:
         return default_target(num_cores=num_cores)
@@ -108,7 +109,7 @@ def parse_target(target: str | dict[str, Any] | None, *, num_cores: int | None =
             f"Use the detected CPU name instead: mcpu={cpu!r} (e.g. --target 'llvm -mcpu={cpu}')."
         )
     if tgt["kind"] == "llvm":
-        tgt.setdefault("num-cores", int(num_cores or os.cpu_count() or 1))
+        tgt.setdefault("num-cores", int(num_cores or hostinfo.read_host().cores))
     return tgt
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 import sys
 import time
 from collections import defaultdict
@@ -34,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
+from ofa_deploy import hostinfo
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.executors import Executor, LocalExecutor
-from ofa_deploy.profiling.host import cpu_model
 from ofa_deploy.profiling.incontext import InContextMethod
 from ofa_deploy.profiling.isolated import (  # LayerTimingJob .. table_from_records: re-exported (moved there)
     IsolatedMethod,
@@ -168,8 +167,9 @@ def make_provenance(profile: Any, backend: Any, space_name: str, settings: Timer
     from ofa_deploy.tables.latency import Provenance, tool_version
 
     desc = backend.describe() if backend is not None else {}
+    host = hostinfo.read_host()
     return Provenance(
-        device=platform.node() or "host", cpu_model=cpu_model(),
+        device=host.node or "host", cpu_model=host.cpu_model,
         backend=str(desc.get("backend", getattr(profile, "backend", ""))),
         backend_version=str(desc.get("version", "")),
         execution_provider=str(desc.get("provider", getattr(profile, "execution_provider", "") or "")),

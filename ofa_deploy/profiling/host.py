@@ -6,14 +6,12 @@ it with the current one. `predict`/`search` warn on a mismatch, `deploy` refuses
 """
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import platform
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
+
+from ofa_deploy import hostinfo
 
 log = logging.getLogger(__name__)
 
@@ -22,37 +20,21 @@ FINGERPRINT_KEYS = ("cpu_model", "cpu_flags_sha256", "cores", "os", "machine", "
                     "provider", "threads", "profile_sha256")
 
 
-def _cpuinfo() -> tuple[str, str]:
-    """(model name, space-separated flags) from /proc/cpuinfo; platform values elsewhere."""
-    model, flags = "", ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
-            key, _, value = line.partition(":")
-            key = key.strip()
-            if key == "model name" and not model:
-                model = value.strip()
-            elif key in ("flags", "Features") and not flags:
-                flags = " ".join(sorted(value.split()))
-    except OSError:
-        pass
-    return model or platform.processor() or platform.machine(), flags
-
-
 def cpu_model() -> str:
-    """This machine's CPU model name (/proc/cpuinfo, else what `platform` knows)."""
-    return _cpuinfo()[0]
+    """This machine's CPU model name (`ofa_deploy.hostinfo.read_host`)."""
+    return hostinfo.read_host().cpu_model
 
 
 def host_fingerprint(*, backend: Mapping[str, Any] | None = None, profile: Any = None) -> dict[str, Any]:
     """This machine's fingerprint for a backend description (`Backend.describe()`) and a hardware profile."""
-    model, flags = _cpuinfo()
+    host = hostinfo.read_host()
     desc = dict(backend or {})
     return {
-        "cpu_model": model,
-        "cpu_flags_sha256": hashlib.sha256(flags.encode()).hexdigest()[:16] if flags else "",
-        "cores": os.cpu_count() or 1,
-        "os": platform.system(),
-        "machine": platform.machine(),
+        "cpu_model": host.cpu_model,
+        "cpu_flags_sha256": host.flags_sha256,
+        "cores": host.cores,
+        "os": host.os,
+        "machine": host.machine,
         "backend": str(desc.get("backend", getattr(profile, "backend", "")) or ""),
         "backend_version": str(desc.get("version", "")),
         "provider": str(desc.get("provider", getattr(profile, "execution_provider", "")) or ""),

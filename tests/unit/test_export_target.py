@@ -1,17 +1,16 @@
 """TVM target parsing (no TVM build): dict form, CLI strings, num-cores, -mcpu=native rejected."""
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from ofa_deploy.errors import ExportError
 from ofa_deploy.export.onnx import MAX_OPSET, MIN_OPSET, check_opset
 from ofa_deploy.export.tvm import parse_target
+from ofa_deploy.hostinfo import read_host
 
 
 def test_default_target_is_plain_llvm_with_cores():
-    assert parse_target(None) == {"kind": "llvm", "num-cores": os.cpu_count()}
+    assert parse_target(None) == {"kind": "llvm", "num-cores": read_host().cores}
 
 
 @pytest.mark.parametrize("text, expected", [
