@@ -103,7 +103,7 @@ def build_dataset_cmd(supernet_name: str | None, weights: str, data_spec: str, n
 def train_predictor_cmd(dataset_path: str, out: str, encoder_name: str | None, seed: int, max_epochs: int,
                         patience: int, output_format: str) -> None:
     """Train OFA's MLP predictor (split by architecture); print held-out RMSE, Kendall tau, baseline."""
-    from ofa_deploy.predictors.accuracy import space_from_dict
+    from ofa_deploy.spaces import space_from_dict
     from ofa_deploy.predictors.dataset import load_accuracy_dataset
     from ofa_deploy.predictors.training import encoder_for_data, train_predictor
 
