@@ -13,42 +13,50 @@ from typing import Any
 
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.spaces.base import SearchSpace
-from ofa_deploy.spaces.mobile import MobileSpace
-from ofa_deploy.spaces.resnet import ResNetSpace
+from ofa_deploy.spaces.family import FAMILIES, ModelFamily
 
 log = logging.getLogger(__name__)
 
 
 def space_to_dict(space: SearchSpace) -> dict[str, Any]:
-    """Constructor arguments that rebuild `space`'s gene layout (JSON-able)."""
-    if isinstance(space, MobileSpace):
-        return {"class": "MobileSpace", "name": space.name, "family": space.family, "width_mult": space.width_mult,
-                "kernel_sizes": list(space.kernel_sizes), "expand_ratios": list(space.expand_ratios),
-                "depths": list(space.depths), "resolutions": list(space.resolutions), "n_classes": space.n_classes}
-    if isinstance(space, ResNetSpace):
-        return {"class": "ResNetSpace", "name": space.name, "depths": list(space.depths),
-                "expand_ratios": list(space.expand_ratios), "width_mults": list(space.width_mults),
-                "resolutions": list(space.resolutions), "n_classes": space.n_classes}
-    raise ConfigError(f"cannot serialise space {space!r}")
+    """Constructor arguments that rebuild `space`'s gene layout (JSON-able), with its class and family."""
+    return {"class": type(space).__name__, "family": space.family, **space.constructor_args()}
 
 
 def space_from_dict(data: Mapping[str, Any]) -> SearchSpace:
-    """Inverse of `space_to_dict`; every bad value is a ConfigError naming the field."""
+    """Inverse of `space_to_dict` through the registered family; every bad value is a ConfigError naming the field.
+
+    Descriptions written before families were recorded (ResNet ones have no ``family``) are matched by class.
+    """
     if not isinstance(data, Mapping):
         raise ConfigError(f"a space description must be a mapping, got {type(data).__name__}")
-    classes: dict[str, type[SearchSpace]] = {"MobileSpace": MobileSpace, "ResNetSpace": ResNetSpace}
-    cls = classes.get(data.get("class")) if isinstance(data.get("class"), str) else None
-    if cls is None:
-        raise ConfigError(f"unknown space class {data.get('class')!r} in a space description; expected {sorted(classes)}")
-    params = inspect.signature(cls.__init__).parameters
-    kwargs = {k: v for k, v in data.items() if k != "class"}
-    unknown = sorted(map(str, set(kwargs) - set(params) - {"self"}))
-    required = [p for p, spec in params.items() if p != "self" and spec.default is inspect.Parameter.empty]
-    if unknown or any(p not in kwargs for p in required):
-        allowed = sorted(p for p in params if p != "self")
-        raise ConfigError(f"{data.get('class')} description: unknown keys {unknown} or missing {required}; "
-                          f"allowed keys: {allowed}")
-    return cls(**kwargs)
+    family = _family_of_description(data)
+    params = {p: spec for p, spec in inspect.signature(family.space_class.__init__).parameters.items()
+              if p != "self" and spec.kind is not inspect.Parameter.VAR_KEYWORD}
+    kwargs = {k: v for k, v in data.items() if k != "class" and (k != "family" or k in params)}
+    kwargs = {**{k: v for k, v in family.space_args.items() if k in params}, **kwargs}
+    unknown = sorted(map(str, set(kwargs) - set(params)))
+    missing = [p for p, spec in params.items() if spec.default is inspect.Parameter.empty and p not in kwargs]
+    if unknown or missing:
+        raise ConfigError(f"{data.get('class')} description: unknown keys {unknown} or missing {missing}; "
+                          f"allowed keys: {sorted(params)}")
+    return family.space_class(**kwargs)
+
+
+def _family_of_description(data: Mapping[str, Any]) -> ModelFamily:
+    name, cls = data.get("family"), data.get("class")
+    families = FAMILIES.families()
+    if isinstance(name, str) and name in FAMILIES:
+        family = FAMILIES.get(name)
+        if family.space_class.__name__ == cls:
+            return family
+    elif name is None:
+        matches = [f for f in families if f.space_class.__name__ == cls]
+        if len(matches) == 1:
+            return matches[0]
+    known = ", ".join(f"{f.name} ({f.space_class.__name__})" for f in families)
+    raise ConfigError(f"space description of class {cls!r}, family {name!r}: no registered family has that space "
+                      f"class; known families: {known}")
 
 
 def describe_values(values: Sequence[Any]) -> str:
@@ -83,9 +91,10 @@ def align_space(predictor_space: SearchSpace, space: SearchSpace, *, what: str =
     supernet: 128..224 step 4) drives a search over that subset. Any other difference (kernels, expand ratios,
     depths, width, family, classes) is an error naming it.
     """
-    if type(predictor_space) is not type(space):
-        raise ConfigError(f"{what} is for a {type(predictor_space).__name__} ({predictor_space.name}), the supernet "
-                          f"{space.name} is a {type(space).__name__}; use a predictor for this supernet")
+    if type(predictor_space) is not type(space) or predictor_space.family != space.family:
+        raise ConfigError(f"{what} is for a {type(predictor_space).__name__} of family {predictor_space.family!r} "
+                          f"({predictor_space.name}), the supernet {space.name} is a {type(space).__name__} of family "
+                          f"{space.family!r}; use a predictor for this supernet")
     diffs = [d for d in space_differences(predictor_space, space) if not d.startswith("resolutions ")]
     if diffs:
         raise ConfigError(f"{what} does not fit supernet {space.name}: its space differs in {'; '.join(diffs)} "

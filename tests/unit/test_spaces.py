@@ -136,11 +136,13 @@ def test_space_variant_overrides() -> None:
 
 
 def test_spaces_import_without_torch():
-    """`spaces/` (and with it space serialisation and alignment) loads without torch."""
+    """`spaces/` (space serialisation and alignment, the family registry) and the built-in family declarations
+    load without torch."""
     import subprocess
     import sys
 
-    code = ("import sys, ofa_deploy.spaces, ofa_deploy.spaces.slots, ofa_deploy.spaces.serialization; "
+    code = ("import sys, ofa_deploy.spaces, ofa_deploy.spaces.slots, ofa_deploy.spaces.serialization, "
+            "ofa_deploy.families; assert ofa_deploy.spaces.list_spaces(); "
             "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -153,7 +155,8 @@ def test_space_dict_round_trip_and_alignment(name):
     again = space_from_dict(space_to_dict(space))
     assert type(again) is type(space) and space_to_dict(again) == space_to_dict(space)
     fewer = get_space(name, resolutions=space.resolutions[::2])
-    assert space_differences(fewer, space) and all(d.startswith("resolutions ") for d in space_differences(fewer, space))
+    diffs = space_differences(fewer, space)
+    assert diffs and all(d.startswith("resolutions ") for d in diffs)
     assert align_space(fewer, space).resolutions == fewer.resolutions
     with pytest.raises(ConfigError, match="differs in"):
         align_space(get_space(name, n_classes=10), space)
