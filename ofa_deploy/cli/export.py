@@ -87,11 +87,14 @@ def _no_tolerance_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def _export_options(*, no_validate: bool, seed: int, overwrite: bool, info: dict[str, Any] | None,
                     notes: list[str], **more: Any) -> Any:
-    """The `ExportOptions` of one command (validation, seed, overwrite, provenance, plus e.g. atol/rtol)."""
+    """The `ExportOptions` of one command (validation, seed, overwrite, provenance, plus e.g. atol/rtol); a subnet
+    of a registry supernet records its weights' preprocessing."""
+    from ofa_deploy.compat.released import preprocessing_of
     from ofa_deploy.export.options import ExportOptions
 
+    supernet = (info or {}).get("supernet")
     return ExportOptions(validate=not no_validate, seed=seed, overwrite=overwrite, subnet_info=info,
-                         notes=tuple(notes), **more)
+                         notes=tuple(notes), preprocessing=preprocessing_of(supernet) if supernet else None, **more)
 
 
 def _onnx_option(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -129,7 +132,7 @@ def build_model(*, supernet: str | None, subnet: str | None, weights: str | None
         model = sup.eval().extract(cfg)
         info = {"source": "supernet", "supernet": supernet, "config": cfg.to_dict(), "compact": cfg.to_string(),
                 "resolution": cfg.resolution}
-        info["bn_recalibration"] = _recalibrate(model, cfg.resolution, weights, notes)
+        info["bn_recalibration"] = _recalibrate(model, cfg.resolution, weights, notes, supernet)
     info["weights"] = str(Path(weights).absolute()) if weights else None
     if not weights:
         notes.append(RANDOM_INIT_NOTE)
@@ -138,13 +141,16 @@ def build_model(*, supernet: str | None, subnet: str | None, weights: str | None
     return model, info, notes
 
 
-def _recalibrate(model: Any, resolution: int, weights: str | None, notes: list[str]) -> dict[str, Any] | None:
-    """Recalibrate BN on ``--data`` (if given); warn when a checkpoint subnet goes out without it."""
+def _recalibrate(model: Any, resolution: int, weights: str | None, notes: list[str],
+                 supernet: str) -> dict[str, Any] | None:
+    """Recalibrate BN on ``--data`` (if given, prepared as the supernet's weights expect); warn when a checkpoint
+    subnet goes out without it."""
     from ofa_deploy.cli.inputs import load_data
+    from ofa_deploy.compat.released import preprocessing_of
 
     ctx = click.get_current_context(silent=True)
     spec = ctx.meta.get("ofa_deploy.export.data", "none") if ctx is not None else "none"
-    data = load_data(spec, image_size=resolution)
+    data = load_data(spec, image_size=resolution, preprocessing=preprocessing_of(supernet))
     if data is None:
         if weights:
             notes.append(NO_RECALIBRATION_NOTE)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ofa_deploy.errors import CheckpointError, unknown_name
+from ofa_deploy.preprocessing import OFA_IMAGENET, Preprocessing
 from ofa_deploy.spaces.family import FAMILIES
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,9 @@ class SupernetMeta:
         resolutions: the input sizes of the design space, smallest first.
         top1: ImageNet top-1 (%) of the weights, or None: OFA publishes no single figure for a supernet.
         license: licence under which the weights are published (see `OFA_LICENSE`), None if unknown.
+        preprocessing: how the weights expect their input (timm's ``pretrained_cfg``): OFA evaluates every
+            supernet on ImageNet resized to 1/0.875 of the side, center-cropped, bilinear, ImageNet mean/std; its
+            resolution is OFA's default evaluation side (a subnet picks its own: `Preprocessing.at`).
     """
 
     search_space: str
@@ -58,6 +62,7 @@ class SupernetMeta:
     resolutions: tuple[int, ...]
     top1: float | None = None
     license: str | None = None
+    preprocessing: Preprocessing = OFA_IMAGENET
 
     @property
     def max_resolution(self) -> int:
@@ -82,6 +87,13 @@ def supernet_weights() -> dict[str, WeightsSource]:
     """The released checkpoint of every registered name that has one (`ModelName.weights`), by name."""
     return {entry.name: entry.weights for family in FAMILIES.families() for entry in family.names
             if entry.weights is not None}
+
+
+def preprocessing_of(name: str | None) -> Preprocessing:
+    """How the released weights of registered name `name` expect their input; OFA's ImageNet evaluation for a name
+    without released weights (or None)."""
+    source = supernet_weights().get(name) if name is not None else None
+    return source.meta.preprocessing if source is not None and source.meta is not None else OFA_IMAGENET
 
 
 def cache_dir(override: str | os.PathLike[str] | None = None) -> Path:

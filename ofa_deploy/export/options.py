@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar, Literal
 
 from ofa_deploy.errors import ExportOptionError
+from ofa_deploy.preprocessing import Preprocessing
 
 OnConstant = Literal["randomise_bn", "fail"]
 ON_CONSTANT: tuple[str, ...] = ("randomise_bn", "fail")
@@ -100,6 +101,9 @@ class ExportOptions:
             the structure on a randomised-BN copy (see `ofa_deploy.export.structural`), ``"fail"`` fails.
         subnet_info: provenance written to ``subnet.json`` (onnx: default the model's ``.meta``).
         notes: lines added to the report.
+        preprocessing: how inputs are prepared (`ofa_deploy.preprocessing.Preprocessing`), recorded in
+            ``export_report.json`` at the input's side; None: the source export's (ort/int8/tvm from an ofa-deploy
+            ONNX export), else OFA's ImageNet evaluation (resize 1/0.875, center crop, bilinear, ImageNet mean/std).
     """
 
     input_shape: tuple[int, ...] | None = None
@@ -112,6 +116,7 @@ class ExportOptions:
     on_constant_outputs: OnConstant = "randomise_bn"
     subnet_info: Mapping[str, Any] | None = None
     notes: tuple[str, ...] = ()
+    preprocessing: Preprocessing | None = None
 
     def __post_init__(self) -> None:
         if self.input_shape is not None:
@@ -131,6 +136,9 @@ class ExportOptions:
                and all(isinstance(n, str) for n in self.notes),
                f"notes must be a sequence of strings (not one string), got {self.notes!r}")
         object.__setattr__(self, "notes", tuple(self.notes))
+        _check(self.preprocessing is None or isinstance(self.preprocessing, Preprocessing),
+               f"preprocessing must be an ofa_deploy.preprocessing.Preprocessing or None, got "
+               f"{type(self.preprocessing).__name__}")
 
     def resolve(self, fmt: FormatOptions) -> ExportOptions:
         """These options with `fmt`'s validation defaults in place of None (``atol``, ``rtol``, ``n_inputs``).

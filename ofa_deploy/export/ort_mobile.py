@@ -126,7 +126,7 @@ def run_ort(onnx_path: str | os.PathLike[str], out_dir: str | os.PathLike[str], 
     shape, dynamic = resolve_input_shape(proto, options.input_shape)
     out = check_out_dir(out_dir, overwrite=options.overwrite)
     report = new_report("ort", out, options, files={"model": "model.ort"}, input_shape=shape,
-                        subnet=options.subnet_info, opset=_opset(proto), dynamic_batch=dynamic,
+                        subnet=options.subnet_info, source=src, opset=_opset(proto), dynamic_batch=dynamic,
                         extra={"optimization_style": fmt.optimization_style, "target_platform": fmt.target_platform,
                                "source_onnx": str(src)})
     if fmt.optimization_style == "Fixed":

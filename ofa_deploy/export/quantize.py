@@ -167,7 +167,7 @@ def run_int8(onnx_path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
     batches = calibration_batches(fmt.calibration)
     out = check_out_dir(out_dir, overwrite=options.overwrite)
     report = new_report("int8", out, options, files={"model": "model_int8.onnx"}, input_shape=shape,
-                        subnet=options.subnet_info, dynamic_batch=dynamic,
+                        subnet=options.subnet_info, source=src, dynamic_batch=dynamic,
                         extra={"quant_format": "QDQ", "activation_type": "uint8", "weight_type": "int8",
                                "per_channel": fmt.per_channel, "calibration_batches": len(batches),
                                "source_onnx": str(src)})

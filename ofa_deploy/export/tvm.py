@@ -218,7 +218,7 @@ def run_tvm(onnx_path_or_model: str | os.PathLike[str] | Any, out_dir: str | os.
     except Exception as exc:
         raise ExportError(f"TVM rejected target {tgt_dict}: {exc}") from exc
     report = new_report("tvm", out, options, files={"model": "model.so"}, input_shape=shape,
-                        subnet=options.subnet_info, target=tgt_dict, dynamic_batch=dynamic and not tuned,
+                        subnet=options.subnet_info, source=src, target=tgt_dict, dynamic_batch=dynamic and not tuned,
                         extra={"tuned": tuned, "source_onnx": str(src) if src else None})
     if not tuned:
         report.notes.append("untuned TVM build (naive schedules): its latency is not representative of TVM")
