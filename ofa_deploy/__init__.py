@@ -78,3 +78,7 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS))
+
+
+# the built-in model families register themselves on import (torch-free), so their names are known everywhere
+import ofa_deploy.families  # noqa: E402,F401

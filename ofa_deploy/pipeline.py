@@ -471,12 +471,12 @@ def _publish_model(info: dict[str, Any], target: Path) -> None:
 def _search_space(predictor: Any, space: Any, resolutions: Sequence[int] | None, progress: Progress | None) -> Any:
     """`space` restricted to the resolutions the predictor covers (and `resolutions`); a predictor whose space
     differs otherwise is refused with the difference named."""
-    from ofa_deploy.predictors.accuracy import align_space
+    from ofa_deploy.spaces import align_space
 
     searched = align_space(predictor.space, space, what=f"the accuracy predictor ({predictor.space.name})",
                            resolutions=resolutions)
     if searched.resolutions != space.resolutions:
-        from ofa_deploy.predictors.accuracy import _describe_values
+        from ofa_deploy.spaces import describe_values as _describe_values
 
         _say(progress, f"searching {space.name} at resolutions {_describe_values(list(searched.resolutions))}: the "
                        f"accuracy predictor covers those (the supernet: {_describe_values(list(space.resolutions))})")
@@ -486,7 +486,7 @@ def _search_space(predictor: Any, space: Any, resolutions: Sequence[int] | None,
 def _restrict_to_tables(space: Any, predictors: Sequence[Any], resolutions: Sequence[int] | None,
                         progress: Progress | None) -> Any:
     """`space` restricted to the resolutions every latency table covers; an explicit request outside them fails."""
-    from ofa_deploy.predictors.accuracy import _describe_values, space_from_dict, space_to_dict
+    from ofa_deploy.spaces import describe_values as _describe_values, space_from_dict, space_to_dict
 
     covered = [r for r in space.resolutions if all(r in p.covered_resolutions() for p in predictors)]
     if tuple(covered) == tuple(space.resolutions):

@@ -141,6 +141,7 @@ def deploy_cmd(supernet: str, weights: str | None, predictor: str | None, ofa_pr
 
     Exit codes: 0 verified under budget, 1 bad input, 2 usage, 3 export validation failed, 4 no pick could be
     verified under the budget (the run dir and report are still written)."""
+    from ofa_deploy.compat.released import preprocessing_of
     from ofa_deploy.pipeline import DeployRequest
     from ofa_deploy.profiling.hardware import HardwareProfile
     from ofa_deploy.spaces import get_space
@@ -154,7 +155,8 @@ def deploy_cmd(supernet: str, weights: str | None, predictor: str | None, ofa_pr
     net = load_supernet(supernet, weights, say=_stderr)
     acc = load_accuracy_predictor(supernet, predictor, ofa_predictor, ofa_predictor_kind, space=net.space)
     table, build_at = _target_table(prof, acc.space, lut, build_lut, res)
-    splits = load_data(data, image_size=max(acc.space.resolutions), seed=seed)
+    splits = load_data(data, image_size=max(acc.space.resolutions), seed=seed,
+                       preprocessing=preprocessing_of(supernet))
     req = DeployRequest(out_dir=Path(out_dir), profile=profile, lut=table, lut_cache=build_at,
                         latency_budget_ms=target_budget, macs_budget=macs_budget, resolutions=res,
                         generations=generations, population=population, seed=seed, max_tries=max_tries,

@@ -10,7 +10,6 @@ import os
 
 from ofa_deploy.compat.checkpoint import load_supernet_weights
 from ofa_deploy.compat.released import (
-    SUPERNET_WEIGHTS,
     SupernetMeta,
     WeightsSource,
     cache_dir,
@@ -19,6 +18,7 @@ from ofa_deploy.compat.released import (
     released_name,
     resolve_weights,
     sha256_of,
+    supernet_weights,
 )
 from ofa_deploy.compat.specialized import (
     SPECIALIZED_NETS,
@@ -30,9 +30,9 @@ from ofa_deploy.compat.specialized import (
 from ofa_deploy.compat.zoo import get_weights, list_weights
 
 __all__ = [
-    "SPECIALIZED_NETS", "SUPERNET_WEIGHTS", "SpecializedMeta", "SpecializedSource", "SupernetMeta", "WeightsSource",
-    "cache_dir", "download", "fetch_specialized", "fetch_supernet_weights", "get_specialized", "get_weights",
-    "list_weights", "pretrained_supernet", "released_name", "resolve_weights", "sha256_of",
+    "SPECIALIZED_NETS", "SpecializedMeta", "SpecializedSource", "SupernetMeta", "WeightsSource", "cache_dir",
+    "download", "fetch_specialized", "fetch_supernet_weights", "get_specialized", "get_weights", "list_weights",
+    "pretrained_supernet", "released_name", "resolve_weights", "sha256_of", "supernet_weights",
 ]
 
 

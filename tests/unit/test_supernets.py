@@ -269,13 +269,13 @@ def test_download_cache_and_sha256(tmp_path) -> None:
 
 
 def test_pretrained_supernet_uses_the_cache_without_network(tmp_path, monkeypatch) -> None:
-    from ofa_deploy.compat.weights import SUPERNET_WEIGHTS, cache_dir, pretrained_supernet
+    from ofa_deploy.compat.weights import cache_dir, pretrained_supernet, supernet_weights
 
     monkeypatch.setenv("OFA_DEPLOY_CACHE", str(tmp_path / "env-cache"))
     assert cache_dir() == tmp_path / "env-cache" and cache_dir(tmp_path) == tmp_path
     name = "ofa_proxyless_w13"
     released = randomize_for_parity(create_supernet(name), seed=8, input_shape=(2, 3, 64, 64))
-    cached = tmp_path / "supernets" / SUPERNET_WEIGHTS[name].filename
+    cached = tmp_path / "supernets" / supernet_weights()[name].filename
     cached.parent.mkdir(parents=True)
     torch.save({"state_dict": released.state_dict()}, cached)
     net = pretrained_supernet(name, cache_dir=tmp_path)
