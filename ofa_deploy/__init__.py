@@ -41,7 +41,7 @@ _EXPORTS: dict[str, str] = {
     "build_lut": "ofa_deploy.profiling.builder",
     "validate_lut": "ofa_deploy.profiling.validate",
     "measure_models": "ofa_deploy.profiling.measure",
-    "LatencyTable": "ofa_deploy.profiling.lut",
+    "LatencyTable": "ofa_deploy.tables.latency",
     "find_table": "ofa_deploy.profiling.lut",
     "check_table_host": "ofa_deploy.profiling.host",
     # predictors

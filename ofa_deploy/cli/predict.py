@@ -24,7 +24,8 @@ def _load_tables(space: Any, luts: tuple[str, ...], ofa_luts: tuple[str, ...], p
                  stat: str | None) -> list[tuple[str, str, Any]]:
     """(label, path, table) for every --lut, --ofa-lut and --profile, in that order."""
     from ofa_deploy.profiling.host import warn_if_foreign
-    from ofa_deploy.profiling.lut import LatencyTable, find_table
+    from ofa_deploy.profiling.lut import find_table
+    from ofa_deploy.tables.latency import LatencyTable
 
     if not (luts or ofa_luts or profiles):
         raise click.UsageError("give at least one latency table: --lut FILE, --ofa-lut DIR or --profile NAME "

@@ -151,9 +151,10 @@ def validate_cmd(profile_name: str, supernet: str, lut: str | None, n: int, seed
                  output_format: str) -> None:
     """Measure N random subnets whole against the table's anchor and compare them with its predictions."""
     from ofa_deploy.profiling.hardware import HardwareProfile
-    from ofa_deploy.profiling.lut import LatencyTable, find_table
+    from ofa_deploy.profiling.lut import find_table
     from ofa_deploy.profiling.validate import validate_lut
     from ofa_deploy.spaces import get_space
+    from ofa_deploy.tables.latency import LatencyTable
 
     profile = HardwareProfile.load(profile_name)
     space = get_space(supernet)

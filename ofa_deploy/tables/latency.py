@@ -28,7 +28,7 @@ On disk a table is one versioned JSON document (written atomically)::
 
 OFA's YAML tables are read by `load_ofa_lut` here (`LatencyTable.from_ofa_yaml`; `ofa_deploy.compat.ofa_lut`
 re-exports it) and written by `ofa_deploy.compat.ofa_lut.save_ofa_lut`. This module needs neither torch nor
-`profiling`; `ofa_deploy.profiling.lut` re-exports it and adds where built tables are stored.
+`profiling`; `ofa_deploy.profiling.lut` says where built tables are stored.
 """
 from __future__ import annotations
 
