@@ -15,9 +15,11 @@ from typing import Any
 
 from ofa_deploy.export.api import export
 from ofa_deploy.export.artifacts import ExportReport, load_report
-from ofa_deploy.export.onnx import MAX_OPSET, MIN_OPSET, export_onnx, torch_to_onnx
+from ofa_deploy.export.onnx import export_onnx, torch_to_onnx
 from ofa_deploy.export.options import (
     FORMATS,
+    MAX_OPSET,
+    MIN_OPSET,
     ExportOptions,
     Int8Options,
     OnnxOptions,

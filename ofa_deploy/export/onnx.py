@@ -35,8 +35,7 @@ from ofa_deploy.export.validate import make_inputs
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MAX_OPSET", "MIN_OPSET", "check_input_shape", "check_opset", "export_copy_onnx", "export_onnx",
-           "run_onnx", "slim_onnx", "torch_to_onnx"]
+__all__ = ["export_copy_onnx", "export_onnx", "run_onnx", "slim_onnx", "torch_to_onnx"]
 
 
 def torch_to_onnx(

@@ -11,10 +11,11 @@ import pytest
 
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.predictors.latency import LatencyPredictor, fit_linear_calibration
-from ofa_deploy.profiling.anchor import AnchorInfo, default_anchor_config, resolve_anchor_config
+from ofa_deploy.profiling.anchor import default_anchor_config, resolve_anchor_config
 from ofa_deploy.profiling.host import backend_fingerprint, check_table_host, compare, warn_if_foreign
-from ofa_deploy.tables.latency import Calibration, LatencyStats, LatencyTable, Provenance
 from ofa_deploy.spaces import get_space
+from ofa_deploy.tables.anchor import AnchorInfo
+from ofa_deploy.tables.latency import Calibration, LatencyStats, LatencyTable, Provenance
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from ofa_deploy.errors import ExportError
-from ofa_deploy.export.onnx import MAX_OPSET, MIN_OPSET, check_opset
+from ofa_deploy.export.options import MAX_OPSET, MIN_OPSET, check_opset
 from ofa_deploy.export.tvm import parse_target
 
 
