@@ -46,7 +46,7 @@ import yaml
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.fileio import atomic_write_text
 from ofa_deploy.spaces import SearchSpace
-from ofa_deploy.spaces.ofa_keys import SCHEMAS, ofa_key, parse_ofa_key, proxyless_logits_key, specs_from_key
+from ofa_deploy.spaces.ofa_keys import ofa_key, proxyless_logits_key
 from ofa_deploy.spaces.ofa_keys import ofa_schema as _schema_of
 from ofa_deploy.spaces.slots import SlotTables
 from ofa_deploy.tables.latency import PROXYLESS_FILE_HINTS, LatencyStats, LatencyTable, load_ofa_lut
@@ -140,5 +140,4 @@ def with_provenance(table: LatencyTable, **changes: Any) -> LatencyTable:
     return table.copy(provenance=replace(table.provenance, **changes))
 
 
-__all__ = ["PROXYLESS_FILE_HINTS", "SCHEMAS", "load_ofa_lut", "ofa_key", "parse_ofa_key", "proxyless_logits_key", "save_ofa_lut",
-           "specs_from_key", "with_provenance"]
+__all__ = ["PROXYLESS_FILE_HINTS", "load_ofa_lut", "save_ofa_lut", "with_provenance"]
