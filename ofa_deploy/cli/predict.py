@@ -144,7 +144,7 @@ def latency_cmd(supernet: str, subnet: str, resolution: int | None, per_layer: b
         prov = table.provenance
         row: dict[str, Any] = {"label": label, "latency_ms": total, "stat": table.stat,
                                "table": {"device": prov.device, "profile": prov.profile_name,
-                                         "backend": prov.backend, "entries": len(table), "path": path}}
+                                         "backend": prov.host.get("backend", ""), "entries": len(table), "path": path}}
         if per_layer:
             row["layers"] = [{"layer": spec.short(), "role": spec.role, "ofa_key": ofa_key(spec), "ms": ms}
                              for spec, ms in layers]

@@ -36,7 +36,6 @@ import numpy as np
 
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.executors import Executor, LocalExecutor
-from ofa_deploy.profiling.host import cpu_model
 from ofa_deploy.profiling.incontext import InContextMethod
 from ofa_deploy.profiling.isolated import IsolatedMethod, task_model
 from ofa_deploy.profiling.measure import PairedVisits
@@ -162,9 +161,7 @@ def make_provenance(profile: Any, backend: Any, space_name: str, settings: Timer
 
     desc = backend.describe() if backend is not None else {}
     return Provenance(
-        device=platform.node() or "host", cpu_model=cpu_model(),
-        backend=str(desc.get("backend", getattr(profile, "backend", ""))),
-        backend_version=str(desc.get("version", "")),
+        device=platform.node() or "host",
         execution_provider=str(desc.get("provider", getattr(profile, "execution_provider", "") or "")),
         threads=getattr(profile, "intra_op_threads", desc.get("threads")),
         precision=getattr(profile, "precision", "fp32"), batch_size=getattr(profile, "batch_size", 1),

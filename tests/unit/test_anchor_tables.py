@@ -122,12 +122,38 @@ def test_foreign_host_is_named_with_both_fingerprints(space, caplog):
     assert not unknown.ok and not unknown.known
 
 
-def test_legacy_provenance_gives_a_partial_fingerprint(space):
-    table = units_table(space)
-    table.provenance = Provenance(cpu_model="Intel(R) Xeon(R) Processor", backend="onnxruntime",
-                                  backend_version="1.0.0", execution_provider="CPUExecutionProvider", threads=1)
-    check = check_table_host(table, None)
+# Provenance as ofa-deploy 0.1.0 wrote it: before host fingerprints (flat fields only), then with both.
+FLAT_PROVENANCE = (b'{"device": "vm", "cpu_model": "Intel(R) Xeon(R) Processor", "backend": "onnxruntime", '
+                   b'"backend_version": "1.0.0", "execution_provider": "CPUExecutionProvider", "threads": 1, '
+                   b'"precision": "fp32", "batch_size": 1, "profile_name": "ort-cpu-1t", "supernet": "ofa_mbv3_w10"}')
+BOTH_PROVENANCE = (b'{"device": "vm", "cpu_model": "AMD EPYC", "backend": "onnxruntime", "backend_version": "1.32.0", '
+                   b'"execution_provider": "CPUExecutionProvider", "threads": 1, "profile_name": "ort-cpu-1t", '
+                   b'"host": {"cpu_model": "AMD EPYC", "cores": 2, "backend": "onnxruntime", '
+                   b'"backend_version": "1.32.0", "provider": "CPUExecutionProvider", "threads": 1}}')
+OFA_PROVENANCE = b'{"device": "note10", "backend": "ofa-lut", "supernet": "ofa_mbv3_w12"}'
+
+
+def _with_provenance(space, raw: bytes, path):
+    data = units_table(space).to_dict()
+    data["provenance"] = json.loads(raw)
+    path.write_text(json.dumps(data))
+    return LatencyTable.load(path)
+
+
+def test_old_provenance_loads_with_each_host_fact_once(space, tmp_path):
+    flat = _with_provenance(space, FLAT_PROVENANCE, tmp_path / "flat.json")
+    assert flat.provenance.host == {"cpu_model": "Intel(R) Xeon(R) Processor", "backend": "onnxruntime",
+                                    "backend_version": "1.0.0", "provider": "CPUExecutionProvider", "threads": 1}
+    check = check_table_host(flat, None)  # the partial fingerprint the flat fields recorded
     assert check.known and "cpu_model" in check.differences
+    both = _with_provenance(space, BOTH_PROVENANCE, tmp_path / "both.json")
+    assert both.provenance.host["cpu_model"] == "AMD EPYC" and both.provenance.host["cores"] == 2
+    ofa = _with_provenance(space, OFA_PROVENANCE, tmp_path / "ofa.json")
+    assert ofa.provenance.host == {"backend": "ofa-lut"} and not check_table_host(ofa, None).known
+    for table in (flat, both, ofa):
+        saved = table.to_dict()["provenance"]
+        assert not {"cpu_model", "backend", "backend_version"} & set(saved)  # written once, in host
+        assert LatencyTable.from_dict(table.to_dict()).provenance == table.provenance
 
 
 def test_profile_check_cli(space, tmp_path):
