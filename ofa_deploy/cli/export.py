@@ -216,7 +216,7 @@ def export_onnx_cmd(supernet: str | None, subnet: str | None, weights: str | Non
                     atol: float, rtol: float, no_validate: bool, seed: int, output_format: str, slim: bool,
                     static_batch: bool) -> None:
     """PyTorch → ONNX (classic exporter, BN folded), validated in ONNX Runtime on batch 1 and 3."""
-    from ofa_deploy.export.api import export
+    from ofa_deploy.export.api import export_model
     from ofa_deploy.export.options import check_opset
 
     check_opset(opset)
@@ -224,7 +224,7 @@ def export_onnx_cmd(supernet: str | None, subnet: str | None, weights: str | Non
                                      run_config=run_config, resolution=resolution)
     options = _export_options(no_validate=no_validate, seed=seed, overwrite=overwrite, info=info, notes=notes,
                               input_shape=_input_shape(model), atol=atol, rtol=rtol)
-    report = export(model, out_dir, format="onnx", options=options, opset=opset, dynamic_batch=not static_batch,
+    report = export_model(model, out_dir, format="onnx", options=options, opset=opset, dynamic_batch=not static_batch,
                     slim=slim)
     _finish(report, output_format)
 
@@ -260,7 +260,7 @@ def export_ort_cmd(supernet: str | None, subnet: str | None, weights: str | None
                    atol: float, rtol: float, no_validate: bool, seed: int, output_format: str, onnx_path: str | None,
                    optimization_style: str, target_platform: str) -> None:
     """ONNX → ORT format (.ort) with onnxruntime's converter, validated in ONNX Runtime."""
-    from ofa_deploy.export.api import export
+    from ofa_deploy.export.api import export_model
     from ofa_deploy.export.artifacts import check_out_dir
 
     check_out_dir(out_dir, overwrite=overwrite)
@@ -270,7 +270,7 @@ def export_ort_cmd(supernet: str | None, subnet: str | None, weights: str | None
                                              net_config=net_config, run_config=run_config, resolution=resolution)
         options = _export_options(no_validate=no_validate, seed=seed, overwrite=overwrite, info=info, notes=notes,
                                   atol=atol, rtol=rtol)
-        report = export(src, out_dir, format="ort", options=options, reference=ref,
+        report = export_model(src, out_dir, format="ort", options=options, reference=ref,
                         optimization_style=optimization_style, target_platform=target_platform)
     _finish(report, output_format)
 
@@ -292,7 +292,7 @@ def export_int8_cmd(supernet: str | None, subnet: str | None, weights: str | Non
     """ONNX → int8 ONNX (static QDQ, per-channel), judged by top-1 agreement (--min-top1); fp32/int8 latency."""
     import numpy as np
 
-    from ofa_deploy.export.api import export
+    from ofa_deploy.export.api import export_model
     from ofa_deploy.export.artifacts import check_out_dir
     from ofa_deploy.export.common import load_onnx_checked, resolve_input_shape
 
@@ -305,7 +305,7 @@ def export_int8_cmd(supernet: str | None, subnet: str | None, weights: str | Non
         calib = np.random.default_rng(seed + 1).standard_normal((calib_batches, *shape[1:]), dtype=np.float32)
         notes = [*notes, f"calibrated on {calib_batches} seeded random inputs, not real images"]
         options = _export_options(no_validate=no_validate, seed=seed, overwrite=overwrite, info=info, notes=notes)
-        report = export(src, out_dir, format="int8", options=options, reference=ref, calibration=calib,
+        report = export_model(src, out_dir, format="int8", options=options, reference=ref, calibration=calib,
                         min_top1=min_top1)
     _finish(report, output_format)
 
@@ -329,7 +329,7 @@ def export_tvm_cmd(supernet: str | None, subnet: str | None, weights: str | None
                    onnx_path: str | None, target: str | None, tune_trials: int, tune_max_tasks: int | None,
                    tuning_db: str | None) -> None:
     """ONNX → TVM Relax shared library (.so), reloaded in a fresh VM and validated."""
-    from ofa_deploy.export.api import export
+    from ofa_deploy.export.api import export_model
     from ofa_deploy.export.artifacts import check_out_dir
     from ofa_deploy.export.tvm import import_tvm, parse_target
 
@@ -342,6 +342,6 @@ def export_tvm_cmd(supernet: str | None, subnet: str | None, weights: str | None
                                              net_config=net_config, run_config=run_config, resolution=resolution)
         options = _export_options(no_validate=no_validate, seed=seed, overwrite=overwrite, info=info, notes=notes,
                                   atol=atol, rtol=rtol)
-        report = export(src, out_dir, format="tvm", options=options, reference=ref, target=tgt,
+        report = export_model(src, out_dir, format="tvm", options=options, reference=ref, target=tgt,
                         tune_trials=tune_trials, tune_max_tasks=tune_max_tasks, tuning_db=tuning_db)
     _finish(report, output_format)

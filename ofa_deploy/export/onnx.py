@@ -145,8 +145,8 @@ def export_onnx(
 ) -> ExportReport:
     """Export `model` to an artifact directory with ``model.onnx`` and validate it in ONNX Runtime.
 
-    The keyword form of ``export(model, out_dir, format="onnx", ...)`` (see `ofa_deploy.export.api.export`;
-    the keywords are the fields of `ExportOptions` and `OnnxOptions`).
+    The keyword form of ``export_model(model, out_dir, format="onnx", ...)`` (see
+    `ofa_deploy.export.api.export_model`; the keywords are the fields of `ExportOptions` and `OnnxOptions`).
 
     Validation runs `n_inputs` seeded inputs (batch 1 and batch 3 alternating when `dynamic_batch`) through the
     PyTorch model and ORT and compares every output with ``|diff| <= atol + rtol * |ref|``. If the model's outputs

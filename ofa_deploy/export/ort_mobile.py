@@ -94,7 +94,8 @@ def export_ort(
 ) -> ExportReport:
     """Convert `onnx_path` to ``model.ort`` in an artifact directory and validate it in ONNX Runtime.
 
-    The keyword form of ``export(onnx_path, out_dir, format="ort", ...)`` (see `ofa_deploy.export.api.export`).
+    The keyword form of ``export_model(onnx_path, out_dir, format="ort", ...)`` (see
+    `ofa_deploy.export.api.export_model`).
 
     Args:
         reference: torch module (or runner) to validate against; default: the source ``.onnx`` in ORT.

@@ -130,8 +130,9 @@ def export_int8(
 ) -> ExportReport:
     """Quantize `onnx_path` to ``model_int8.onnx`` (static QDQ) and report agreement and latency vs fp32.
 
-    The keyword form of ``export(onnx_path, out_dir, format="int8", ...)`` (see `ofa_deploy.export.api.export`).
-    int8 is judged by top-1 agreement, not by a tolerance: there is no ``atol``/``rtol`` (`export` refuses them).
+    The keyword form of ``export_model(onnx_path, out_dir, format="int8", ...)`` (see
+    `ofa_deploy.export.api.export_model`). int8 is judged by top-1 agreement, not by a tolerance: there is no
+    ``atol``/``rtol`` (`export_model` refuses them).
 
     Args:
         calibration: a few representative batches (see `calibration_batches`).

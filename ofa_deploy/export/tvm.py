@@ -162,7 +162,8 @@ def export_tvm(
 ) -> ExportReport:
     """Compile an ONNX model with TVM Relax to ``model.so``, reload it in a fresh VM and validate it.
 
-    The keyword form of ``export(onnx_path, out_dir, format="tvm", ...)`` (see `ofa_deploy.export.api.export`).
+    The keyword form of ``export_model(onnx_path, out_dir, format="tvm", ...)`` (see
+    `ofa_deploy.export.api.export_model`).
 
     Args:
         onnx_path_or_model: ``.onnx`` path or an ``onnx.ModelProto``.

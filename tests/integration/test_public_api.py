@@ -31,8 +31,8 @@ def test_common_path_supernet_weights_export_profile_predict_search_deploy(tmp_p
     assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), loaded.state_dict().values()))
 
     cfg = loaded.space.sample(rng=0)
-    report = od.export(loaded.extract(cfg).eval(), tmp_path / "subnet", format="onnx",
-                       input_shape=(1, 3, cfg.resolution, cfg.resolution))
+    report = od.export_model(loaded.extract(cfg).eval(), tmp_path / "subnet", format="onnx",
+                             input_shape=(1, 3, cfg.resolution, cfg.resolution))
     assert isinstance(od.load_report(tmp_path / "subnet"), od.ExportReport) and report.path("model").is_file()
 
     profile = od.HardwareProfile.load("ort-cpu-1t")
@@ -58,6 +58,25 @@ def test_common_path_supernet_weights_export_profile_predict_search_deploy(tmp_p
     assert (result.out_dir / "model" / "model.onnx").is_file() and result.measured["latency_ms"] > 0
 
 
-def test_export_stays_callable_once_its_package_is_imported():
+def test_dir_is_the_public_api_sorted():
+    names = dir(od)
+    assert names == sorted(names) == sorted(od.__all__)
+    assert not {"Any", "annotations", "importlib"} & set(names)
+    assert all(hasattr(od, name) for name in names)
     assert od.ExportReport.__module__ == "ofa_deploy.export.artifacts"  # imports the ofa_deploy.export package
-    assert callable(od.export) and od.export.__call__ is not None
+    assert callable(od.export_model) and "export_model" in names and "export" not in names
+
+
+def test_no_function_shares_its_name_with_a_package_module():
+    """`ofa_deploy.export` is the package and only the package: the entry point is `export_model`."""
+    package_dir = Path(od.__file__).parent
+    for init in package_dir.rglob("__init__.py"):
+        package = ".".join(init.parent.relative_to(package_dir.parent).parts)
+        children = {p.stem for p in init.parent.glob("*.py")} | {p.name for p in init.parent.iterdir()
+                                                                  if (p / "__init__.py").is_file()}
+        tree = ast.parse(init.read_text())
+        defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+        imported = {a.asname or a.name for n in tree.body if isinstance(n, ast.ImportFrom) for a in n.names}
+        exported = set(getattr(od, "_EXPORTS", {})) if init.parent == package_dir else set()
+        clash = (defined | imported | exported) & (children - {"__init__"})
+        assert not clash, f"{package}: {sorted(clash)} name both a function and a module of the package"

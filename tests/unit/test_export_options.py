@@ -1,4 +1,4 @@
-"""Export options: one set of defaults, validated up front; `export()` routes keywords and refuses unknown ones."""
+"""Export options: one set of defaults, validated up front; `export_model()` routes keywords, refuses unknown ones."""
 from __future__ import annotations
 
 import inspect
@@ -13,8 +13,8 @@ from ofa_deploy.export import (
     OnnxOptions,
     OrtOptions,
     TvmOptions,
-    export,
     export_int8,
+    export_model,
     export_onnx,
     export_ort,
     export_tvm,
@@ -63,7 +63,7 @@ def test_int8_has_other_validation_defaults_and_no_tolerance():
     with pytest.raises(ExportOptionError, match="top-1 agreement.*drop atol/rtol"):
         ExportOptions(atol=1e-3).resolve(Int8Options(calibration=[0]))
     with pytest.raises(ExportOptionError, match="drop atol/rtol"):
-        export("model.onnx", "out", format="int8", calibration=[0], rtol=0.1)
+        export_model("model.onnx", "out", format="int8", calibration=[0], rtol=0.1)
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -101,13 +101,13 @@ def test_options_are_frozen_and_normalised():
 
 def test_export_refuses_unknown_formats_and_options_with_suggestions(tmp_path):
     with pytest.raises(UnknownNameError, match="'onxx'.*Did you mean 'onnx'"):
-        export(object(), tmp_path / "o", format="onxx")
+        export_model(object(), tmp_path / "o", format="onxx")
     with pytest.raises(UnknownNameError, match="'opest'.*Did you mean 'opset'"):
-        export(object(), tmp_path / "o", format="onnx", opest=13)
+        export_model(object(), tmp_path / "o", format="onnx", opest=13)
     with pytest.raises(UnknownNameError, match="'calibration'"):  # an int8 option is not an ort option
-        export("m.onnx", tmp_path / "o", format="ort", calibration=[0])
+        export_model("m.onnx", tmp_path / "o", format="ort", calibration=[0])
     with pytest.raises(ExportOptionError, match="reference= is for ort/int8/tvm"):
-        export(object(), tmp_path / "o", format="onnx", reference=object(), input_shape=(1, 3, 8, 8))
+        export_model(object(), tmp_path / "o", format="onnx", reference=object(), input_shape=(1, 3, 8, 8))
     with pytest.raises(ExportOptionError, match="needs input_shape"):
-        export(object(), tmp_path / "o", format="onnx")
+        export_model(object(), tmp_path / "o", format="onnx")
     assert not (tmp_path / "o").exists()
