@@ -23,22 +23,18 @@ def _int_list(text: str | None) -> list[int] | None:
 
 
 def _load_supernet(name: str | None, weights: str) -> tuple[Any, str]:
-    """A supernet with weights: a demo checkpoint (sidecar JSON beside it) or a registry supernet + OFA weights."""
+    """A supernet with weights (`ofa_deploy.create_supernet`) and its name: a demo checkpoint (sidecar JSON beside
+    it) or a registry supernet + a weights file."""
+    from ofa_deploy.api import create_supernet
+    from ofa_deploy.demo import DEMO_NAME
+
     path = Path(weights)
     if not is_regular_file(path):
         raise ConfigError(f"--weights file not found (or not a regular file): {path}")
-    if is_regular_file(path.with_suffix(".json")):
-        from ofa_deploy.demo import DEMO_NAME, load_demo_supernet
-
-        return load_demo_supernet(path), name or DEMO_NAME
-    if not name:
+    demo = is_regular_file(path.with_suffix(".json"))
+    if not name and not demo:
         raise click.UsageError("--supernet is required unless --weights is a demo checkpoint (with its .json sidecar)")
-    from ofa_deploy.compat.checkpoint import load_supernet_weights
-    from ofa_deploy.supernets import create_supernet
-
-    supernet = create_supernet(name)
-    load_supernet_weights(supernet, path)
-    return supernet.eval(), name
+    return create_supernet(name, weights=path).eval(), name or DEMO_NAME
 
 
 @click.group("accuracy")

@@ -116,17 +116,13 @@ def build_model(*, supernet: str | None, subnet: str | None, weights: str | None
                                 "run_config": str(Path(run_config).absolute()) if run_config else None,
                                 "network": model.meta.get("net_config"), "resolution": res}
     else:
+        from ofa_deploy.api import create_supernet
         from ofa_deploy.cli.common import parse_subnet
-        from ofa_deploy.supernets import create_supernet
 
         assert supernet is not None and subnet is not None
-        sup = create_supernet(supernet)
+        sup = create_supernet(supernet, weights=weights or None).eval()
         cfg = parse_subnet(sup.space, subnet, resolution)
-        if weights:
-            from ofa_deploy.compat.checkpoint import load_supernet_weights
-
-            load_supernet_weights(sup, weights)
-        model = sup.eval().extract(cfg)
+        model = sup.extract(cfg)
         info = {"source": "supernet", "supernet": supernet, "config": cfg.to_dict(), "compact": cfg.to_string(),
                 "resolution": cfg.resolution}
         info["bn_recalibration"] = _recalibrate(model, cfg.resolution, weights, notes)

@@ -2,7 +2,7 @@
 
 Each `WeightsSource` carries a `SupernetMeta` (parameters, largest MACs, resolutions, ...) that
 ``tests/unit/test_weights_registry.py`` recomputes from the built supernet, as torchvision's weight enums
-are checked. `ofa_deploy.compat.weights` re-exports these and adds `pretrained_supernet(name)`;
+are checked. ``ofa_deploy.create_supernet(name, weights="released")`` builds a supernet with them;
 `ofa_deploy.compat.zoo` looks entries up by name (supernets and the released specialized nets).
 
 Files are cached under ``$OFA_DEPLOY_CACHE`` or ``~/.cache/ofa-deploy`` (``supernets/<file>``).
