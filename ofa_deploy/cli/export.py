@@ -13,7 +13,16 @@ from typing import Any
 
 import click
 
-from ofa_deploy.cli.common import check_model_source, emit, format_option, handle_errors
+from ofa_deploy.cli.common import check_model_source, emit, handle_errors
+from ofa_deploy.cli.options import (
+    format_option,
+    net_config_options,
+    resolution_option,
+    seed_option,
+    subnet_option,
+    supernet_option,
+    weights_option,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +45,11 @@ RANDOM_INIT_NOTE = ("weights are random-init (no --weights given): accuracy is m
 
 def _source_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.option("--supernet", default=None, help="Supernet name (with --subnet), e.g. ofa_mbv3_w12."),
-        click.option("--subnet", default=None,
-                     help="'max', 'min', a compact string, JSON (ours or an OFA arch dict) or a .json path."),
-        click.option("--weights", default=None, type=click.Path(dir_okay=False),
-                     help="Checkpoint: supernet weights (with --supernet) or static weights (with --net-config)."),
-        click.option("--net-config", "net_config", default=None, type=click.Path(dir_okay=False),
-                     help="An OFA specialized net.config instead of --supernet/--subnet."),
-        click.option("--run-config", "run_config", default=None, type=click.Path(dir_okay=False),
-                     help="run.config giving image_size (with --net-config)."),
-        click.option("--resolution", type=int, default=None, help="Input resolution (overrides the config's)."),
+        supernet_option(required=False, note="with --subnet"),
+        subnet_option(),
+        weights_option(note="with --net-config: the static net's checkpoint"),
+        net_config_options,
+        resolution_option(note="overrides the config's"),
         click.option("--data", default="none", show_default=True, metavar="none|digits|imagefolder:PATH",
                      expose_value=False, callback=_remember_data,
                      help="Images to recalibrate BN on before export (supernet subnets): an ImageNet-style folder "
@@ -55,7 +59,7 @@ def _source_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--overwrite", is_flag=True, help="Replace a non-empty --out directory."),
         click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset (classic exporter: 11..20)."),
         click.option("--no-validate", "no_validate", is_flag=True, help="Skip validation."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the validation inputs."),
+        seed_option(note="the validation inputs are drawn with it"),
         format_option,
     ]
     for opt in reversed(options):

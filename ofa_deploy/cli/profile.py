@@ -6,7 +6,8 @@ from typing import Any
 
 import click
 
-from ofa_deploy.cli.common import emit, format_option, handle_errors
+from ofa_deploy.cli.common import emit, handle_errors
+from ofa_deploy.cli.options import format_option
 from ofa_deploy.scale.cli import executor_options, make_executor
 
 
