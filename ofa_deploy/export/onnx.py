@@ -24,10 +24,10 @@ from ofa_deploy.export.options import (
     MAX_OPSET,
     MIN_OPSET,
     ExportOptions,
-    OnConstant,
     OnnxOptions,
     check_input_shape,
     check_opset,
+    common_options,
 )
 from ofa_deploy.export.run import Check, export_and_publish, new_report
 from ofa_deploy.export.runners import ort_runner
@@ -132,16 +132,8 @@ def export_onnx(
     opset: int = 17,
     dynamic_batch: bool = True,
     slim: bool = False,
-    validate: bool = True,
-    atol: float = 1e-4,
-    rtol: float = 1e-3,
-    n_inputs: int = 3,
-    seed: int = 0,
-    overwrite: bool = False,
-    subnet_info: dict[str, Any] | None = None,
-    notes: Sequence[str] = (),
     model_name: str = "model.onnx",
-    on_constant_outputs: OnConstant = "randomise_bn",
+    **options: Any,
 ) -> ExportReport:
     """Export `model` to an artifact directory with ``model.onnx`` and validate it in ONNX Runtime.
 
@@ -163,11 +155,8 @@ def export_onnx(
         ValidationFailedError: ORT disagrees with PyTorch; the artifacts and the report are kept on disk and the
             report is attached as ``err.report``.
     """
-    options = ExportOptions(input_shape=input_shape, validate=validate, atol=atol, rtol=rtol, n_inputs=n_inputs,
-                            seed=seed, overwrite=overwrite, on_constant_outputs=on_constant_outputs,
-                            subnet_info=subnet_info, notes=tuple(notes))
-    return run_onnx(model, out_dir, options, OnnxOptions(opset=opset, dynamic_batch=dynamic_batch, slim=slim,
-                                                         model_name=model_name))
+    fmt = OnnxOptions(opset=opset, dynamic_batch=dynamic_batch, slim=slim, model_name=model_name)
+    return run_onnx(model, out_dir, common_options(fmt, input_shape=input_shape, **options), fmt)
 
 
 def run_onnx(model: nn.Module, out_dir: str | os.PathLike[str], options: ExportOptions,
