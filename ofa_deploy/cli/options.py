@@ -34,15 +34,17 @@ def supernet_option(*, required: bool = True, dest: str = "supernet", note: str 
                         help=_help("Supernet name (see `ofa-deploy list supernets`), e.g. ofa_mbv3_w12", note))
 
 
-def profile_option(*, default: str | None = DEFAULT_PROFILE, tables: bool = False, note: str = "") -> Decorator:
-    """``--profile``: the hardware profile a command runs with (to ``profile_name``), or with ``tables=True`` the
-    stored latency tables of one or more profiles (repeatable, to ``profiles``)."""
+def profile_option(*, default: str | None = DEFAULT_PROFILE, required: bool = False, tables: bool = False,
+                   note: str = "") -> Decorator:
+    """``--profile``: the hardware profile a command runs with (to ``profile_name``; ``required=True``: no default),
+    or with ``tables=True`` the stored latency tables of one or more profiles (repeatable, to ``profiles``)."""
     if tables:
         return click.option("--profile", "profiles", multiple=True, metavar="NAME",
                             help=_help("The stored latency table of this hardware profile (`ofa-deploy list "
                                        "tables`); repeatable", note))
-    return click.option("--profile", "profile_name", default=default, show_default=default is not None,
-                        metavar="NAME|YAML",
+    given: dict[str, Any] = ({"required": True} if required  # a required option gets no default (see above)
+                             else {"default": default, "show_default": default is not None})
+    return click.option("--profile", "profile_name", metavar="NAME|YAML", **given,
                         help=_help("Hardware profile: a name (`ofa-deploy list profiles`) or a YAML path", note))
 
 
