@@ -55,9 +55,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from ofa_deploy.profiling.builder import build_lut
     from ofa_deploy.profiling.hardware import HardwareProfile
-    from ofa_deploy.profiling.lut import LatencyTable, find_table
+    from ofa_deploy.profiling.lut import find_table
     from ofa_deploy.profiling.protocol import ProtocolSettings
     from ofa_deploy.profiling.validate import validate_lut
+    from ofa_deploy.tables.latency import LatencyTable
 
     if args.quick:
         args.space, args.subnets = "demo", 40

@@ -8,7 +8,7 @@ The common path is importable from the top level (loaded on first use, so ``impo
     od.get_weights("ofa_mbv3_w12").meta.macs_max                        # what od.list_weights() names are
     small = od.create_specialized("pixel1_lat@58ms_top1@76.9_finetune@75", weights="released")
     cfg = net.space.sample(rng=0)
-    report = od.export(net.extract(cfg), "out/subnet", format="onnx")
+    report = od.export_model(net.extract(cfg), "out/subnet", format="onnx")
     table = od.LatencyTable.load(od.find_table("ort-cpu-1t", "ofa_mbv3_w12"))
     result = od.deploy(od.DeployRequest(out_dir="run"), supernet=net, predictor=od.load_ofa_predictor("p.pth"))
 """
@@ -32,7 +32,7 @@ _EXPORTS: dict[str, str] = {
     "load_supernet_weights": "ofa_deploy.compat.checkpoint",
     "recalibrate_bn": "ofa_deploy.nn.bn",
     # export
-    "export": "ofa_deploy.export.api",
+    "export_model": "ofa_deploy.export.api",
     "ExportOptions": "ofa_deploy.export.options",
     "ExportReport": "ofa_deploy.export.artifacts",
     "load_report": "ofa_deploy.export.artifacts",
@@ -41,7 +41,7 @@ _EXPORTS: dict[str, str] = {
     "build_lut": "ofa_deploy.profiling.builder",
     "validate_lut": "ofa_deploy.profiling.validate",
     "measure_models": "ofa_deploy.profiling.measure",
-    "LatencyTable": "ofa_deploy.profiling.lut",
+    "LatencyTable": "ofa_deploy.tables.latency",
     "find_table": "ofa_deploy.profiling.lut",
     "check_table_host": "ofa_deploy.profiling.host",
     # predictors
@@ -64,7 +64,7 @@ _EXPORTS: dict[str, str] = {
     "deploy": "ofa_deploy.pipeline",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = sorted(["__version__", *_EXPORTS])
 
 
 def __getattr__(name: str) -> Any:
@@ -77,7 +77,8 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+    """The public API only (not this module's own imports), sorted."""
+    return list(__all__)
 
 
 # the built-in model families register themselves on import (torch-free), so their names are known everywhere

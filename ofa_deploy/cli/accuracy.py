@@ -7,7 +7,15 @@ from typing import Any
 
 import click
 
-from ofa_deploy.cli.common import emit, format_option, handle_errors
+from ofa_deploy.cli.common import emit, handle_errors
+from ofa_deploy.cli.options import (
+    format_option,
+    resolution_option,
+    seed_option,
+    subnet_option,
+    supernet_option,
+    weights_option,
+)
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.fileio import is_regular_file
 from ofa_deploy.scale.cli import executor_options, make_executor
@@ -23,22 +31,18 @@ def _int_list(text: str | None) -> list[int] | None:
 
 
 def _load_supernet(name: str | None, weights: str) -> tuple[Any, str]:
-    """A supernet with weights: a demo checkpoint (sidecar JSON beside it) or a registry supernet + OFA weights."""
+    """A supernet with weights (`ofa_deploy.create_supernet`) and its name: a demo checkpoint (sidecar JSON beside
+    it) or a registry supernet + a weights file."""
+    from ofa_deploy.api import create_supernet
+    from ofa_deploy.demo import DEMO_NAME
+
     path = Path(weights)
     if not is_regular_file(path):
         raise ConfigError(f"--weights file not found (or not a regular file): {path}")
-    if is_regular_file(path.with_suffix(".json")):
-        from ofa_deploy.demo import DEMO_NAME, load_demo_supernet
-
-        return load_demo_supernet(path), name or DEMO_NAME
-    if not name:
+    demo = is_regular_file(path.with_suffix(".json"))
+    if not name and not demo:
         raise click.UsageError("--supernet is required unless --weights is a demo checkpoint (with its .json sidecar)")
-    from ofa_deploy.compat.checkpoint import load_supernet_weights
-    from ofa_deploy.supernets import create_supernet
-
-    supernet = create_supernet(name)
-    load_supernet_weights(supernet, path)
-    return supernet.eval(), name
+    return create_supernet(name, weights=path).eval(), name or DEMO_NAME
 
 
 @click.group("accuracy")
@@ -47,14 +51,14 @@ def accuracy_group() -> None:
 
 
 @accuracy_group.command("build-dataset")
-@click.option("--supernet", "supernet_name", help="Registry name (e.g. ofa_mbv3_w12); optional for demo weights.")
-@click.option("--weights", required=True, type=click.Path(dir_okay=False), help="Supernet weights file.")
+@supernet_option(required=False, dest="supernet_name", note="optional for demo weights (their sidecar names it)")
+@weights_option(required=True, note="here a file (its sha256 is recorded)")
 @click.option("--data", "data_spec", required=True, help="'digits' or an ImageFolder-style directory.")
 @click.option("--n-subnets", type=int, required=True, help="Distinct architectures to sample.")
 @click.option("--resolutions", help="Comma-separated resolutions (default: all of the space).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output JSON-lines file.")
 @click.option("--resume", is_flag=True, help="Continue an existing file, skipping stored subnets.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option()
 @click.option("--calibration-size", type=int, default=2000, show_default=True, help="BN recalibration images.")
 @click.option("--holdout-fraction", type=float, default=0.3, show_default=True)
 @click.option("--max-per-class", type=int, help="Cap images per class of an ImageFolder directory.")
@@ -96,7 +100,7 @@ def build_dataset_cmd(supernet_name: str | None, weights: str, data_spec: str, n
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output predictor directory.")
 @click.option("--encoder", "encoder_name", help="Encoder name (default: the OFA nas encoder of the space); its "
               "resolution slots are the resolutions in the dataset.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option()
 @click.option("--max-epochs", type=int, default=400, show_default=True)
 @click.option("--patience", type=int, default=40, show_default=True)
 @format_option
@@ -128,9 +132,8 @@ def train_predictor_cmd(dataset_path: str, out: str, encoder_name: str | None, s
 @click.option("--ofa-predictor", type=click.Path(dir_okay=False), help="OFA's released predictor .pth.")
 @click.option("--kind", type=click.Choice(["auto", "resnet50", "mbv3_tutorial"]), default="auto", show_default=True,
               help="Which OFA predictor --ofa-predictor is (auto: told from its keys).")
-@click.option("--subnet", "subnets", multiple=True, required=True,
-              help="Subnet (compact string, JSON, OFA dict, .json file, 'max'/'min'); repeatable.")
-@click.option("--resolution", type=int, help="Override the subnet's resolution.")
+@subnet_option(required=True, multiple=True, note="repeatable")
+@resolution_option()
 @format_option
 @handle_errors
 def predict_cmd(predictor_dir: str | None, ofa_predictor: str | None, kind: str, subnets: tuple[str, ...],

@@ -1,4 +1,4 @@
-"""Shared CLI plumbing: output format, error → exit code mapping, subnet selection options."""
+"""Shared CLI plumbing: error → exit code mapping, output, subnet parsing (the shared options: `cli.options`)."""
 from __future__ import annotations
 
 import functools
@@ -18,12 +18,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXIT_DOMAIN_ERROR = 1
 EXIT_VALIDATION_FAILED = 3
 EXIT_BUDGET_NOT_VERIFIED = 4
-
-format_option = click.option(
-    "--format", "output_format", type=click.Choice(["human", "json"]), default="human", show_default=True,
-    help="Result format on stdout.",
-)
-
 
 def report_error(exc: BaseException, exit_code: int, *, as_json: bool, hint: str | None = None) -> None:
     """Print an error on stderr: ``error: ...`` or, with ``--format json``, one JSON object

@@ -17,9 +17,16 @@ from ofa_deploy.cli.common import (
     EXIT_DOMAIN_ERROR,
     check_model_source,
     emit,
-    format_option,
     handle_errors,
     parse_subnet,
+)
+from ofa_deploy.cli.options import (
+    format_option,
+    net_config_options,
+    resolution_option,
+    seed_option,
+    subnet_option,
+    supernet_option,
 )
 from ofa_deploy.spaces import LayerSpec, SearchSpace, SubnetConfig, get_space, list_spaces, space_description
 
@@ -119,10 +126,10 @@ def _cost_dict(specs: list[LayerSpec]) -> dict[str, Any]:
 
 
 @click.command("sample")
-@click.option("--supernet", required=True, help="Supernet name (see `ofa-deploy list supernets`).")
+@supernet_option()
 @click.option("-n", "--num", "n", type=click.IntRange(min=1), default=5, show_default=True, help="How many subnets.")
-@click.option("--seed", type=int, default=None, help="Random seed (default: fresh; the seed used is reported).")
-@click.option("--resolution", type=int, default=None, help="Fix the input resolution (must be in the space).")
+@seed_option(default=None, note="default: fresh; the seed used is reported")
+@resolution_option(note="every sample at it")
 @format_option
 @handle_errors
 def sample_cmd(supernet: str, n: int, seed: int | None, resolution: int | None, output_format: str) -> None:
@@ -166,12 +173,10 @@ def _build_for_check(supernet: str | None, cfg: SubnetConfig | None, net_config:
 
 
 @click.command("macs")
-@click.option("--supernet", default=None, help="Supernet name (with --subnet).")
-@click.option("--subnet", default=None,
-              help="'max', 'min', a compact string, JSON (ours or an OFA arch dict) or a path to a .json file.")
-@click.option("--net-config", "net_config", default=None, help="An OFA specialized net.config instead.")
-@click.option("--run-config", "run_config", default=None, help="run.config giving image_size (with --net-config).")
-@click.option("--resolution", type=int, default=None, help="Input resolution (overrides the config's).")
+@supernet_option(required=False, note="with --subnet")
+@subnet_option()
+@net_config_options
+@resolution_option(note="overrides the config's")
 @click.option("--per-layer", is_flag=True, help="List every layer with its MACs.")
 @click.option("--check", is_flag=True, help="Also build the model and compare with the hook counter (exit 1 if off).")
 @format_option

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ofa_deploy.cli.common import emit, format_option, handle_errors, say
+from ofa_deploy.cli.common import emit, handle_errors, say
 from ofa_deploy.cli.inputs import (
     budget_option,
     data_option,
@@ -19,6 +19,7 @@ from ofa_deploy.cli.inputs import (
     parse_data,
     predictor_options,
 )
+from ofa_deploy.cli.options import format_option
 from ofa_deploy.errors import ConfigError
 
 

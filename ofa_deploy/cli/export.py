@@ -13,7 +13,16 @@ from typing import Any
 
 import click
 
-from ofa_deploy.cli.common import check_model_source, emit, format_option, handle_errors
+from ofa_deploy.cli.common import check_model_source, emit, handle_errors
+from ofa_deploy.cli.options import (
+    format_option,
+    net_config_options,
+    resolution_option,
+    seed_option,
+    subnet_option,
+    supernet_option,
+    weights_option,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +45,11 @@ RANDOM_INIT_NOTE = ("weights are random-init (no --weights given): accuracy is m
 
 def _source_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.option("--supernet", default=None, help="Supernet name (with --subnet), e.g. ofa_mbv3_w12."),
-        click.option("--subnet", default=None,
-                     help="'max', 'min', a compact string, JSON (ours or an OFA arch dict) or a .json path."),
-        click.option("--weights", default=None, type=click.Path(dir_okay=False),
-                     help="Checkpoint: supernet weights (with --supernet) or static weights (with --net-config)."),
-        click.option("--net-config", "net_config", default=None, type=click.Path(dir_okay=False),
-                     help="An OFA specialized net.config instead of --supernet/--subnet."),
-        click.option("--run-config", "run_config", default=None, type=click.Path(dir_okay=False),
-                     help="run.config giving image_size (with --net-config)."),
-        click.option("--resolution", type=int, default=None, help="Input resolution (overrides the config's)."),
+        supernet_option(required=False, note="with --subnet"),
+        subnet_option(),
+        weights_option(note="with --net-config: the static net's checkpoint"),
+        net_config_options,
+        resolution_option(note="overrides the config's"),
         click.option("--data", default="none", show_default=True, metavar="none|digits|imagefolder:PATH",
                      expose_value=False, callback=_remember_data,
                      help="Images to recalibrate BN on before export (supernet subnets): an ImageNet-style folder "
@@ -59,7 +63,7 @@ def _source_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="torch's ONNX exporter (default dynamo, the torch.export-based one; torchscript: the "
                           "classic one, faster to export)."),
         click.option("--no-validate", "no_validate", is_flag=True, help="Skip validation."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the validation inputs."),
+        seed_option(note="the validation inputs are drawn with it"),
         format_option,
     ]
     for opt in reversed(options):
@@ -123,17 +127,13 @@ def build_model(*, supernet: str | None, subnet: str | None, weights: str | None
                                 "run_config": str(Path(run_config).absolute()) if run_config else None,
                                 "network": model.meta.get("net_config"), "resolution": res}
     else:
+        from ofa_deploy.api import create_supernet
         from ofa_deploy.cli.common import parse_subnet
-        from ofa_deploy.supernets import create_supernet
 
         assert supernet is not None and subnet is not None
-        sup = create_supernet(supernet)
+        sup = create_supernet(supernet, weights=weights or None).eval()
         cfg = parse_subnet(sup.space, subnet, resolution)
-        if weights:
-            from ofa_deploy.compat.checkpoint import load_supernet_weights
-
-            load_supernet_weights(sup, weights)
-        model = sup.eval().extract(cfg)
+        model = sup.extract(cfg)
         info = {"source": "supernet", "supernet": supernet, "config": cfg.to_dict(), "compact": cfg.to_string(),
                 "resolution": cfg.resolution}
         info["bn_recalibration"] = _recalibrate(model, cfg.resolution, weights, notes, supernet)
@@ -228,15 +228,15 @@ def export_onnx_cmd(supernet: str | None, subnet: str | None, weights: str | Non
                     static_batch: bool) -> None:
     """PyTorch → ONNX (torch.export-based exporter by default, BN folded), validated in ONNX Runtime on batch 1
     and 3."""
-    from ofa_deploy.export.api import export
+    from ofa_deploy.export.api import export_model
 
     onnx_format = _onnx_format(opset, exporter)
     model, info, notes = build_model(supernet=supernet, subnet=subnet, weights=weights, net_config=net_config,
                                      run_config=run_config, resolution=resolution)
     options = _export_options(no_validate=no_validate, seed=seed, overwrite=overwrite, info=info, notes=notes,
                               input_shape=_input_shape(model), atol=atol, rtol=rtol)
-    report = export(model, out_dir, format="onnx", options=options, dynamic_batch=not static_batch, slim=slim,
-                    **onnx_format)
+    report = export_model(model, out_dir, format="onnx", options=options, dynamic_batch=not static_batch, slim=slim,
+                          **onnx_format)
     _finish(report, output_format)
 
 
@@ -279,7 +279,7 @@ def export_ort_cmd(supernet: str | None, subnet: str | None, weights: str | None
                    atol: float, rtol: float, no_validate: bool, seed: int, output_format: str, onnx_path: str | None,
                    optimization_style: str, target_platform: str) -> None:
     """ONNX → ORT format (.ort) with onnxruntime's converter, validated in ONNX Runtime."""
-    from ofa_deploy.export.api import export
+    from ofa_deploy.export.api import export_model
     from ofa_deploy.export.artifacts import check_out_dir
 
     check_out_dir(out_dir, overwrite=overwrite)
@@ -289,7 +289,7 @@ def export_ort_cmd(supernet: str | None, subnet: str | None, weights: str | None
                                              net_config=net_config, run_config=run_config, resolution=resolution)
         options = _export_options(no_validate=no_validate, seed=seed, overwrite=overwrite, info=info, notes=notes,
                                   atol=atol, rtol=rtol)
-        report = export(src, out_dir, format="ort", options=options, reference=ref,
+        report = export_model(src, out_dir, format="ort", options=options, reference=ref,
                         optimization_style=optimization_style, target_platform=target_platform)
     _finish(report, output_format)
 
@@ -312,7 +312,7 @@ def export_int8_cmd(supernet: str | None, subnet: str | None, weights: str | Non
     """ONNX → int8 ONNX (static QDQ, per-channel), judged by top-1 agreement (--min-top1); fp32/int8 latency."""
     import numpy as np
 
-    from ofa_deploy.export.api import export
+    from ofa_deploy.export.api import export_model
     from ofa_deploy.export.artifacts import check_out_dir
     from ofa_deploy.export.common import load_onnx_checked, resolve_input_shape
 
@@ -325,7 +325,7 @@ def export_int8_cmd(supernet: str | None, subnet: str | None, weights: str | Non
         calib = np.random.default_rng(seed + 1).standard_normal((calib_batches, *shape[1:]), dtype=np.float32)
         notes = [*notes, f"calibrated on {calib_batches} seeded random inputs, not real images"]
         options = _export_options(no_validate=no_validate, seed=seed, overwrite=overwrite, info=info, notes=notes)
-        report = export(src, out_dir, format="int8", options=options, reference=ref, calibration=calib,
+        report = export_model(src, out_dir, format="int8", options=options, reference=ref, calibration=calib,
                         min_top1=min_top1)
     _finish(report, output_format)
 
@@ -350,7 +350,7 @@ def export_tvm_cmd(supernet: str | None, subnet: str | None, weights: str | None
                    onnx_path: str | None, target: str | None, tune_trials: int, tune_max_tasks: int | None,
                    tuning_db: str | None) -> None:
     """ONNX → TVM Relax shared library (.so), reloaded in a fresh VM and validated."""
-    from ofa_deploy.export.api import export
+    from ofa_deploy.export.api import export_model
     from ofa_deploy.export.artifacts import check_out_dir
     from ofa_deploy.export.tvm import import_tvm, parse_target
 
@@ -363,6 +363,6 @@ def export_tvm_cmd(supernet: str | None, subnet: str | None, weights: str | None
                                              net_config=net_config, run_config=run_config, resolution=resolution)
         options = _export_options(no_validate=no_validate, seed=seed, overwrite=overwrite, info=info, notes=notes,
                                   atol=atol, rtol=rtol)
-        report = export(src, out_dir, format="tvm", options=options, reference=ref, target=tgt,
+        report = export_model(src, out_dir, format="tvm", options=options, reference=ref, target=tgt,
                         tune_trials=tune_trials, tune_max_tasks=tune_max_tasks, tuning_db=tuning_db)
     _finish(report, output_format)

@@ -129,23 +129,12 @@ def load_data(spec: str | None, *, image_size: int, seed: int = 0, max_per_class
 
 
 def load_supernet(name: str, weights: str | None, *, say: Callable[[str], None] | None = None) -> Any:
-    """`create_supernet(name)` with `weights`: a released name (``ofa_mbv3_w12`` or its file name, fetched through
-    the weights registry and cached), a checkpoint path, or an ofa-deploy ``.pt`` with its ``.json`` sidecar."""
-    from ofa_deploy.supernets import create_supernet
+    """`ofa_deploy.create_supernet(name, weights=weights)` in eval mode, saying so when the weights are random."""
+    from ofa_deploy.api import create_supernet
 
-    if weights is None:
-        if say is not None:
-            say(f"no --weights: {name} has random weights (latency is meaningful, accuracy is not)")
-        return create_supernet(name).eval()
-    path = Path(weights)
-    if path.is_file() and path.with_suffix(".json").is_file():  # a demo / ofa-deploy supernet with its sidecar
-        from ofa_deploy.demo import load_demo_supernet
-
-        return load_demo_supernet(path)
-    from ofa_deploy.compat.checkpoint import load_supernet_weights
-    from ofa_deploy.compat.released import resolve_weights
-
-    return load_supernet_weights(create_supernet(name), resolve_weights(weights, supernet=name)).eval()
+    if weights is None and say is not None:
+        say(f"no --weights: {name} has random weights (latency is meaningful, accuracy is not)")
+    return create_supernet(name, weights=weights).eval()
 
 
 __all__ = ["assign_budgets", "budget_option", "data_option", "load_accuracy_predictor", "load_data", "load_supernet",

@@ -6,7 +6,8 @@ from typing import Any
 
 import click
 
-from ofa_deploy.cli.common import emit, format_option, handle_errors
+from ofa_deploy.cli.common import emit, handle_errors
+from ofa_deploy.cli.options import format_option, profile_option, supernet_option
 from ofa_deploy.errors import ConfigError
 
 
@@ -50,12 +51,11 @@ Examples:
   ofa-deploy measure run/model_tvm/model.so --profile tvm-cpu --supernet ofa_mbv3_w12
   ofa-deploy measure net.onnx --profile ort-cpu-1t --anchor other.onnx --format json""")
 @click.argument("model_path", metavar="MODEL", type=click.Path(exists=True))
-@click.option("--profile", "profile_name", default="ort-cpu-1t", show_default=True,
-              help="Hardware profile (name or YAML): backend, threads, protocol settings.")
+@profile_option(note="its backend, threads and protocol settings")
 @click.option("--anchor", default=None, type=click.Path(exists=True),
               help="Anchor model to pair with (default: the profile's anchor subnet of --supernet, or of the "
                    "model's own space when its export dir has subnet.json).")
-@click.option("--supernet", default=None, help="Space whose anchor subnet pairs with the model.")
+@supernet_option(required=False, note="its anchor subnet pairs with the model")
 @click.option("--lut", default=None, type=click.Path(exists=True, dir_okay=False),
               help="A latency table: also report ms at its reference anchor time (comparable with its predictions).")
 @click.option("--input-shape", default=None, help="N,C,H,W (default: the export report's, or the ONNX graph's).")

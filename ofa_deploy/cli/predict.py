@@ -7,11 +7,16 @@ from typing import Any
 
 import click
 
-from ofa_deploy.cli.common import emit, format_option, handle_errors, parse_subnet
+from ofa_deploy.cli.common import emit, handle_errors, parse_subnet
+from ofa_deploy.cli.options import (
+    format_option,
+    profile_option,
+    resolution_option,
+    subnet_option,
+    supernet_option,
+)
 from ofa_deploy.errors import ConfigError
 
-_SUBNET_HELP = ("Subnet: compact string (r224-d4,...-k...-e...), JSON (ours or OFA's {ks,e,d}), a .json file, "
-                "'max' / 'min', or (latency only) an OFA net.config file.")
 
 
 def _space(name: str) -> Any:
@@ -24,7 +29,8 @@ def _load_tables(space: Any, luts: tuple[str, ...], ofa_luts: tuple[str, ...], p
                  stat: str | None) -> list[tuple[str, str, Any]]:
     """(label, path, table) for every --lut, --ofa-lut and --profile, in that order."""
     from ofa_deploy.profiling.host import warn_if_foreign
-    from ofa_deploy.profiling.lut import LatencyTable, find_table
+    from ofa_deploy.profiling.lut import find_table
+    from ofa_deploy.tables.latency import LatencyTable
 
     if not (luts or ofa_luts or profiles):
         raise click.UsageError("give at least one latency table: --lut FILE, --ofa-lut DIR or --profile NAME "
@@ -84,11 +90,9 @@ def _relative_resolution(space: Any, text: str, predictors: list[Any]) -> int:
 
 def _subnet_options(func: Any) -> Any:
     func = click.option("--per-layer", is_flag=True, help="Also list every layer with its share.")(func)
-    func = click.option("--resolution", "-r", type=int, default=None,
-                        help="Input resolution in px (overrides the subnet's).")(func)
-    func = click.option("--subnet", required=True, help=_SUBNET_HELP)(func)
-    func = click.option("--supernet", required=True, help="Search space name (see `ofa-deploy list supernets`).")(func)
-    return func
+    func = resolution_option()(func)
+    func = subnet_option(required=True, note="or (latency only) an OFA net.config file")(func)
+    return supernet_option()(func)
 
 
 @click.group("predict")
@@ -107,8 +111,7 @@ Examples:
               help="An ofa-deploy latency table (.json); repeatable.")
 @click.option("--ofa-lut", "ofa_luts", multiple=True, type=click.Path(),
               help="OFA YAML tables: a directory of <r>_lookup_table.yaml files, or one YAML file; repeatable.")
-@click.option("--profile", "profiles", multiple=True,
-              help="The stored table of this hardware profile (`ofa-deploy list tables`); repeatable.")
+@profile_option(tables=True)
 @click.option("--stat", type=click.Choice(["median", "mean", "p90"]), default=None,
               help="Statistic to sum (default: the table's; OFA tables only have the mean).")
 @format_option
@@ -143,7 +146,7 @@ def latency_cmd(supernet: str, subnet: str, resolution: int | None, per_layer: b
         prov = table.provenance
         row: dict[str, Any] = {"label": label, "latency_ms": total, "stat": table.stat,
                                "table": {"device": prov.device, "profile": prov.profile_name,
-                                         "backend": prov.backend, "entries": len(table), "path": path}}
+                                         "backend": prov.host.get("backend", ""), "entries": len(table), "path": path}}
         if per_layer:
             row["layers"] = [{"layer": spec.short(), "role": spec.role, "ofa_key": ofa_key(spec), "ms": ms}
                              for spec, ms in layers]

@@ -6,7 +6,8 @@ from typing import Any
 
 import click
 
-from ofa_deploy.cli.common import emit, format_option, handle_errors
+from ofa_deploy.cli.common import emit, handle_errors
+from ofa_deploy.cli.options import format_option
 from ofa_deploy.scale.cli import executor_options, make_executor
 
 
@@ -151,9 +152,10 @@ def validate_cmd(profile_name: str, supernet: str, lut: str | None, n: int, seed
                  output_format: str) -> None:
     """Measure N random subnets whole against the table's anchor and compare them with its predictions."""
     from ofa_deploy.profiling.hardware import HardwareProfile
-    from ofa_deploy.profiling.lut import LatencyTable, find_table
+    from ofa_deploy.profiling.lut import find_table
     from ofa_deploy.profiling.validate import validate_lut
     from ofa_deploy.spaces import get_space
+    from ofa_deploy.tables.latency import LatencyTable
 
     profile = HardwareProfile.load(profile_name)
     space = get_space(supernet)

@@ -8,8 +8,9 @@ import click
 
 from pathlib import Path
 
-from ofa_deploy.cli.common import emit, format_option, handle_errors
+from ofa_deploy.cli.common import emit, handle_errors
 from ofa_deploy.cli.inputs import budget_option, predictor_options
+from ofa_deploy.cli.options import format_option, profile_option, seed_option, supernet_option
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.fileio import atomic_write_json
 
@@ -36,20 +37,19 @@ Examples:
   ofa-deploy search --supernet ofa_mbv3_w12 --ofa-predictor acc_predictor_mbv3_tutorial.pth \\
       --ofa-lut ../shared/reference/ofa/ --profile ort-cpu-1t --latency-budget note10=25 \\
       --latency-budget ort-cpu-1t=8 --pareto --plot front.png""")
-@click.option("--supernet", "supernet", required=True, help="Space / supernet name, e.g. ofa_mbv3_w12.")
+@supernet_option()
 @predictor_options
 @click.option("--lut", "luts", multiple=True, type=click.Path(exists=True), help="Latency table file (repeatable).")
 @click.option("--ofa-lut", "ofa_luts", multiple=True, type=click.Path(exists=True),
               help="OFA YAML latency tables: a directory of <r>_lookup_table.yaml files (repeatable).")
-@click.option("--profile", "profiles", multiple=True,
-              help="The stored table of this hardware profile (repeatable; `ofa-deploy list tables`).")
+@profile_option(tables=True)
 @budget_option
 @click.option("--macs-budget", type=float, default=None, help="Upper bound on MACs, in millions.")
 @click.option("--resolutions", default=None, help="Search only these input sides (px): '160,176' or '160:224:16'.")
 @click.option("--pareto", is_flag=True, help="Compute the Pareto front (NSGA-II) instead of one best subnet.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="With --pareto: write a plot of the front (accuracy against each device's latency) here (.png).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option()
 @click.option("--generations", type=int, default=None, help="Default: 500 (evolution), 100 (Pareto).")
 @click.option("--population", type=int, default=100, show_default=True)
 @click.option("--output", type=click.Path(dir_okay=False), default=None, help="Also write the JSON result here.")

@@ -5,7 +5,7 @@ OFA publishes its specialized subnets as a ``net.config`` (JSON describing a sta
 a checkpoint of the static net. This module turns a net.config into the `LayerSpec` stream and a
 `SubnetModel` and writes our subnets back as OFA net.configs (current class names). The static
 net's weights are handled by `ofa_deploy.compat.static_weights` (`load_static_weights`,
-`to_ofa_state_dict`, importable from here too), its layout by `ofa_deploy.compat.static_layout`.
+`to_ofa_state_dict`), its layout by `ofa_deploy.compat.static_layout`.
 
 Legacy names found in the released files are accepted: ``MobileInvertedResidualBlock``,
 ``mobile_inverted_conv``, ``MBInvertedConvLayer`` and IdentityLayer channel counts given as
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ofa_deploy.compat.static_layout import network_name, ofa_prefixes, ofa_slots
+from ofa_deploy.compat.static_layout import network_name, ofa_slots
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.fileio import atomic_write_text, is_regular_file, read_json_file
 from ofa_deploy.spaces import LayerSpec, conv_out_size, make_divisible
@@ -528,20 +528,8 @@ def save_net_config(model: Any, path: str | Path, *, resolution: int | None = No
     return path
 
 
-# names that moved to `ofa_deploy.compat.static_weights`; still importable from here, resolved lazily so
-# that reading net.configs does not import torch
-_MOVED_TO_STATIC_WEIGHTS = ("load_static_weights", "to_ofa_state_dict")
+
 __all__ = [
-    "DEFAULT_RESOLUTION", "NET_NAMES", "ParsedNetConfig", "load_net_config", "net_config_to_specs", "network_name",
-    "ofa_prefixes", "parse_net_config", "resolve_resolution", "save_net_config", "subnet_to_net_config",
-    *_MOVED_TO_STATIC_WEIGHTS,
+    "DEFAULT_RESOLUTION", "NET_NAMES", "ParsedNetConfig", "load_net_config", "net_config_to_specs",
+    "parse_net_config", "resolve_resolution", "save_net_config", "subnet_to_net_config",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    """Old import path of the static-weight functions now in `compat.static_weights`."""
-    if name in _MOVED_TO_STATIC_WEIGHTS:
-        from ofa_deploy.compat import static_weights
-
-        return getattr(static_weights, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

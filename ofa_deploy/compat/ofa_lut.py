@@ -181,7 +181,7 @@ def load_ofa_lut(
     resolutions = sorted({r for r, _ in per_file})
     device = device or _guess_device(files)
     table = LatencyTable(stat="mean", provenance=Provenance(
-        device=device, backend="ofa-lut", supernet=space.name,
+        device=device, host={"backend": "ofa-lut"}, supernet=space.name,
         date=Provenance.now(), tool_version=tool_version(),
         notes=(f"imported from OFA YAML ({schema} schema, resolutions {resolutions}): "
                + ", ".join(str(p) for p in files) + "; OFA records count/mean/std only"

@@ -3,8 +3,8 @@
 The entries are declared with their model families (``ofa_deploy/families/``, `ModelName.weights`) and read
 here through `supernet_weights()`. Each `WeightsSource` carries a `SupernetMeta` (parameters, largest MACs,
 resolutions, ...) that ``tests/unit/test_weights_registry.py`` recomputes from the built supernet, as
-torchvision's weight enums are checked. `ofa_deploy.compat.weights` re-exports these and adds
-`pretrained_supernet(name)`; `ofa_deploy.compat.zoo` looks entries up by name (supernets and the released specialized nets).
+torchvision's weight enums are checked. ``ofa_deploy.create_supernet(name, weights="released")`` builds a
+supernet with them; `ofa_deploy.compat.zoo` looks entries up by name (supernets and the released specialized nets).
 
 Files are cached under ``$OFA_DEPLOY_CACHE`` or ``~/.cache/ofa-deploy`` (``supernets/<file>``).
 Downloads are written to a temporary file in the cache directory and moved into place

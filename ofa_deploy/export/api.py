@@ -1,4 +1,4 @@
-"""``export(source, out_dir, format=...)``: the one entry point of every export format.
+"""``export_model(source, out_dir, format=...)``: the one entry point of every export format.
 
 `export_onnx`, `export_ort`, `export_int8` and `export_tvm` are its keyword forms and run the same code.
 """
@@ -17,7 +17,7 @@ from ofa_deploy.export.quantize import run_int8
 from ofa_deploy.export.tvm import run_tvm
 
 
-def export(source: Any, out_dir: str | os.PathLike[str], *, format: str = "onnx",
+def export_model(source: Any, out_dir: str | os.PathLike[str], *, format: str = "onnx",
            options: ExportOptions | None = None, reference: Any = None, **kwargs: Any) -> ExportReport:
     """Export `source` to an artifact directory in `format`, validate it and publish the directory atomically.
 

@@ -32,10 +32,10 @@ from ofa_deploy.export.options import (
     MIN_OPSET,
     TORCHSCRIPT_OPSET,
     ExportOptions,
-    OnConstant,
     OnnxOptions,
     check_input_shape,
     check_opset,
+    common_options,
 )
 from ofa_deploy.export.run import Check, export_and_publish, new_report
 from ofa_deploy.export.runners import ort_runner
@@ -43,8 +43,7 @@ from ofa_deploy.export.validate import make_inputs
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MAX_OPSET", "MIN_OPSET", "check_input_shape", "check_opset", "export_copy_onnx", "export_onnx",
-           "run_onnx", "slim_onnx", "torch_to_onnx"]
+__all__ = ["export_copy_onnx", "export_onnx", "run_onnx", "slim_onnx", "torch_to_onnx"]
 
 
 def torch_to_onnx(
@@ -164,22 +163,14 @@ def export_onnx(
     opset: int = DEFAULT_OPSET,
     dynamic_batch: bool = True,
     slim: bool = False,
-    validate: bool = True,
-    atol: float = 1e-4,
-    rtol: float = 1e-3,
-    n_inputs: int = 3,
-    seed: int = 0,
-    overwrite: bool = False,
-    subnet_info: dict[str, Any] | None = None,
-    notes: Sequence[str] = (),
     model_name: str = "model.onnx",
-    on_constant_outputs: OnConstant = "randomise_bn",
     exporter: str = DEFAULT_EXPORTER,
+    **options: Any,
 ) -> ExportReport:
     """Export `model` to an artifact directory with ``model.onnx`` and validate it in ONNX Runtime.
 
-    The keyword form of ``export(model, out_dir, format="onnx", ...)`` (see `ofa_deploy.export.api.export`;
-    the keywords are the fields of `ExportOptions` and `OnnxOptions`).
+    The keyword form of ``export_model(model, out_dir, format="onnx", ...)`` (see
+    `ofa_deploy.export.api.export_model`; the keywords are the fields of `ExportOptions` and `OnnxOptions`).
 
     Validation runs `n_inputs` seeded inputs (batch 1 and batch 3 alternating when `dynamic_batch`) through the
     PyTorch model and ORT and compares every output with ``|diff| <= atol + rtol * |ref|``. If the model's outputs
@@ -196,11 +187,9 @@ def export_onnx(
         ValidationFailedError: ORT disagrees with PyTorch; the artifacts and the report are kept on disk and the
             report is attached as ``err.report``.
     """
-    options = ExportOptions(input_shape=input_shape, validate=validate, atol=atol, rtol=rtol, n_inputs=n_inputs,
-                            seed=seed, overwrite=overwrite, on_constant_outputs=on_constant_outputs,
-                            subnet_info=subnet_info, notes=tuple(notes))
-    return run_onnx(model, out_dir, options, OnnxOptions(opset=opset, dynamic_batch=dynamic_batch, slim=slim,
-                                                         model_name=model_name, exporter=exporter))
+    fmt = OnnxOptions(opset=opset, dynamic_batch=dynamic_batch, slim=slim, model_name=model_name,
+                      exporter=exporter)
+    return run_onnx(model, out_dir, common_options(fmt, input_shape=input_shape, **options), fmt)
 
 
 def run_onnx(model: nn.Module, out_dir: str | os.PathLike[str], options: ExportOptions,

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar, Literal
 
-from ofa_deploy.errors import ExportOptionError
+from ofa_deploy.errors import ExportOptionError, unknown_name
 from ofa_deploy.preprocessing import Preprocessing
 
 OnConstant = Literal["randomise_bn", "fail"]
@@ -281,3 +281,13 @@ FORMATS: dict[str, type[FormatOptions]] = {cls.FORMAT: cls for cls in (OnnxOptio
 def option_names(cls: type[Any]) -> tuple[str, ...]:
     """The field names of an options dataclass."""
     return tuple(f.name for f in fields(cls))
+
+
+def common_options(fmt: FormatOptions, **options: Any) -> ExportOptions:
+    """The `ExportOptions` of a keyword form (`export_onnx`, `export_ort`, ...): its ``**options`` are fields of
+    `ExportOptions`, any other name is refused with the close matches (`UnknownNameError`)."""
+    names = option_names(ExportOptions)
+    for name in options:
+        if name not in names:
+            raise unknown_name(f"{fmt.FORMAT} export option", name, (*names, *option_names(type(fmt))))
+    return ExportOptions(**options)

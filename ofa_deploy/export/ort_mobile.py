@@ -25,7 +25,7 @@ from ofa_deploy.errors import ExportError
 from ofa_deploy.export.artifacts import ExportReport, check_out_dir
 from ofa_deploy.export.common import copy_source, load_onnx_checked, reference_for, resolve_input_shape, timed
 from ofa_deploy.export.onnx import export_copy_onnx
-from ofa_deploy.export.options import ORT_PLATFORMS, ORT_STYLES, ExportOptions, OnConstant, OrtOptions
+from ofa_deploy.export.options import ORT_PLATFORMS, ORT_STYLES, ExportOptions, OrtOptions, common_options
 from ofa_deploy.export.run import Check, export_and_publish, new_report, source_exporter
 from ofa_deploy.export.runners import ort_runner
 from ofa_deploy.export.validate import make_inputs
@@ -81,20 +81,13 @@ def export_ort(
     input_shape: Sequence[int] | None = None,
     optimization_style: str = "Fixed",
     target_platform: str = "amd64",
-    validate: bool = True,
-    atol: float = 1e-4,
-    rtol: float = 1e-3,
-    n_inputs: int = 3,
-    seed: int = 0,
-    overwrite: bool = False,
     include_onnx: bool = True,
-    subnet_info: dict[str, Any] | None = None,
-    notes: Sequence[str] = (),
-    on_constant_outputs: OnConstant = "randomise_bn",
+    **options: Any,
 ) -> ExportReport:
     """Convert `onnx_path` to ``model.ort`` in an artifact directory and validate it in ONNX Runtime.
 
-    The keyword form of ``export(onnx_path, out_dir, format="ort", ...)`` (see `ofa_deploy.export.api.export`).
+    The keyword form of ``export_model(onnx_path, out_dir, format="ort", ...)`` (see
+    `ofa_deploy.export.api.export_model`).
 
     Args:
         reference: torch module (or runner) to validate against; default: the source ``.onnx`` in ORT.
@@ -104,17 +97,17 @@ def export_ort(
         on_constant_outputs: ``"randomise_bn"`` (the structural check above) or ``"fail"``.
         optimization_style: ``"Fixed"`` (host-specific, fast here) or ``"Runtime"`` (portable; for other targets).
         include_onnx: also copy the source ONNX into the directory.
+        **options: fields of `ExportOptions` (validate, atol, rtol, n_inputs, seed, overwrite, on_constant_outputs,
+            subnet_info, notes); left out, the format's defaults.
 
     Raises:
         ExportError: corrupt/non-ONNX input, bad style/platform, non-empty out dir, conversion failure.
         ValidationFailedError: outputs differ; artifacts and report are kept.
     """
-    options = ExportOptions(input_shape=input_shape, validate=validate, atol=atol, rtol=rtol, n_inputs=n_inputs,
-                            seed=seed, overwrite=overwrite, on_constant_outputs=on_constant_outputs,
-                            subnet_info=subnet_info, notes=tuple(notes))
     fmt = OrtOptions(optimization_style=optimization_style, target_platform=target_platform,
                      include_onnx=include_onnx)
-    return run_ort(onnx_path, out_dir, options, fmt, reference=reference)
+    return run_ort(onnx_path, out_dir, common_options(fmt, input_shape=input_shape, **options), fmt,
+                   reference=reference)
 
 
 def run_ort(onnx_path: str | os.PathLike[str], out_dir: str | os.PathLike[str], options: ExportOptions,

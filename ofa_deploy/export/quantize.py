@@ -25,7 +25,7 @@ from ofa_deploy.export.common import (
     timed,
 )
 from ofa_deploy.export.onnx import export_copy_onnx
-from ofa_deploy.export.options import ExportOptions, Int8Options, OnConstant
+from ofa_deploy.export.options import ExportOptions, Int8Options, common_options
 from ofa_deploy.export.run import Check, export_and_publish, new_report, source_exporter
 from ofa_deploy.export.runners import interleaved_latency, ort_runner
 from ofa_deploy.export.validate import make_inputs
@@ -114,24 +114,19 @@ def export_int8(
     reference: Any = None,
     input_shape: Sequence[int] | None = None,
     per_channel: bool = True,
-    validate: bool = True,
     min_top1: float = 0.8,
-    n_inputs: int = 4,
     validation_batch: int = 8,
-    seed: int = 0,
     time_runs: int = 10,
     time_rounds: int = 5,
     threads: int = 1,
-    overwrite: bool = False,
     include_onnx: bool = True,
-    subnet_info: dict[str, Any] | None = None,
-    notes: Sequence[str] = (),
-    on_constant_outputs: OnConstant = "randomise_bn",
+    **options: Any,
 ) -> ExportReport:
     """Quantize `onnx_path` to ``model_int8.onnx`` (static QDQ) and report agreement and latency vs fp32.
 
-    The keyword form of ``export(onnx_path, out_dir, format="int8", ...)`` (see `ofa_deploy.export.api.export`).
-    int8 is judged by top-1 agreement, not by a tolerance: there is no ``atol``/``rtol`` (`export` refuses them).
+    The keyword form of ``export_model(onnx_path, out_dir, format="int8", ...)`` (see
+    `ofa_deploy.export.api.export_model`). int8 is judged by top-1 agreement, not by a tolerance: there is no
+    ``atol``/``rtol`` (`export_model` refuses them).
 
     Args:
         calibration: a few representative batches (see `calibration_batches`).
@@ -143,18 +138,18 @@ def export_int8(
         min_top1: required top-1 agreement with the reference on the validation inputs.
         n_inputs, validation_batch: validation inputs (seeded) and their batch size (when the batch is dynamic).
         time_runs, time_rounds: latency measurement (batch 1, ``threads`` intra-op threads, interleaved rounds).
+        **options: fields of `ExportOptions` (validate, n_inputs, seed, overwrite, on_constant_outputs,
+            subnet_info, notes); left out, the format's defaults.
 
     Raises:
         ExportError: corrupt input, empty calibration, quantization failure, non-empty out dir.
         ValidationFailedError: agreement below `min_top1`; artifacts and report are kept.
     """
-    options = ExportOptions(input_shape=input_shape, validate=validate, n_inputs=n_inputs, seed=seed,
-                            overwrite=overwrite, on_constant_outputs=on_constant_outputs, subnet_info=subnet_info,
-                            notes=tuple(notes))
     fmt = Int8Options(calibration=calibration, per_channel=per_channel, min_top1=min_top1,
                       validation_batch=validation_batch, time_runs=time_runs, time_rounds=time_rounds,
                       threads=threads, include_onnx=include_onnx)
-    return run_int8(onnx_path, out_dir, options, fmt, reference=reference)
+    return run_int8(onnx_path, out_dir, common_options(fmt, input_shape=input_shape, **options), fmt,
+                    reference=reference)
 
 
 def run_int8(onnx_path: str | os.PathLike[str], out_dir: str | os.PathLike[str], options: ExportOptions,

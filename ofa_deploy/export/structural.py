@@ -32,7 +32,7 @@ from ofa_deploy.export.validate import Runner, ValidationResult, validate_runner
 log = logging.getLogger(__name__)
 
 STRUCTURAL = "randomised-bn copy"
-__all__ = ["STRUCTURAL", "OnConstant", "Rebuild", "randomised_bn_copy", "validate_into", "validate_structure"]
+__all__ = ["STRUCTURAL", "Rebuild", "randomised_bn_copy", "validate_into", "validate_structure"]
 #: Builds the artifact of a (randomised-BN) torch module in a directory and returns its runner.
 Rebuild = Callable[[nn.Module, Path], Runner]
 

@@ -20,7 +20,7 @@ from ofa_deploy.errors import BackendUnavailableError, ExportError
 from ofa_deploy.export.artifacts import ExportReport, check_out_dir
 from ofa_deploy.export.common import load_onnx_checked, onnx_input_shape, reference_for, resolve_input_shape, timed
 from ofa_deploy.export.onnx import export_copy_onnx
-from ofa_deploy.export.options import ExportOptions, OnConstant, TvmOptions
+from ofa_deploy.export.options import ExportOptions, TvmOptions, common_options
 from ofa_deploy.export.run import Check, export_and_publish, new_report, source_exporter
 from ofa_deploy.export.structural import Rebuild
 from ofa_deploy.export.validate import make_inputs
@@ -151,19 +151,12 @@ def export_tvm(
     tune_max_tasks: int | None = None,
     tuning_db: str | os.PathLike[str] | None = None,
     reference: Any = None,
-    validate: bool = True,
-    atol: float = 1e-4,
-    rtol: float = 1e-3,
-    n_inputs: int = 3,
-    seed: int = 0,
-    overwrite: bool = False,
-    subnet_info: dict[str, Any] | None = None,
-    notes: Sequence[str] = (),
-    on_constant_outputs: OnConstant = "randomise_bn",
+    **options: Any,
 ) -> ExportReport:
     """Compile an ONNX model with TVM Relax to ``model.so``, reload it in a fresh VM and validate it.
 
-    The keyword form of ``export(onnx_path, out_dir, format="tvm", ...)`` (see `ofa_deploy.export.api.export`).
+    The keyword form of ``export_model(onnx_path, out_dir, format="tvm", ...)`` (see
+    `ofa_deploy.export.api.export_model`).
 
     Args:
         onnx_path_or_model: ``.onnx`` path or an ``onnx.ModelProto``.
@@ -180,17 +173,17 @@ def export_tvm(
             build (tuning the copy would double the slow part) or an ONNX-only reference fails with a message
             saying so.
         on_constant_outputs: ``"randomise_bn"`` (the structural check above) or ``"fail"``.
+        **options: fields of `ExportOptions` (validate, atol, rtol, n_inputs, seed, overwrite, on_constant_outputs,
+            subnet_info, notes); left out, the format's defaults.
 
     Raises:
         BackendUnavailableError: TVM (or tuning dependencies) missing.
         ExportError: bad target (e.g. ``-mcpu=native``), corrupt ONNX, compile failure, non-empty out dir.
         ValidationFailedError: outputs differ; artifacts and report are kept.
     """
-    options = ExportOptions(input_shape=input_shape, validate=validate, atol=atol, rtol=rtol, n_inputs=n_inputs,
-                            seed=seed, overwrite=overwrite, on_constant_outputs=on_constant_outputs,
-                            subnet_info=subnet_info, notes=tuple(notes))
     fmt = TvmOptions(target=target, tune_trials=tune_trials, tune_max_tasks=tune_max_tasks, tuning_db=tuning_db)
-    return run_tvm(onnx_path_or_model, out_dir, options, fmt, reference=reference)
+    return run_tvm(onnx_path_or_model, out_dir, common_options(fmt, input_shape=input_shape, **options), fmt,
+                   reference=reference)
 
 
 def run_tvm(onnx_path_or_model: str | os.PathLike[str] | Any, out_dir: str | os.PathLike[str],

@@ -128,7 +128,7 @@ def evaluate_subnet(supernet: nn.Module, cfg: SubnetConfig, data: DataSplits, *,
 
 
 # The accuracy-dataset job: one (architecture, resolution) item -> BN-recalibrated top-1, on any executor
-# (re-exported by `ofa_deploy.scale.accuracy`). The job carries the supernet and the calibration and holdout
+# (local, process pool or Ray). The job carries the supernet and the calibration and holdout
 # images (not the training set); a worker builds it once and then evaluates items.
 @dataclass
 class AccuracyJob:

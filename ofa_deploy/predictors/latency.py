@@ -300,6 +300,5 @@ class ParamsPredictor(_SlotPredictor):
         return self._raw_genes(genes)
 
 
-__all__ = ["Calibration", "CalibrationFit", "EfficiencyPredictor", "LatencyPredictor", "LayerCounter", "MacsPredictor",
-           "fit_linear_calibration",
-           "ParamsPredictor"]
+__all__ = ["CalibrationFit", "EfficiencyPredictor", "LatencyPredictor", "LayerCounter", "MacsPredictor",
+           "ParamsPredictor", "fit_linear_calibration"]

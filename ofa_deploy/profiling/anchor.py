@@ -11,7 +11,6 @@ from pathlib import Path
 
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.spaces import SearchSpace, SubnetConfig
-from ofa_deploy.tables.anchor import AnchorInfo
 
 
 def default_anchor_config(space: SearchSpace) -> SubnetConfig:
@@ -47,4 +46,4 @@ def anchor_model(space: SearchSpace, cfg: SubnetConfig, model_dir: Path, *, batc
                           f"{model_dir}: {exc}") from exc
 
 
-__all__ = ["AnchorInfo", "anchor_model", "default_anchor_config", "resolve_anchor_config"]
+__all__ = ["anchor_model", "default_anchor_config", "resolve_anchor_config"]

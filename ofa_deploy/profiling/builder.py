@@ -37,14 +37,7 @@ from ofa_deploy import hostinfo
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.executors import Executor, LocalExecutor
 from ofa_deploy.profiling.incontext import InContextMethod
-from ofa_deploy.profiling.isolated import (  # LayerTimingJob .. table_from_records: re-exported (moved there)
-    IsolatedMethod,
-    LayerTimingJob,
-    anchor_units,
-    schedule,
-    table_from_records,
-    task_model,
-)
+from ofa_deploy.profiling.isolated import IsolatedMethod, task_model
 from ofa_deploy.profiling.measure import PairedVisits
 from ofa_deploy.profiling.methods import BuildMethod, Task, task_key, task_record
 from ofa_deploy.profiling.models import model_cache_dir
@@ -170,9 +163,7 @@ def make_provenance(profile: Any, backend: Any, space_name: str, settings: Timer
     desc = backend.describe() if backend is not None else {}
     host = hostinfo.read_host()
     return Provenance(
-        device=host.node or "host", cpu_model=host.cpu_model,
-        backend=str(desc.get("backend", getattr(profile, "backend", ""))),
-        backend_version=str(desc.get("version", "")),
+        device=host.node or "host",
         execution_provider=str(desc.get("provider", getattr(profile, "execution_provider", "") or "")),
         threads=getattr(profile, "intra_op_threads", desc.get("threads")),
         precision=getattr(profile, "precision", "fp32"), batch_size=getattr(profile, "batch_size", 1),
@@ -286,7 +277,8 @@ def build_lut(
         calibration_subnets: random whole subnets timed against the anchor every round; the table's
             calibration is fitted on them (0: no calibration).
     """
-    from ofa_deploy.profiling.anchor import AnchorInfo, anchor_model, resolve_anchor_config
+    from ofa_deploy.profiling.anchor import anchor_model, resolve_anchor_config
+    from ofa_deploy.tables.anchor import AnchorInfo
     from ofa_deploy.profiling.backends import create_backend
 
     start = time.perf_counter()
@@ -377,6 +369,6 @@ def build_lut(
                        result.drift, pool)
 
 
-__all__ = ["BUILD_METHODS", "METHODS", "BuildJobFactory", "BuildResult", "CalibrationJob", "LayerTimingJob",
-           "anchor_units", "build_lut", "calibration_points", "fit_table_calibration", "make_method",
-           "make_provenance", "resolve_method", "schedule", "store_path_for", "table_from_records"]
+__all__ = ["BUILD_METHODS", "METHODS", "BuildJobFactory", "BuildResult", "CalibrationJob", "build_lut",
+           "calibration_points", "fit_table_calibration", "make_method", "make_provenance", "resolve_method",
+           "store_path_for"]

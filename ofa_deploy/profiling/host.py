@@ -96,14 +96,10 @@ def compare(table_fp: Mapping[str, Any] | None, here: Mapping[str, Any]) -> Host
 
 
 def stored_fingerprint(provenance: Any) -> dict[str, Any]:
-    """A table's fingerprint: its own, or for tables built before fingerprints the part their provenance
-    recorded (CPU model, backend and version, provider, threads); empty when nothing was recorded."""
+    """A table's host fingerprint (tables built before fingerprints: the part their provenance recorded); empty
+    when it records no machine (OFA's tables, on-device results without one)."""
     host = dict(getattr(provenance, "host", None) or {})
-    if host or not getattr(provenance, "cpu_model", ""):
-        return host
-    return {"cpu_model": provenance.cpu_model, "backend": provenance.backend,
-            "backend_version": provenance.backend_version, "provider": provenance.execution_provider,
-            "threads": provenance.threads}
+    return host if host.get("cpu_model") else {}
 
 
 def check_table_host(table: Any, profile: Any = None, *, here: Mapping[str, Any] | None = None) -> HostCheck:

@@ -1,9 +1,5 @@
-"""Latency lookup tables: where built tables are stored, and the table classes (re-exported).
-
-The classes (`LatencyTable`, `LatencyStats`, `Provenance`, `Calibration`, `AnchorInfo`) live in the
-torch-free `ofa_deploy.tables.latency`, which `predictors` and `compat` read; this module re-exports them
-and adds the on-disk locations (`table_path`, `find_table`, `stored_tables`), which follow the hardware
-profiles.
+"""Where built latency tables are stored: `table_path`, `find_table`, `stored_tables` (they follow the hardware
+profiles). The table classes live in the torch-free `ofa_deploy.tables.latency`.
 """
 from __future__ import annotations
 
@@ -11,20 +7,6 @@ import os
 from pathlib import Path
 
 from ofa_deploy.errors import ConfigError
-from ofa_deploy.fileio import atomic_write_text
-from ofa_deploy.tables.latency import (
-    FORMAT_NAME,
-    SCHEMA_VERSION,
-    SELECTABLE_STATS,
-    STATS,
-    UNITS,
-    AnchorInfo,
-    Calibration,
-    LatencyStats,
-    LatencyTable,
-    Provenance,
-    tool_version,
-)
 
 
 def table_path(profile: str, supernet: str, *, root: str | os.PathLike[str] | None = None) -> Path:
@@ -78,6 +60,4 @@ def stored_tables() -> list[dict[str, str]]:
     return sorted(seen.values(), key=lambda d: (d["profile"], d["supernet"]))
 
 
-__all__ = ["FORMAT_NAME", "SCHEMA_VERSION", "SELECTABLE_STATS", "STATS", "UNITS", "AnchorInfo", "Calibration",
-           "LatencyStats", "LatencyTable", "Provenance", "atomic_write_text",
-           "find_table", "stored_tables", "table_path", "table_search_path", "tool_version"]
+__all__ = ["find_table", "stored_tables", "table_path", "table_search_path"]

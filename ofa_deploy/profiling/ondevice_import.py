@@ -45,9 +45,11 @@ def import_results(results_path: str | os.PathLike[str], plan_dir: str | os.Path
     settings, device = data.get("settings", {}), data.get("device", {})
     prof = profile or raw_plan.get("profile") or {}
     get = (lambda k, d=None: prof.get(k, d)) if isinstance(prof, dict) else (lambda k, d=None: getattr(prof, k, d))
+    described = {"cpu_model": str(device.get("processor") or device.get("machine", "")), "backend": "onnxruntime",
+                 "backend_version": str(device.get("onnxruntime", "")), "provider": str(settings.get("provider", "")),
+                 "threads": settings.get("threads")}  # what a device without a fingerprint says about itself
     provenance = Provenance(
-        device=str(device.get("node", "")), cpu_model=str(device.get("processor") or device.get("machine", "")),
-        backend="onnxruntime", backend_version=str(device.get("onnxruntime", "")),
+        device=str(device.get("node", "")),
         execution_provider=str(settings.get("provider", "")), threads=settings.get("threads"),
         precision=str(get("precision", "fp32")), batch_size=int(plan.batch_size),
         profile_name=str(get("name", "")), profile_sha256=str(getattr(prof, "sha256", "")), supernet=plan.space,
@@ -55,7 +57,7 @@ def import_results(results_path: str | os.PathLike[str], plan_dir: str | os.Path
         notes=json.dumps({"source": "ofa_deploy/ondevice.py", "settings": settings,
                           "system": device.get("system", "")}),
         host={**device.get("fingerprint", {}), "profile_sha256": str(getattr(prof, "sha256", ""))}
-        if device.get("fingerprint") else {},
+        if device.get("fingerprint") else described,
     )
     result = results_method(plan, raw_plan, settings).reduce(data.get("records", []), provenance)
     table = result.table

@@ -162,15 +162,3 @@ def choose_anchors(plan: Plan, n: int = 3) -> list[WorkItem]:
     picks = [ranked[round(j * (len(ranked) - 1) / (n - 1))] if n > 1 else ranked[len(ranked) // 2] for j in range(n)]
     return list(dict.fromkeys(picks))
 
-
-#: names that moved to `ofa_deploy.profiling.models` (they write ONNX files); still importable from here
-_MOVED_TO_MODELS = ("convert_to_ort", "export_layer", "layer_model", "write_plan")
-
-
-def __getattr__(name: str) -> Any:
-    """Old import path of the exporters now in `profiling.models` (resolved lazily: this module stays pure)."""
-    if name in _MOVED_TO_MODELS:
-        import importlib
-
-        return getattr(importlib.import_module("ofa_deploy.profiling.models"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

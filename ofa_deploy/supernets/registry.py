@@ -18,7 +18,7 @@ def create_supernet(name: str, **space_overrides: Any) -> Supernet:
 
     Keyword overrides build a variant of the space (e.g. ``width_mult=0.5, resolutions=(32,)``).
     Unknown names raise `UnknownNameError` with close-match suggestions. Load released weights
-    with `ofa_deploy.compat.weights.pretrained_supernet` or `compat.checkpoint.load_supernet_weights`.
+    with ``ofa_deploy.create_supernet(name, weights=...)`` or `compat.checkpoint.load_supernet_weights`.
     """
     space = get_space(name, **space_overrides)
     return family_of(space).build_supernet(space)

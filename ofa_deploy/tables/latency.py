@@ -27,7 +27,7 @@ On disk a table is one versioned JSON document (written atomically)::
                   "stats": {"median": .., "mean": .., "std": .., "p90": .., "n": ..}}, ...]}
 
 OFA's YAML tables are read and written by `ofa_deploy.compat.ofa_lut` (`load_ofa_lut`, `save_ofa_lut`). This module
-needs neither torch nor `profiling`; `ofa_deploy.profiling.lut` re-exports it and adds where built tables are stored.
+needs neither torch nor `profiling`; `ofa_deploy.profiling.lut` says where built tables are stored.
 """
 from __future__ import annotations
 
@@ -129,12 +129,14 @@ class LatencyStats:
 
 @dataclass(frozen=True)
 class Provenance:
-    """Where a table's numbers come from; stored with every table."""
+    """Where a table's numbers come from; stored with every table.
+
+    `host` is the machine and runtime the numbers were measured on (`profiling.host.host_fingerprint`: CPU model,
+    backend and its version, ...): each fact is kept there only. Tables imported from elsewhere record what they
+    know (OFA's YAML tables: ``{"backend": "ofa-lut"}``).
+    """
 
     device: str = ""
-    cpu_model: str = ""
-    backend: str = ""
-    backend_version: str = ""
     execution_provider: str = ""
     threads: int | None = None
     precision: str = ""
@@ -155,15 +157,36 @@ class Provenance:
         if not isinstance(data, Mapping):
             raise ConfigError(f"latency table provenance must be a mapping, got {type(data).__name__}")
         names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
+        unknown = sorted(set(data) - names - set(_FLAT_HOST_KEYS))
         if unknown:
             raise ConfigError(f"latency table provenance: unknown keys {unknown}; expected a subset of {sorted(names)}")
-        return cls(**dict(data))
+        return cls(**_host_facts_in_host(data))
 
     @staticmethod
     def now() -> str:
         """Current UTC time in ISO 8601 (for `date`)."""
         return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+#: flat provenance keys of tables written by ofa-deploy 0.1.0, read into `Provenance.host` (same key names)
+_FLAT_HOST_KEYS = ("cpu_model", "backend", "backend_version")
+
+
+def _host_facts_in_host(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Provenance fields with the flat CPU model, backend and version of older tables moved into ``host``.
+
+    A table from before host fingerprints (flat fields only) gets the partial fingerprint its fields recorded,
+    provider and threads included; where both are stored, ``host`` wins.
+    """
+    fields_ = {k: v for k, v in data.items() if k not in _FLAT_HOST_KEYS}
+    flat = {k: v for k, v in data.items() if k in _FLAT_HOST_KEYS and v not in ("", None)}
+    if not flat:
+        return fields_
+    host = dict(fields_.get("host") or {})
+    if not host and flat.get("cpu_model"):
+        flat.update(provider=data.get("execution_provider", ""), threads=data.get("threads"))
+    fields_["host"] = {**flat, **host}
+    return fields_
 
 
 def tool_version() -> str:

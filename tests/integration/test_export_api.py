@@ -1,11 +1,11 @@
-"""`export(source, out_dir, format=...)` builds the same artifacts as the keyword form of each format."""
+"""`export_model(source, out_dir, format=...)` builds the same artifacts as the keyword form of each format."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from ofa_deploy.errors import ValidationFailedError
-from ofa_deploy.export import ExportOptions, export, export_int8, export_onnx, export_ort, load_report
+from ofa_deploy.export import ExportOptions, export_int8, export_model, export_onnx, export_ort, load_report
 from ofa_deploy.nn.layers import SubnetModel
 from ofa_deploy.spaces import get_space
 from tests.export_helpers import randomize_for_parity
@@ -52,7 +52,7 @@ def onnx_pair(model, tmp_path_factory):
     info = {"space": "ofa_mbv3_w10", "which": "min"}
     wrapped = export_onnx(model, root / "wrapper", input_shape=SHAPE, opset=19, n_inputs=2, subnet_info=info,
                           notes=["n"])
-    entry = export(model, root / "entry", format="onnx", options=ExportOptions(input_shape=SHAPE, n_inputs=2,
+    entry = export_model(model, root / "entry", format="onnx", options=ExportOptions(input_shape=SHAPE, n_inputs=2,
                                                                                 subnet_info=info, notes=("n",)),
                    opset=19)
     return wrapped, entry
@@ -67,7 +67,7 @@ def test_onnx_entry_point_matches_export_onnx(onnx_pair):
 def test_ort_entry_point_matches_export_ort(model, onnx_pair, tmp_path):
     src = onnx_pair[0].path("model")
     wrapped = export_ort(src, tmp_path / "wrapper", reference=model, optimization_style="Runtime", n_inputs=2)
-    entry = export(src, tmp_path / "entry", format="ort", reference=model, optimization_style="Runtime",
+    entry = export_model(src, tmp_path / "entry", format="ort", reference=model, optimization_style="Runtime",
                    n_inputs=2)  # an ExportOptions field given as a keyword
     assert entry.passed and entry.extra["optimization_style"] == "Runtime" and entry.extra["reference"] == "pytorch"
     assert_same_artifacts(wrapped, entry, same_bytes=("onnx",), same_outputs=("model",))
@@ -81,7 +81,7 @@ def test_int8_entry_point_matches_export_int8(onnx_pair, tmp_path):
     calib = np.random.default_rng(1).standard_normal((4, *SHAPE[1:]), dtype=np.float32)
     kw = {"calibration": calib, "min_top1": 0.5, "time_runs": 1, "time_rounds": 1}
     wrapped = export_int8(src, tmp_path / "wrapper", **kw)
-    entry = export(src, tmp_path / "entry", format="int8", **kw)
+    entry = export_model(src, tmp_path / "entry", format="int8", **kw)
     assert entry.validation.mode == "top1" and entry.validation.n_samples == 4 * 8  # int8's own n_inputs default
     assert entry.extra["latency_ms"]["int8"] > 0
     assert_same_artifacts(wrapped, entry, same_bytes=("model", "onnx"), same_outputs=("model",))
@@ -90,6 +90,6 @@ def test_int8_entry_point_matches_export_int8(onnx_pair, tmp_path):
 def test_entry_point_failure_keeps_artifacts_like_the_wrapper(model, onnx_pair, tmp_path):
     src = onnx_pair[0].path("model")
     with pytest.raises(ValidationFailedError) as err:
-        export(src, tmp_path / "strict", format="ort", reference=model, options=ExportOptions(atol=0.0, rtol=0.0))
+        export_model(src, tmp_path / "strict", format="ort", reference=model, options=ExportOptions(atol=0.0, rtol=0.0))
     assert err.value.report.passed is False and load_report(tmp_path / "strict").passed is False
     assert (tmp_path / "strict" / "model.ort").is_file()

@@ -94,14 +94,14 @@ def test_constant_outputs_are_checked_on_a_randomised_bn_copy_or_fail_plainly(tm
 def test_entry_point_matches_export_tvm(built, tmp_path):
     import numpy as np
 
-    from ofa_deploy.export import ExportOptions, export
+    from ofa_deploy.export import ExportOptions, export_model
     from ofa_deploy.export.tvm import tvm_runner
     from ofa_deploy.export.validate import make_inputs
     from tests.integration.test_export_api import comparable
 
     model, onnx_path, wrapped = built
     options = ExportOptions(n_inputs=2, subnet_info=wrapped.subnet)
-    entry = export(onnx_path, tmp_path / "entry", format="tvm", options=options, reference=model, target=None)
+    entry = export_model(onnx_path, tmp_path / "entry", format="tvm", options=options, reference=model, target=None)
     assert entry.passed and comparable(entry) == comparable(wrapped)
     assert sorted(p.name for p in (tmp_path / "entry").iterdir()) == \
         sorted(p.name for p in wrapped.path("model").parent.iterdir())

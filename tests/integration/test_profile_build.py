@@ -58,7 +58,7 @@ def test_tiny_build_writes_a_valid_lut(full_build, space):
     # layer (the global pool on a 1x1 map, ~0.5 us here) can fall within the overhead's noise; all others must be > 0
     assert sum(table[i.spec].median > 0 for i in plan) >= len(plan) - 1
     assert table.provenance.profile_name == "ort-cpu-1t"
-    assert table.provenance.backend == "onnxruntime" and table.provenance.threads == 1
+    assert table.provenance.host["backend"] == "onnxruntime" and table.provenance.threads == 1
     assert json.loads(table.provenance.notes)["timer"]["rounds"] == FAST.rounds
     records = store_records(full_build)
     assert full_build.measured == len(records)
@@ -155,7 +155,7 @@ def test_isolated_build_on_other_backends(space, name, tmp_path):
                        model_dir=tmp_path, timer=TimerSettings(warmup=1, repeats=2, rounds=1), calibration_subnets=0,
                        protocol=ProtocolSettings(warmup=1, repeats=2))
     table = LatencyTable.load(result.path)
-    assert len(table) == 2 and table.provenance.backend == name.split("-")[0]
+    assert len(table) == 2 and table.provenance.host["backend"] == name.split("-")[0]
     assert json.loads(table.provenance.notes)["method"] == "isolated"
     assert table.unit == "anchor" and table.anchor.ms > 0
 

@@ -1,9 +1,11 @@
 """The common path through the curated top level: one `ofa_deploy` import (issue 13 asks for at most 3)."""
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -15,7 +17,7 @@ TINY = {"base_widths": (8, 8, 8, 16, 16, 16, 24, 64, 64), "depths": (1, 2), "ker
 
 
 #: every name the common path below takes from `ofa_deploy`
-COMMON_PATH = ("create_supernet", "export", "load_report", "ExportReport", "HardwareProfile", "build_lut",
+COMMON_PATH = ("create_supernet", "export_model", "load_report", "ExportReport", "HardwareProfile", "build_lut",
                "check_table_host", "LatencyPredictor", "count_subnet", "AccuracyPredictor", "default_encoder",
                "GeneDomain", "latency_objective", "accuracy_objective", "evolution_search", "pareto_search", "Budget",
                "deploy", "DeployRequest")
@@ -49,8 +51,8 @@ def test_common_path_supernet_weights_export_profile_predict_search_deploy(tmp_p
     assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), loaded.state_dict().values()))
 
     cfg = loaded.space.sample(rng=0)
-    report = od.export(loaded.extract(cfg).eval(), tmp_path / "subnet", format="onnx",
-                       input_shape=(1, 3, cfg.resolution, cfg.resolution))
+    report = od.export_model(loaded.extract(cfg).eval(), tmp_path / "subnet", format="onnx",
+                             input_shape=(1, 3, cfg.resolution, cfg.resolution))
     assert isinstance(od.load_report(tmp_path / "subnet"), od.ExportReport) and report.path("model").is_file()
 
     profile = od.HardwareProfile.load("ort-cpu-1t")
@@ -76,16 +78,26 @@ def test_common_path_supernet_weights_export_profile_predict_search_deploy(tmp_p
     assert (result.out_dir / "model" / "model.onnx").is_file() and result.measured["latency_ms"] > 0
 
 
-def test_export_stays_callable_once_its_package_is_imported(tmp_path):
-    """Importing the `ofa_deploy.export` package first binds the package to `od.export`: it must still export."""
-    code = ("import json, sys\nimport ofa_deploy as od\n"
-            "od.ExportReport  # imports the ofa_deploy.export package before od.export is looked up\n"
-            "bound_to_package = od.export is sys.modules['ofa_deploy.export']\n"
-            "try:\n    od.export(None, sys.argv[1], format='no-such-format')\n    error = None\n"
-            "except Exception as exc:\n    error = [type(exc).__name__, str(exc)]\n"
-            "print(json.dumps({'bound_to_package': bound_to_package, 'error': error}))")
-    found = in_fresh_python(code, str(tmp_path / "out"))
-    assert found["bound_to_package"] is True  # the case this test is about
-    # the call reached the export function: its own error for the format, not "module object is not callable"
-    assert found["error"][0] == "UnknownNameError" and "no-such-format" in found["error"][1], found
-    assert not (tmp_path / "out").exists()
+def test_dir_is_the_public_api_sorted():
+    names = dir(od)
+    assert names == sorted(names) == sorted(od.__all__)
+    assert not {"Any", "annotations", "importlib"} & set(names)
+    assert all(hasattr(od, name) for name in names)
+    assert od.ExportReport.__module__ == "ofa_deploy.export.artifacts"  # imports the ofa_deploy.export package
+    assert callable(od.export_model) and "export_model" in names and "export" not in names
+
+
+def test_no_function_shares_its_name_with_a_package_module():
+    """`ofa_deploy.export` is the package and only the package: the entry point is `export_model`."""
+    package_dir = Path(od.__file__).parent
+    for init in package_dir.rglob("__init__.py"):
+        package = ".".join(init.parent.relative_to(package_dir.parent).parts)
+        children = {p.stem for p in init.parent.glob("*.py")} | {p.name for p in init.parent.iterdir()
+                                                                  if (p / "__init__.py").is_file()}
+        tree = ast.parse(init.read_text())
+        defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+        imported = {a.asname or a.name for n in tree.body if isinstance(n, ast.ImportFrom)
+                    and n.module != package for a in n.names}  # importing its own submodules is no clash
+        exported = set(getattr(od, "_EXPORTS", {})) if init.parent == package_dir else set()
+        clash = (defined | imported | exported) & (children - {"__init__"})
+        assert not clash, f"{package}: {sorted(clash)} name both a function and a module of the package"

@@ -11,11 +11,12 @@ import pytest
 
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.predictors.latency import LatencyPredictor, fit_linear_calibration
-from ofa_deploy.profiling.anchor import AnchorInfo, default_anchor_config, resolve_anchor_config
+from ofa_deploy.profiling.anchor import default_anchor_config, resolve_anchor_config
 from ofa_deploy.profiling.host import backend_fingerprint, check_table_host, compare, warn_if_foreign
-from ofa_deploy.tables.latency import Calibration, LatencyStats, LatencyTable, Provenance
 from ofa_deploy.hostinfo import read_host
 from ofa_deploy.spaces import get_space
+from ofa_deploy.tables.anchor import AnchorInfo
+from ofa_deploy.tables.latency import Calibration, LatencyStats, LatencyTable, Provenance
 from tests.hosts import another_core_count, another_cpu_model, foreign_fingerprint
 
 
@@ -124,15 +125,44 @@ def test_foreign_host_is_named_with_both_fingerprints(space, caplog):
     assert not unknown.ok and not unknown.known
 
 
-def test_legacy_provenance_gives_a_partial_fingerprint(space):
-    table = units_table(space)
-    elsewhere = another_cpu_model()
-    table.provenance = Provenance(cpu_model=elsewhere, backend="onnxruntime",
-                                  backend_version="1.0.0", execution_provider="CPUExecutionProvider", threads=1)
-    check = check_table_host(table, None)
-    assert check.known and check.differences == ("cpu_model",) and check.table["cpu_model"] == elsewhere
-    table.provenance = Provenance(cpu_model=read_host().cpu_model, backend="onnxruntime")
-    assert check_table_host(table, None).ok  # the same machine, as far as a legacy provenance can tell
+# Provenance as ofa-deploy 0.1.0 wrote it: before host fingerprints (flat fields only), then with both.
+FLAT_PROVENANCE = (b'{"device": "vm", "cpu_model": "Intel(R) Xeon(R) Processor", "backend": "onnxruntime", '
+                   b'"backend_version": "1.0.0", "execution_provider": "CPUExecutionProvider", "threads": 1, '
+                   b'"precision": "fp32", "batch_size": 1, "profile_name": "ort-cpu-1t", "supernet": "ofa_mbv3_w10"}')
+BOTH_PROVENANCE = (b'{"device": "vm", "cpu_model": "AMD EPYC", "backend": "onnxruntime", "backend_version": "1.32.0", '
+                   b'"execution_provider": "CPUExecutionProvider", "threads": 1, "profile_name": "ort-cpu-1t", '
+                   b'"host": {"cpu_model": "AMD EPYC", "cores": 2, "backend": "onnxruntime", '
+                   b'"backend_version": "1.32.0", "provider": "CPUExecutionProvider", "threads": 1}}')
+OFA_PROVENANCE = b'{"device": "note10", "backend": "ofa-lut", "supernet": "ofa_mbv3_w12"}'
+
+
+def _with_provenance(space, raw: bytes, path):
+    data = units_table(space).to_dict()
+    data["provenance"] = json.loads(raw)
+    path.write_text(json.dumps(data))
+    return LatencyTable.load(path)
+
+
+def test_old_provenance_loads_with_each_host_fact_once(space, tmp_path):
+    flat = _with_provenance(space, FLAT_PROVENANCE, tmp_path / "flat.json")
+    assert flat.provenance.host == {"cpu_model": "Intel(R) Xeon(R) Processor", "backend": "onnxruntime",
+                                    "backend_version": "1.0.0", "provider": "CPUExecutionProvider", "threads": 1}
+    legacy = json.loads(FLAT_PROVENANCE)  # the partial fingerprint the flat fields recorded, here and elsewhere
+    elsewhere = _with_provenance(space, json.dumps({**legacy, "cpu_model": another_cpu_model()}).encode(),
+                                 tmp_path / "elsewhere.json")
+    check = check_table_host(elsewhere, None)
+    assert check.known and check.differences == ("cpu_model",)
+    here = _with_provenance(space, json.dumps({**legacy, "cpu_model": read_host().cpu_model}).encode(),
+                            tmp_path / "here.json")
+    assert check_table_host(here, None).ok  # the same machine, as far as a legacy provenance can tell
+    both = _with_provenance(space, BOTH_PROVENANCE, tmp_path / "both.json")
+    assert both.provenance.host["cpu_model"] == "AMD EPYC" and both.provenance.host["cores"] == 2
+    ofa = _with_provenance(space, OFA_PROVENANCE, tmp_path / "ofa.json")
+    assert ofa.provenance.host == {"backend": "ofa-lut"} and not check_table_host(ofa, None).known
+    for table in (flat, both, ofa):
+        saved = table.to_dict()["provenance"]
+        assert not {"cpu_model", "backend", "backend_version"} & set(saved)  # written once, in host
+        assert LatencyTable.from_dict(table.to_dict()).provenance == table.provenance
 
 
 def test_profile_check_cli(space, tmp_path):

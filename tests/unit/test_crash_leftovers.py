@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 
 from ofa_deploy.export.artifacts import staging_dir
-from ofa_deploy.profiling.store import JsonlStore
+from ofa_deploy.store import JsonlStore
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 import pytest
 
 from ofa_deploy.errors import ExportError
-from ofa_deploy.export.onnx import MAX_OPSET, MIN_OPSET, check_opset
-from ofa_deploy.export.options import DYNAMO_MIN_OPSET
+from ofa_deploy.export.options import DYNAMO_MIN_OPSET, MAX_OPSET, MIN_OPSET, check_opset
 from ofa_deploy.export.tvm import parse_target
 from ofa_deploy.hostinfo import read_host
 

@@ -11,8 +11,7 @@ the lists must only shrink: the tests fail on a new cycle and on a listed
 cycle that no longer exists.
 
 Not import statements, so not edges here: the executor plugins named by string in
-`executors.EXECUTOR_PLUGINS` ("ray" -> `scale.ray_executor`) and the lazy
-old-path aliases of `profiling.plan.__getattr__` (names moved to `profiling.models`).
+`executors.EXECUTOR_PLUGINS` ("ray" -> `scale.ray_executor`).
 """
 
 from __future__ import annotations

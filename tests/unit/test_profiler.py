@@ -10,10 +10,10 @@ import yaml
 
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.profiling.plan import distinct_specs, make_plan, spec_id
-from ofa_deploy.profiling.store import JsonlStore
 from ofa_deploy.profiling.timer import TimerSettings, round_statistic, time_runs
 from ofa_deploy.profiling.validate import agreement
 from ofa_deploy.spaces import get_space
+from ofa_deploy.store import JsonlStore
 
 RESOLUTIONS = (160, 176, 192, 208, 224)
 

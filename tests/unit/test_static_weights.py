@@ -1,5 +1,5 @@
 """Static-subnet weights in OFA's key layout (`compat.static_weights`), read by the one reader
-(`compat.checkpoint.read_state_dict`): formats, mismatches, bad files, the old import path.
+(`compat.checkpoint.read_state_dict`): formats, mismatches, bad files, one import path.
 
 Parity with the reference package's static nets (legacy ``mobile_inverted_conv`` checkpoints
 included) is in tests/unit/test_net_config.py.
@@ -156,11 +156,9 @@ def test_in_memory_bad_entries_are_named(small_model):
         load_static_weights(copy.deepcopy(small_model), {7: torch.zeros(1)})
 
 
-def test_old_import_path_and_torch_free_net_config():
-    from ofa_deploy.compat.net_config import load_static_weights as old_load
-    from ofa_deploy.compat.net_config import to_ofa_state_dict as old_to_ofa
-
-    assert old_load is static_weights.load_static_weights and old_to_ofa is static_weights.to_ofa_state_dict
+def test_one_import_path_and_torch_free_net_config():
+    for name in ("load_static_weights", "to_ofa_state_dict"):  # they live in compat.static_weights only
+        assert not hasattr(net_config, name) and callable(getattr(static_weights, name))
     with pytest.raises(AttributeError, match="no attribute 'read_state_dict'"):
         net_config.read_state_dict  # noqa: B018 - the one reader lives in compat.checkpoint only
     code = ("import sys, ofa_deploy.compat.net_config as n; n.net_config_to_specs; "

@@ -19,7 +19,7 @@ from ofa_deploy.store import JsonlStore, read_jsonl
 
 REPO = Path(__file__).resolve().parents[2]
 
-# Files written by the previous version, byte for byte (its profiling.store.JsonlStore and predictors.dataset._Store).
+# Files written by the previous version, byte for byte (its JsonlStore, then importable as profiling.store.JsonlStore, and predictors.dataset._Store).
 OLD_LUT_STORE = (b'{"header": {"job": "lut-build", "space": "tiny", "timer": {"repeats": 3}}}\n'
                  b'{"id":"L0","round":0,"seq":0,"ms":1.25}\n'
                  b'{"id":"anchor","round":0,"seq":1,"ms":0.5,"note":"na\\u00efve \\u00b5s"}\n')
@@ -248,10 +248,3 @@ def test_a_store_sigkilled_while_appending_reopens_with_every_record_before_the_
     assert ("cut the partial last line" in caplog.text) == bool(torn)
     store.append({"i": f"{n:06d}", "pad": ""})
     assert [r["i"] for r in JsonlStore(path, KILL_HEADER)] == [f"{i:06d}" for i in range(n + 1)]
-
-
-def test_the_old_import_path_is_the_same_store() -> None:
-    from ofa_deploy.profiling import store as old_path
-    from ofa_deploy.store import JsonlStore as new_path
-
-    assert old_path.JsonlStore is new_path

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ofa_deploy.compat.checkpoint import load_supernet_weights
-from ofa_deploy.compat.weights import download
+from ofa_deploy.compat.released import cache_dir, download, supernet_weights
 from ofa_deploy.errors import CheckpointError, ConfigError, UnknownNameError
 from ofa_deploy.nn.bn import recalibrate_bn
 from ofa_deploy.nn.layers import SubnetModel
@@ -268,17 +268,42 @@ def test_download_cache_and_sha256(tmp_path) -> None:
         download((tmp_path / "missing.bin").as_uri(), tmp_path / "cache" / "m.bin")
 
 
-def test_pretrained_supernet_uses_the_cache_without_network(tmp_path, monkeypatch) -> None:
-    from ofa_deploy.compat.weights import cache_dir, pretrained_supernet, supernet_weights
+def test_released_weights_use_the_cache_without_network(tmp_path, monkeypatch) -> None:
+    from ofa_deploy.api import create_supernet as supernet_with_weights
 
     monkeypatch.setenv("OFA_DEPLOY_CACHE", str(tmp_path / "env-cache"))
     assert cache_dir() == tmp_path / "env-cache" and cache_dir(tmp_path) == tmp_path
     name = "ofa_proxyless_w13"
     released = randomize_for_parity(create_supernet(name), seed=8, input_shape=(2, 3, 64, 64))
-    cached = tmp_path / "supernets" / supernet_weights()[name].filename
+    cached = tmp_path / "env-cache" / "supernets" / supernet_weights()[name].filename
     cached.parent.mkdir(parents=True)
     torch.save({"state_dict": released.state_dict()}, cached)
-    net = pretrained_supernet(name, cache_dir=tmp_path)
-    assert all(torch.equal(v, released.state_dict()[k]) for k, v in net.state_dict().items())
+    net = supernet_with_weights(name, weights="released")
+    assert all(torch.equal(v, released.state_dict()[k]) for k, v in net.state_dict().items()) and not net.training
     with pytest.raises(UnknownNameError, match="Did you mean 'ofa_resnet50'"):
-        pretrained_supernet("ofa_resnet5", cache_dir=tmp_path)
+        supernet_with_weights("ofa_resnet5", weights="released")
+
+
+def test_one_helper_builds_a_supernet_with_any_kind_of_weights(tmp_path) -> None:
+    """`ofa_deploy.create_supernet` (which the CLI calls): a checkpoint path, or an ofa-deploy checkpoint with its
+    sidecar (which names the supernet and its space)."""
+    from ofa_deploy.api import create_supernet as with_weights
+    from ofa_deploy.demo import QUICK_RECIPE, create_demo_supernet, save_demo_supernet
+
+    demo = create_demo_supernet(QUICK_RECIPE)
+    save_demo_supernet(demo, tmp_path / "demo.pt", QUICK_RECIPE, {})
+    for name in (None, "ofa_mbv3_w10", "demo_mbv3_digits"):
+        loaded = with_weights(name, weights=tmp_path / "demo.pt")
+        assert loaded.space.resolutions == demo.space.resolutions and not loaded.training
+        assert all(torch.equal(v, demo.state_dict()[k]) for k, v in loaded.state_dict().items())
+    with pytest.raises(ConfigError, match="not of supernet ofa_resnet50"):
+        with_weights("ofa_resnet50", weights=tmp_path / "demo.pt")
+    with pytest.raises(ConfigError, match="the sidecar fixes the space"):
+        with_weights(None, weights=tmp_path / "demo.pt", resolutions=(32,))
+
+    net = randomize_for_parity(create_supernet("ofa_mbv3_w10", resolutions=(32,)), seed=3, input_shape=(2, 3, 32, 32))
+    torch.save({"state_dict": net.state_dict()}, tmp_path / "plain.pth")
+    loaded = with_weights("ofa_mbv3_w10", weights=tmp_path / "plain.pth", resolutions=(32,))
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in loaded.state_dict().items()) and not loaded.training
+    with pytest.raises(ConfigError, match="a supernet name is needed"):
+        with_weights(None, weights=tmp_path / "plain.pth")

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 import ofa_deploy as od
-from ofa_deploy.compat.net_config import load_net_config, network_name
+from ofa_deploy.compat.net_config import load_net_config
+from ofa_deploy.compat.static_layout import network_name
 from ofa_deploy.compat.static_weights import to_ofa_state_dict
 from ofa_deploy.compat.released import download, supernet_weights
 from ofa_deploy.compat.specialized import SPECIALIZED_NETS, fetch_specialized, parse_specialized_name
