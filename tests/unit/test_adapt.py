@@ -99,3 +99,18 @@ def test_goal_names_what_it_misses():
     figures = {"n": 30, "within_10pct": 0.9, "within_5pct": 0.9, "spearman": 0.99}
     assert goal.misses(figures) == ["90% within ±10% (need 95%)"]
     assert goal.misses({**figures, "within_10pct": 1.0}) == []
+
+
+def test_the_foreign_table_warning_names_the_adapt_command(demo_space, source, caplog):
+    from dataclasses import replace
+
+    from ofa_deploy.profiling.host import host_fingerprint, warn_if_foreign
+
+    here = host_fingerprint()
+    foreign = source.copy(provenance=replace(source.provenance, profile_name="ort-cpu-1t", supernet="ofa_mbv3_w12",
+                                             host={**here, "cpu_model": here["cpu_model"] + " (another host)"}))
+    with caplog.at_level("WARNING"):
+        check = warn_if_foreign(foreign, None, source="latency table /data/other/ofa_mbv3_w12.json")
+    assert not check.ok
+    assert ("ofa-deploy profile adapt --from /data/other/ofa_mbv3_w12.json --profile ort-cpu-1t --supernet "
+            "ofa_mbv3_w12") in caplog.text
