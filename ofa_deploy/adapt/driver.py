@@ -49,6 +49,8 @@ MAX_DESIGN = 64
 MAX_ROUNDS = 12
 VISIT_WARMUP = 2
 VISIT_REPEATS = 6
+#: a visit longer than this gets fewer runs (1 warm-up, at least 2 timed)
+LONGEST_VISIT_S = 0.06
 #: seconds per layer of an in-context ONNX Runtime build on this project's 2-core reference host (README)
 SECONDS_PER_LAYER = 2.1
 
@@ -132,18 +134,39 @@ def adapted_resolutions(source: Source, requested: Sequence[int] | None) -> list
     return kept
 
 
-def full_build_estimate(source: Source, resolutions: Sequence[int]) -> tuple[float, str]:
-    """Seconds a full build would take, and how that was estimated: the source's own build (its measurement
-    store's span) when it covered the same space, else the project's per-layer figure."""
+def build_span(table_file: Path) -> float | None:
+    """Seconds a build took, from the time stamps of its measurement store next to the table (None: no store)."""
+    store = table_file.with_name(table_file.name + ".measurements.jsonl")
+    if not store.is_file():
+        return None
+    stamps = []
+    for line in store.read_text().splitlines()[1:]:
+        try:
+            stamp = json.loads(line).get("t")
+        except (json.JSONDecodeError, AttributeError):
+            continue
+        if isinstance(stamp, (int, float)):
+            stamps.append(float(stamp))
+    return max(stamps) - min(stamps) if len(stamps) > 1 else None
+
+
+def full_build_estimate(source: Source, profile: Any, resolutions: Sequence[int]) -> tuple[float, str]:
+    """Seconds a full build would take, and how that was estimated: the source table's own build (its
+    measurement store), else the build of the target profile's stored table, else the project's per-layer figure."""
+    from ofa_deploy.profiling.lut import find_table
     from ofa_deploy.profiling.plan import make_plan
 
     for path in source.files:
-        store = path.with_name(path.name + ".measurements.jsonl")
-        if store.is_file():
-            stamps = [json.loads(line).get("t") for line in store.read_text().splitlines()[1:] if '"t"' in line]
-            stamps = [t for t in stamps if isinstance(t, (int, float))]
-            if len(stamps) > 1:
-                return float(max(stamps) - min(stamps)), f"the source table's own build ({store.name})"
+        span = build_span(path)
+        if span is not None:
+            return span, f"the source table's own build ({path.name}.measurements.jsonl)"
+    try:
+        stored = find_table(profile.name, source.space.name)
+    except ConfigError:
+        stored = None
+    span = build_span(stored) if stored is not None else None
+    if span is not None:
+        return span, f"the build of the stored {profile.name} table ({stored})"
     layers = len(make_plan(source.space, list(resolutions)))
     return layers * SECONDS_PER_LAYER, f"{layers} layers x {SECONDS_PER_LAYER} s per layer (in-context ORT build)"
 
@@ -264,12 +287,13 @@ def adapt_table(source: str | os.PathLike[str] | LatencyTable, *, profile: Any,
                        warmup=min(settings.warmup, VISIT_WARMUP), repeats=min(settings.repeats, VISIT_REPEATS))
     anchor = anchor_for(space, src.table if src.table.anchor and src.table.anchor.space == space.name else None,
                         target_profile)
-    full_seconds, full_how = full_build_estimate(src, res)
+    full_seconds, full_how = full_build_estimate(src, target_profile, res)
     _say(progress, f"adapting {src.label} ({len(src.table)} entries) to {target_profile.name} for {space.name} at "
                    f"{res}: {len(design)} designed + {len(held_out)} held-out subnets, budget {max_seconds:g} s")
     start = time.perf_counter()
     with open_target(space, target_profile, anchor, settings, model_cache_dir(), backend=backend) as target:
-        cost = 2 * settings.min_rounds * target.visit_seconds()
+        visit = target.shorten_visits(target.visit_seconds(), LONGEST_VISIT_S)
+        cost = 2 * settings.min_rounds * visit
         needed = cost * (len(design) + len(held_out))
         if needed > max_seconds:
             raise AdaptationError(
@@ -369,7 +393,10 @@ def _not_met(src: Source, profile: Any, space: SearchSpace, res: Sequence[int], 
     if fallback == "stop":
         raise AdaptationError(f"{said}. Nothing was written. A full build takes about {_duration(full_seconds)} "
                               f"here: `{command}` (or pass fallback='build' / --fallback build), or allow more "
-                              "device time (max_seconds / --max-seconds)", report=details)
+                              "device time (max_seconds / --max-seconds)",
+                              report={**details, "validation": figures, "measurements": target.measured,
+                                      "device_seconds": round(target.device_seconds, 2),
+                                      "method": attempt.ladder.adaptation.method})
     from ofa_deploy.profiling.builder import build_lut
 
     _say(progress, f"{said}; building the full table instead (about {_duration(full_seconds)})")

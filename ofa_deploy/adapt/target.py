@@ -10,6 +10,7 @@ are host work, counted apart) and keep every anchor visit, so the adapted table'
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -60,6 +61,12 @@ class Target:
 
     def measure(self, cfgs: Sequence[SubnetConfig], time_cap_s: float) -> dict[SubnetConfig, Measurement]:
         raise NotImplementedError
+
+    def shorten_visits(self, visit_s: float, longest_s: float) -> float:
+        """Fewer runs per visit when one visit (`visit_s` with the current settings) takes longer than
+        `longest_s`: slow models (untuned TVM, big eager nets) need no 6 timed runs for a stable minimum. Returns
+        the new visit's estimated seconds. Device targets keep the settings they connected with."""
+        return visit_s
 
     def close(self) -> None:
         """Release sessions and connections."""
@@ -117,6 +124,15 @@ class LocalTarget(Target):
             for _ in range(3):
                 visit(runner)
             return (time.perf_counter() - start) / 3
+
+    def shorten_visits(self, visit_s: float, longest_s: float) -> float:
+        runs = self.protocol.warmup + self.protocol.repeats
+        if visit_s <= longest_s or runs <= 3:
+            return visit_s
+        per_run = visit_s / runs
+        repeats = max(2, min(self.protocol.repeats, math.ceil(longest_s / per_run) - 1))
+        self.protocol = replace(self.protocol, warmup=1, repeats=repeats)
+        return per_run * (1 + repeats)
 
     def measure(self, cfgs: Sequence[SubnetConfig], time_cap_s: float) -> dict[SubnetConfig, Measurement]:
         from ofa_deploy.profiling.measure import measure_models
