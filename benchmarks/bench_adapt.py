@@ -10,8 +10,9 @@ it measures designed and random held-out subnets on the target with the anchor-p
 shows side by side: the full build's device seconds (the committed ORT 1-thread table's build, from its
 measurement store, the yardstick of issue 18; or with --full-build a build of the target timed now), the adaptation's device seconds and measurements, the
 rung kept, and on the same held-out subnets the adapted table's share within ±5% / ±10%, Spearman and bias next to
-one global scale fitted on the same designed subnets. A pair that misses the goal is reported as measured, with
-what it missed. The anchor's time now and in the source's build say how fast the machine is now (it drifts 1.5x
+one global scale fitted on the same designed subnets. "now s" is that full build at the target's speed now (times
+the anchor's run time on the target now over its time during that build): the machine is shared and drifts, and
+another backend runs at another speed. A pair that misses the goal is reported as measured, with what it missed. The anchor's time now and in the source's build say how fast the machine is now (it drifts 1.5x
 and is shared). The last line is one JSON object with every figure.
 """
 from __future__ import annotations
@@ -83,9 +84,11 @@ def run_pair(name: str, spec: dict, *, seed: int, full_build: bool, work: Path) 
     row["ladder"] = {k: {kk: v.get(kk) for kk in ("mean_abs_log_error", "within_5pct", "kept", "ridge") if kk in v}
                      for k, v in (details.get("ladder") or {}).items()}
     row["design_subnets"] = details.get("design")
-    row["adapt_estimate_of_full_build"] = {"seconds": details.get("full_build_seconds"),
-                                           "from": details.get("full_build_estimate")}
+    row["adapt_estimate_of_full_build"] = details.get("full_build")
     row["full_build_seconds"] = reference_full_build()
+    now = (details.get("full_build") or {}).get("seconds_at_target_speed_now")
+    if now is not None and row["full_build_seconds"] and (details.get("full_build") or {}).get("seconds"):
+        row["full_build_seconds_now"] = round(row["full_build_seconds"] * now / details["full_build"]["seconds"], 1)
     row["full_build_from"] = "the committed ORT 1-thread table's build (its measurement store)"
     source = spec["source"]
     if Path(source).suffix == ".json":
@@ -95,6 +98,8 @@ def run_pair(name: str, spec: dict, *, seed: int, full_build: bool, work: Path) 
         row.update(full_build_now(spec, work / f"{name}-full.json"))
     if row.get("device_seconds") and row.get("full_build_seconds"):
         row["fraction_of_full_build"] = round(row["device_seconds"] / row["full_build_seconds"], 3)
+    if row.get("device_seconds") and row.get("full_build_seconds_now"):
+        row["fraction_of_full_build_at_speed_now"] = round(row["device_seconds"] / row["full_build_seconds_now"], 3)
     return row
 
 
@@ -132,12 +137,13 @@ def signed(value) -> str:
 
 
 def print_table(rows: list[dict]) -> None:
-    head = (f"{'pair':22} {'full s':>7} {'adapt s':>7} {'n meas':>6} {'rung':>12} | {'±5%':>5} {'±10%':>5} "
+    head = (f"{'pair':22} {'full s':>7} {'now s':>7} {'adapt s':>7} {'n meas':>6} {'rung':>12} | {'±5%':>5} {'±10%':>5} "
             f"{'rho':>6} {'bias%':>6} | scale: {'±5%':>5} {'±10%':>5} {'rho':>6} {'bias%':>6} | goal")
     print(head)
     for r in rows:
         a, g = r["adapted"], r["global_scale"]
-        print(f"{r['pair']:22} {fmt(r.get('full_build_seconds')):>7} {fmt(r.get('device_seconds')):>7} "
+        print(f"{r['pair']:22} {fmt(r.get('full_build_seconds')):>7} {fmt(r.get('full_build_seconds_now')):>7} "
+              f"{fmt(r.get('device_seconds')):>7} "
               f"{fmt(r.get('measurements')):>6} {fmt(r.get('method')):>12} | {fmt(a['within_5pct'], True):>5} "
               f"{fmt(a['within_10pct'], True):>5} {fmt(a['spearman']):>6} "
               f"{signed(a['bias']):>6} | "

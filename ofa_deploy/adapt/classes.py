@@ -73,7 +73,7 @@ class SubnetLayers:
 
     Attributes:
         configs: the subnets, in order.
-        owner: (L,) subnet index of each layer.
+        owner: (L,) subnet index of each layer, non-decreasing (each subnet's layers are contiguous).
         values: (L,) the layer's source-table value (source units).
         members: (L, C) class membership (0/1).
     """
@@ -109,16 +109,21 @@ class SubnetLayers:
 
     def subset(self, keep: Sequence[int]) -> SubnetLayers:
         """The layers of subnets `keep` (renumbered in that order)."""
-        keep = list(keep)
-        renumber = {old: new for new, old in enumerate(keep)}
-        mask = np.isin(self.owner, keep)
-        return SubnetLayers(tuple(self.configs[i] for i in keep), np.array([renumber[o] for o in self.owner[mask]],
-                                                                          dtype=int),
-                            self.values[mask], self.members[mask])
+        keep = [int(k) for k in keep]
+        rows = np.concatenate([np.flatnonzero(self.owner == k) for k in keep])
+        owner = np.repeat(np.arange(len(keep)), [int(np.sum(self.owner == k)) for k in keep])
+        return SubnetLayers(tuple(self.configs[i] for i in keep), owner, self.values[rows], self.members[rows])
 
     def per_subnet(self, per_layer: np.ndarray) -> np.ndarray:
-        """Sum a per-layer quantity over each subnet."""
-        return np.bincount(self.owner, weights=per_layer, minlength=len(self.configs))
+        """Sum a per-layer quantity (L,) or per-layer rows (L, K) over each subnet."""
+        if per_layer.ndim == 1:
+            return np.bincount(self.owner, weights=per_layer, minlength=len(self.configs))
+        return np.add.reduceat(per_layer, self.starts, axis=0)  # no BLAS: threaded BLAS stalls on a loaded host
+
+    @cached_property
+    def starts(self) -> np.ndarray:
+        """Index of each subnet's first layer."""
+        return np.searchsorted(self.owner, np.arange(len(self.configs)))
 
     @property
     def sums(self) -> np.ndarray:

@@ -44,6 +44,10 @@ FIRST_DESIGN = 16
 DESIGN_STEP = 8
 #: designed subnets at most (each step refits with cross-validation on all of them)
 MAX_DESIGN = 64
+#: more designed subnets stop when the kept rung's cross-validated error has not dropped by this fraction in
+#: the last PLATEAU_STEPS steps (the remaining error is not one that more subnets of this design remove)
+PLATEAU_GAIN = 0.05
+PLATEAU_STEPS = 2
 #: paired rounds at most per subnet, and untimed / timed runs per visit (the profile's own apply when lower):
 #: whole subnets are timed many rounds over, so a visit can be shorter than a layer build's
 MAX_ROUNDS = 12
@@ -150,25 +154,57 @@ def build_span(table_file: Path) -> float | None:
     return max(stamps) - min(stamps) if len(stamps) > 1 else None
 
 
-def full_build_estimate(source: Source, profile: Any, resolutions: Sequence[int]) -> tuple[float, str]:
-    """Seconds a full build would take, and how that was estimated: the source table's own build (its
-    measurement store), else the build of the target profile's stored table, else the project's per-layer figure."""
+@dataclass(frozen=True)
+class FullBuild:
+    """A full build's device seconds as recorded (`seconds`, `how`), and the anchor of that build (config, ms) so
+    the figure can be put at the target's speed now (`at_speed`)."""
+
+    seconds: float
+    how: str
+    anchor_config: str = ""
+    anchor_ms: float = 0.0
+    seconds_now: float | None = None
+
+    def at_speed(self, anchor_config: str, run_ms: float) -> FullBuild:
+        """This estimate scaled by how long one anchor run takes on the target now against during that build
+        (same anchor only: the machine is shared and drifts, and another backend runs at another speed)."""
+        if anchor_config != self.anchor_config or self.anchor_ms <= 0:
+            return self
+        return replace(self, seconds_now=self.seconds * run_ms / self.anchor_ms)
+
+    @property
+    def best(self) -> float:
+        return self.seconds_now if self.seconds_now is not None else self.seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seconds": round(self.seconds, 1), "from": self.how,
+                "seconds_at_target_speed_now": None if self.seconds_now is None else round(self.seconds_now, 1)}
+
+
+def full_build_estimate(source: Source, profile: Any, resolutions: Sequence[int]) -> FullBuild:
+    """A full build's device seconds: the source table's own build (its measurement store), else the build of the
+    target profile's stored table, else the project's per-layer figure."""
     from ofa_deploy.profiling.lut import find_table
     from ofa_deploy.profiling.plan import make_plan
+
+    def anchored(span: float, how: str, table: LatencyTable) -> FullBuild:
+        anchor = table.anchor
+        return FullBuild(span, how, anchor.config if anchor else "", anchor.ms if anchor else 0.0)
 
     for path in source.files:
         span = build_span(path)
         if span is not None:
-            return span, f"the source table's own build ({path.name}.measurements.jsonl)"
+            return anchored(span, f"the source table's own build ({path.name}.measurements.jsonl)", source.table)
     try:
         stored = find_table(profile.name, source.space.name)
     except ConfigError:
         stored = None
     span = build_span(stored) if stored is not None else None
-    if span is not None:
-        return span, f"the build of the stored {profile.name} table ({stored})"
+    if stored is not None and span is not None:
+        return anchored(span, f"the build of the stored {profile.name} table ({stored})", LatencyTable.load(stored))
     layers = len(make_plan(source.space, list(resolutions)))
-    return layers * SECONDS_PER_LAYER, f"{layers} layers x {SECONDS_PER_LAYER} s per layer (in-context ORT build)"
+    return FullBuild(layers * SECONDS_PER_LAYER,
+                     f"{layers} layers x {SECONDS_PER_LAYER} s per layer (in-context ORT build)")
 
 
 def adapted_table(source: Source, fit: Adaptation, index: ClassIndex, resolutions: Sequence[int]) -> LatencyTable:
@@ -278,6 +314,7 @@ def adapt_table(source: str | os.PathLike[str] | LatencyTable, *, profile: Any,
     space = src.space
     res = adapted_resolutions(src, resolutions)
     out_path = Path(out) if out is not None else table_path(target_profile.name, space.name)
+    _check_out(out_path)
     index = ClassIndex.of(s for _, s, _ in src.table.all_items())
     rng = np.random.default_rng(seed)
     held_out = random_subnets(space, res, goal.min_n, np.random.default_rng([seed, 1]))
@@ -287,57 +324,90 @@ def adapt_table(source: str | os.PathLike[str] | LatencyTable, *, profile: Any,
                        warmup=min(settings.warmup, VISIT_WARMUP), repeats=min(settings.repeats, VISIT_REPEATS))
     anchor = anchor_for(space, src.table if src.table.anchor and src.table.anchor.space == space.name else None,
                         target_profile)
-    full_seconds, full_how = full_build_estimate(src, target_profile, res)
+    full = full_build_estimate(src, target_profile, res)
     _say(progress, f"adapting {src.label} ({len(src.table)} entries) to {target_profile.name} for {space.name} at "
                    f"{res}: {len(design)} designed + {len(held_out)} held-out subnets, budget {max_seconds:g} s")
     start = time.perf_counter()
     with open_target(space, target_profile, anchor, settings, model_cache_dir(), backend=backend) as target:
-        visit = target.shorten_visits(target.visit_seconds(), LONGEST_VISIT_S)
-        cost = 2 * settings.min_rounds * visit
-        needed = cost * (len(design) + len(held_out))
-        if needed > max_seconds:
-            raise AdaptationError(
-                f"a budget of {max_seconds:g} device seconds is too small for the held-out check on "
-                f"{target_profile.name}: measuring {len(held_out)} held-out and {len(design)} designed subnets takes "
-                f"about {needed:.0f} s there (an anchor visit takes {cost / 2 / settings.min_rounds * 1000:.0f} ms, "
-                f"{settings.min_rounds} rounds at least); pass max_seconds >= {math.ceil(needed * 1.5)} "
-                f"(--max-seconds), or build the full table (about {_duration(full_seconds)}: "
-                f"`ofa-deploy profile build --profile {target_profile.name} --supernet {space.name} --resolutions "
-                f"{','.join(map(str, res))}`)")
+        full = _check_budget(target, len(design) + len(held_out), max_seconds, full,
+                             build_command(target_profile, space, res))
         attempt = Attempt(design, held_out, target.measure(design + held_out, max_seconds))
         _say(progress, f"measured {target.measured} subnets in {target.device_seconds:.1f} device s")
-        while True:
-            _fit_and_check(src, attempt, index, res, goal, seed)
-            assert attempt.figures is not None and attempt.ladder is not None
-            _say(progress, f"{attempt.ladder.adaptation.method} on {len(attempt.design)} designed subnets: "
-                           f"{_describe(attempt.figures)}")
-            per_subnet = target.device_seconds / max(target.measured, 1)
-            if attempt.figures["passed"] or target.device_seconds + per_subnet * DESIGN_STEP > max_seconds \
-                    or len(attempt.design) >= MAX_DESIGN:
-                break
-            more = design_subnets(space, src.table, index, res, DESIGN_STEP, rng, measured=attempt.design,
-                                  exclude=held_out)
-            if not more:
-                break
-            attempt.measured.update(target.measure(more, max_seconds - target.device_seconds))
-            attempt.design += more
+        _fit_until_met(src, target, attempt, index, res, goal, seed, rng, max_seconds, progress)
+        assert attempt.figures is not None and attempt.ladder is not None
         details = {"design": len(attempt.design), "held_out": len(held_out), "resolutions": res,
                    "host_seconds": round(target.host_seconds, 1), "wall_seconds": round(time.perf_counter() - start, 1),
                    "unconverged": sum(not m.converged for m in attempt.measured.values()),
                    "fit": attempt.ladder.adaptation.to_dict(), "ladder": attempt.ladder.scores,
-                   "global_scale_baseline": attempt.baseline, "full_build_seconds": round(full_seconds, 1),
-                   "full_build_estimate": full_how, "target": target.describe()}
+                   "global_scale_baseline": attempt.baseline, "full_build": full.to_dict(),
+                   "target": target.describe()}
         figures = attempt.figures
         if not figures["passed"]:
             return _not_met(src, target_profile, space, res, attempt, target, details, out_path, fallback,
-                            max_seconds, full_seconds, progress)
+                            max_seconds, full.best, progress)
         table = _finish(src, target_profile, target, attempt, details, anchor)
     path = _write(table, out_path)
     _say(progress, f"wrote {path}: {_describe(figures)}; {target.measured} subnets, {target.device_seconds:.1f} "
-                   f"device s ({target.device_seconds / max(full_seconds, 1e-9):.1%} of a full build's "
-                   f"{full_seconds:.0f} s)")
+                   f"device s ({target.device_seconds / max(full.best, 1e-9):.1%} of a full build's "
+                   f"{full.best:.0f} s at this speed)")
     return AdaptResult(table, path, _public(figures), target.measured, target.device_seconds,
                        attempt.ladder.adaptation.method, True, details)
+
+
+def build_command(profile: Any, space: SearchSpace, resolutions: Sequence[int]) -> str:
+    """The `ofa-deploy profile build` command line of the full table."""
+    return (f"ofa-deploy profile build --profile {profile.name} --supernet {space.name} --resolutions "
+            f"{','.join(map(str, resolutions))}")
+
+
+def _check_budget(target: Target, n_subnets: int, max_seconds: float, full: FullBuild, command: str) -> FullBuild:
+    """Refuse before measuring when `max_seconds` cannot pay for `n_subnets` at the protocol's minimum rounds,
+    judged from anchor visits timed now (visits of slow models are shortened first). Returns the full-build
+    estimate at the target's speed now."""
+    rounds = target.protocol.min_rounds
+    before = target.visit_seconds()
+    runs = target.protocol.warmup + target.protocol.repeats
+    visit = target.shorten_visits(before, LONGEST_VISIT_S)
+    full = full.at_speed(target.anchor.to_string(), 1000 * before / runs)
+    full_seconds = full.best
+    needed = 2 * rounds * visit * n_subnets
+    if needed > max_seconds:
+        raise AdaptationError(
+            f"a budget of {max_seconds:g} device seconds is too small for the held-out check on "
+            f"{target.profile.name}: measuring {n_subnets} subnets (designed and held-out) takes about {needed:.0f} s "
+            f"there (an anchor visit takes {visit * 1000:.0f} ms, {rounds} rounds at least); pass max_seconds >= "
+            f"{math.ceil(needed * 1.5)} (--max-seconds), or build the full table (about {_duration(full_seconds)}: "
+            f"`{command}`)")
+    return full
+
+
+def _fit_until_met(src: Source, target: Target, attempt: Attempt, index: ClassIndex, res: Sequence[int], goal: Goal,
+                   seed: int, rng: np.random.Generator, max_seconds: float, progress: Progress | None) -> None:
+    """Fit and check; while the goal is missed, the budget allows and more designed subnets still lower the
+    cross-validated error (on designed subnets only), measure more of them and refit."""
+    cv_errors: list[float] = []
+    while True:
+        _fit_and_check(src, attempt, index, res, goal, seed)
+        assert attempt.figures is not None and attempt.ladder is not None
+        _say(progress, f"{attempt.ladder.adaptation.method} on {len(attempt.design)} designed subnets: "
+                       f"{_describe(attempt.figures)}")
+        kept = attempt.ladder.scores[attempt.ladder.adaptation.method]
+        cv_errors.append(kept["mean_abs_log_error"])
+        plateau = len(cv_errors) > PLATEAU_STEPS and \
+            min(cv_errors[-PLATEAU_STEPS:]) > (1 - PLATEAU_GAIN) * min(cv_errors[:-PLATEAU_STEPS])
+        per_subnet = target.device_seconds / max(target.measured, 1)
+        if attempt.figures["passed"] or target.device_seconds + per_subnet * DESIGN_STEP > max_seconds \
+                or len(attempt.design) >= MAX_DESIGN or plateau:
+            if plateau and not attempt.figures["passed"]:
+                _say(progress, f"stopped adding designed subnets: the last {PLATEAU_STEPS} steps lowered the "
+                               f"cross-validated error by less than {PLATEAU_GAIN:.0%}")
+            return
+        more = design_subnets(src.space, src.table, index, res, DESIGN_STEP, rng, measured=attempt.design,
+                              exclude=attempt.held_out)
+        if not more:
+            return
+        attempt.measured.update(target.measure(more, max_seconds - target.device_seconds))
+        attempt.design += more
 
 
 def _public(figures: dict[str, Any]) -> dict[str, Any]:
@@ -369,6 +439,23 @@ def _finish(src: Source, profile: Any, target: Target, attempt: Attempt, details
     return table
 
 
+def _check_out(path: Path) -> None:
+    """An adaptation never replaces a table that was built (measured layer by layer), only an earlier adaptation."""
+    if not path.exists():
+        return
+    if path.is_dir():
+        raise ConfigError(f"out={path} is a directory; pass the adapted table's file path")
+    from ofa_deploy.errors import OfaDeployError
+
+    try:
+        existing = LatencyTable.load(path)
+    except OfaDeployError:
+        raise ConfigError(f"out={path} exists and is not a latency table; pass another out= (--out)") from None
+    if not existing.provenance.is_adapted:
+        raise ConfigError(f"{path} holds a latency table that was built, not adapted; an adaptation does not replace "
+                          "it. Use that table, or pass another out= (--out)")
+
+
 def _write(table: LatencyTable, path: Path) -> Path:
     """Save atomically; an unwritable place is a ConfigError naming it."""
     try:
@@ -382,8 +469,7 @@ def _not_met(src: Source, profile: Any, space: SearchSpace, res: Sequence[int], 
              progress: Progress | None) -> AdaptResult:
     assert attempt.figures is not None and attempt.ladder is not None
     figures = attempt.figures
-    command = (f"ofa-deploy profile build --profile {profile.name} --supernet {space.name} --resolutions "
-               f"{','.join(map(str, res))}")
+    command = build_command(profile, space, res)
     said = (f"the table adapted from {src.label} to {profile.name} did not meet the held-out goal within "
             f"{max_seconds:g} device seconds: measured the anchor and {target.measured} subnets "
             f"({len(attempt.design)} designed, {len(attempt.held_out)} held-out) in {target.device_seconds:.1f} s; "
@@ -406,4 +492,4 @@ def _not_met(src: Source, profile: Any, space: SearchSpace, res: Sequence[int], 
 
 
 __all__ = ["FALLBACKS", "AdaptResult", "Attempt", "adapt_table", "adapted_resolutions",
-           "adapted_table", "full_build_estimate", "refusal_hint"]
+           "adapted_table", "FullBuild", "full_build_estimate", "refusal_hint"]

@@ -77,3 +77,12 @@ def test_bad_arguments(tmp_path, tiny_space):
         adapt_table(tmp_path / "missing.json", profile="ort-cpu-1t")
     with pytest.raises(ConfigError, match="int8, and full builds time fp32 layer models"):
         adapt_table(source, profile="ort-cpu-1t-int8", supernet=tiny_space, fallback="build")
+
+
+def test_a_built_table_at_out_is_never_replaced(tmp_path, tiny_space):
+    built = synthetic_source(tiny_space)
+    out = built.save(tmp_path / "built.json")
+    before = out.read_bytes()
+    with pytest.raises(ConfigError, match="holds a latency table that was built, not adapted"):
+        adapt_table(built, profile="ort-cpu-1t", supernet=tiny_space, out=out)
+    assert out.read_bytes() == before

@@ -76,7 +76,7 @@ def test_distortions_unrelated_to_classes_are_refused_with_the_figures(demo_spac
     backend = SyntheticBackend(source, random_distortion(0.9, seed=3), unit_ms=0.2)
     out = tmp_path / "adapted.json"
     with pytest.raises(AdaptationError) as info:
-        adapt_table(source, profile=synthetic_profile, supernet=demo_space, out=out, max_seconds=30,
+        adapt_table(source, profile=synthetic_profile, supernet=demo_space, out=out, max_seconds=5,
                     backend=backend)
     message = str(info.value)
     assert "did not meet the held-out goal" in message and "missed:" in message
@@ -114,3 +114,19 @@ def test_the_foreign_table_warning_names_the_adapt_command(demo_space, source, c
     assert not check.ok
     assert ("ofa-deploy profile adapt --from /data/other/ofa_mbv3_w12.json --profile ort-cpu-1t --supernet "
             "ofa_mbv3_w12") in caplog.text
+
+
+def test_fallback_build_builds_the_full_table_when_the_goal_is_missed(tiny_space, synthetic_profile, tmp_path,
+                                                                      monkeypatch):
+    """`fallback="build"`: the refused adaptation is replaced by a full build (with the profile's own backend)."""
+    from ofa_deploy.tables.latency import LatencyTable
+
+    monkeypatch.setenv("OFA_DEPLOY_CACHE", str(tmp_path / "cache"))
+    source = synthetic_source(tiny_space)
+    out = tmp_path / "built.json"
+    result = adapt_table(source, profile=synthetic_profile, supernet=tiny_space, out=out, max_seconds=5,
+                         fallback="build", backend=SyntheticBackend(source, random_distortion(0.9, seed=5)))
+    assert result.method == "full_build" and not result.passed and not result.validation["passed"]
+    table = LatencyTable.load(out)
+    assert set(table) == set(source) and not table.provenance.is_adapted
+    assert result.details["build"]["entries"] == len(source)
