@@ -27,11 +27,17 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Measurement:
-    """One subnet on the target: its median ratio to the anchor, whether it converged, its rounds."""
+    """One subnet on the target: its median ratio to the anchor, whether it converged, its rounds' ratios."""
 
     ratio: float
     converged: bool
     rounds: int
+    ratios: tuple[float, ...] = ()
+
+    def merged(self, other: Measurement) -> Measurement:
+        """Both measurements' rounds as one (the median of all their ratios)."""
+        ratios = self.ratios + other.ratios
+        return Measurement(float(np.median(ratios)), self.converged or other.converged, len(ratios), ratios)
 
 
 @dataclass
@@ -150,7 +156,7 @@ class LocalTarget(Target):
             self.anchor_visits_ms += run.anchor_visits_ms
             for cfg in part:
                 result = run.results[cfg]
-                out[cfg] = Measurement(result.ratio, result.converged, result.rounds)
+                out[cfg] = Measurement(result.ratio, result.converged, result.rounds, tuple(result.ratios))
         self.measured += len(cfgs)
         return out
 
@@ -246,7 +252,8 @@ def paired_rounds(visits: Mapping[Hashable, Callable[[], dict[str, float]]], set
                 if relative_halfwidth(med, ci) <= settings.target:
                     converged.add(key)
                     active.remove(key)
-    return ({k: Measurement(float(np.median(v)), k in converged, len(v)) for k, v in ratios.items()}, anchors)
+    return ({k: Measurement(float(np.median(v)), k in converged, len(v), tuple(v)) for k, v in ratios.items()},
+            anchors)
 
 
 def open_target(space: SearchSpace, profile: Any, anchor: SubnetConfig, protocol: ProtocolSettings,
