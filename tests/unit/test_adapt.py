@@ -130,3 +130,17 @@ def test_fallback_build_builds_the_full_table_when_the_goal_is_missed(tiny_space
     table = LatencyTable.load(out)
     assert set(table) == set(source) and not table.provenance.is_adapted
     assert result.details["build"]["entries"] == len(source)
+
+
+def test_importing_the_adaptation_package_does_not_import_torch():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, ofa_deploy as od; od.adapt_table; od.AdaptResult; od.AdaptationError; "
+            "import ofa_deploy.adapt.design, ofa_deploy.adapt.fit, ofa_deploy.adapt.target; "
+            "print('torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[2], timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
