@@ -125,13 +125,16 @@ Examples:
               help="Picks exported and measured at most while verifying the budget on the target.")
 @click.option("--allow-foreign-lut", is_flag=True,
               help="Use a target table measured on another host (refused by default; see `profile check`).")
+@click.option("--adapt", is_flag=True,
+              help="A target table measured on another host is adapted to this one with a few whole-subnet "
+                   "measurements (kept only when its held-out check passes) instead of being refused.")
 @format_option
 @handle_errors
 def deploy_cmd(supernet: str, weights: str | None, predictor: str | None, ofa_predictor: str | None,
                ofa_predictor_kind: str, profile: str, lut: str | None, build_lut: bool, ofa_luts: tuple[str, ...],
                other_luts: tuple[str, ...], latency_budgets: tuple[str, ...], macs_budget: float | None,
                resolutions: str | None, data: str, out_dir: str, generations: int, population: int, seed: int,
-               max_tries: int, allow_foreign_lut: bool, output_format: str) -> None:
+               max_tries: int, allow_foreign_lut: bool, adapt: bool, output_format: str) -> None:
     """Search the best subnet under a budget, export it for the profile's backend, measure it on the target
     against the table's anchor, retry with a tightened budget until one is verified under the budget, report.
 
@@ -158,7 +161,7 @@ def deploy_cmd(supernet: str, weights: str | None, predictor: str | None, ofa_pr
     req = DeployRequest(out_dir=Path(out_dir), profile=profile, lut=table, lut_cache=build_at,
                         latency_budget_ms=target_budget, macs_budget=macs_budget, resolutions=res,
                         generations=generations, population=population, seed=seed, max_tries=max_tries,
-                        allow_foreign_lut=allow_foreign_lut, ofa_luts=tuple(Path(p) for p in ofa_luts),
+                        allow_foreign_lut=allow_foreign_lut, adapt=adapt, ofa_luts=tuple(Path(p) for p in ofa_luts),
                         extra_luts=tuple(Path(p) for p in other_luts),
                         device_budgets=tuple((d, ms) for d, ms in budgets if d not in (None, prof.name)))
     _run_and_emit(req, net, acc, splits, supernet, output_format)

@@ -172,7 +172,7 @@ class AccuracyPredictor:
         return f"AccuracyPredictor(encoder={self.encoder!r}, base_acc={self.base_acc:.4f})"
 
 
-def _describe_values(values: Sequence[Any]) -> str:
+def describe_values(values: Sequence[Any]) -> str:
     vals = list(values)
     if len(vals) > 2 and all(isinstance(v, int) for v in vals):
         steps = {b - a for a, b in zip(vals, vals[1:])}
@@ -189,8 +189,8 @@ def space_differences(a: SearchSpace, b: SearchSpace) -> list[str]:
     for key in sorted(set(da) | set(db)):
         if key != "name" and da.get(key) != db.get(key):
             va, vb = da.get(key), db.get(key)
-            fa = _describe_values(va) if isinstance(va, list) else repr(va)
-            fb = _describe_values(vb) if isinstance(vb, list) else repr(vb)
+            fa = describe_values(va) if isinstance(va, list) else repr(va)
+            fb = describe_values(vb) if isinstance(vb, list) else repr(vb)
             out.append(f"{key} {fa} vs {fb}")
     return out
 
@@ -214,20 +214,20 @@ def align_space(predictor_space: SearchSpace, space: SearchSpace, *, what: str =
     if resolutions is not None:
         outside = sorted(set(resolutions) - set(wanted))
         if outside:
-            raise ConfigError(f"resolutions {_describe_values(outside)} are outside what {what} covers "
-                              f"({_describe_values(list(predictor_space.resolutions))}) within supernet {space.name}; "
+            raise ConfigError(f"resolutions {describe_values(outside)} are outside what {what} covers "
+                              f"({describe_values(list(predictor_space.resolutions))}) within supernet {space.name}; "
                               f"pick --resolutions among those")
         wanted = [r for r in wanted if r in set(resolutions)]
     if not wanted:
-        raise ConfigError(f"{what} covers resolutions {_describe_values(list(predictor_space.resolutions))}, none of "
-                          f"which supernet {space.name} has ({_describe_values(list(space.resolutions))})")
+        raise ConfigError(f"{what} covers resolutions {describe_values(list(predictor_space.resolutions))}, none of "
+                          f"which supernet {space.name} has ({describe_values(list(space.resolutions))})")
     if tuple(wanted) == tuple(space.resolutions):
         return space
     if set(wanted) != set(predictor_space.resolutions) and resolutions is None:
         missing = sorted(set(predictor_space.resolutions) - set(wanted))
         log.warning("%s covers resolutions %s that supernet %s lacks; searching the shared ones", what,
-                    _describe_values(missing), space.name)
-    log.info("searching %s at resolutions %s (%s)", space.name, _describe_values(wanted), what)
+                    describe_values(missing), space.name)
+    log.info("searching %s at resolutions %s (%s)", space.name, describe_values(wanted), what)
     return space_from_dict({**space_to_dict(space), "resolutions": wanted})
 
 
