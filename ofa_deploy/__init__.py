@@ -11,6 +11,7 @@ The common path is importable from the top level (loaded on first use, so ``impo
     report = od.export(net.extract(cfg), "out/subnet", format="onnx")
     table = od.LatencyTable.load(od.find_table("ort-cpu-1t", "ofa_mbv3_w12"))
     result = od.deploy(od.DeployRequest(out_dir="run"), supernet=net, predictor=od.load_ofa_predictor("p.pth"))
+    fleet = od.deploy_fleet(od.load_fleet("fleet.yaml"), out_dir="bundle", supernet=net, predictor=predictor)
 """
 from __future__ import annotations
 
@@ -62,6 +63,8 @@ _EXPORTS: dict[str, str] = {
     "pareto_search": "ofa_deploy.search",
     "DeployRequest": "ofa_deploy.pipeline",
     "deploy": "ofa_deploy.pipeline",
+    "deploy_fleet": "ofa_deploy.pipeline",
+    "load_fleet": "ofa_deploy.pipeline",
 }
 
 __all__ = ["__version__", *_EXPORTS]
