@@ -319,11 +319,14 @@ def recipe_from_dict(data: dict[str, Any]) -> DemoRecipe:
     return replace(base, **{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
-#: the demo fleet: (device name, hardware profile, export format, budget as a fraction of its feasible range)
+#: the demo fleet: (device name, hardware profile, export format, budget as a fraction of the feasible range its
+#: table predicts). The int8 device predicts with the fp32 table of its profile: int8 QDQ models of these tiny
+#: subnets measured about 1.7x slower than that table predicts on x86 hosts, so its budget lies above the fp32
+#: range and the verification's retries (under a budget tightened by the measured ratio) find its pick.
 DEMO_FLEET: tuple[tuple[str, str, str, float], ...] = (
-    ("ort-1t", "ort-cpu-1t", "onnx", 0.25),
-    ("ort-2t", "ort-cpu-all", "ort", 0.55),
-    ("ort-1t-int8", "ort-cpu-1t", "int8", 0.85),
+    ("ort-1t", "ort-cpu-1t", "onnx", 0.3),
+    ("ort-2t", "ort-cpu-all", "ort", 0.6),
+    ("ort-1t-int8", "ort-cpu-1t", "int8", 1.3),
 )
 
 
@@ -357,8 +360,8 @@ def demo_fleet_file(assets: DemoAssets, out_dir: Path, *, quick: bool = False, s
         budget = round(lat.low + fraction * (lat.high - lat.low), 5)
         devices.append({"name": name, "profile": profile_name, "runner": "local", "format": fmt,
                         "budget": {"latency_ms": budget}, "table": {"build": str(path)}})
-    search = {"generations": 60, "population": 40, "pareto_generations": 15, "seed": seed} if quick else \
-        {"generations": 300, "population": 80, "pareto_generations": 40, "seed": seed}
+    search = {"generations": 60, "population": 40, "pareto_generations": 15, "n_checks": 1, "seed": seed} if quick \
+        else {"generations": 300, "population": 80, "pareto_generations": 40, "n_checks": 1, "seed": seed}
     fleet = {"supernet": DEMO_BASE_SUPERNET, "weights": str(assets.weights), "predictor": str(assets.predictor),
              "data": "digits", "search": search, **({"timing": timing} if timing else {}), "devices": devices}
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -246,6 +246,9 @@ def demo_cmd(quick: bool, out_dir: str, cache_dir: str | None, profile: str, lat
     _stderr(f"demo assets ready: {json.dumps(assets.timings)} (reused: {assets.reused})")
     recipe = QUICK_RECIPE if quick else DemoRecipe()
     if fleet:
+        if latency_budget is not None or profile != "ort-cpu-1t":
+            raise click.UsageError("--latency-budget and --profile are single-device options; demo --fleet sets a "
+                                   "profile and a budget per device (see the fleet.yaml it writes)")
         from ofa_deploy.cli.fleet import run_demo_fleet
 
         run_demo_fleet(assets, recipe, out_dir=out_dir, quick=quick, seed=seed, executor="local", resume=resume,

@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import os
+import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -83,6 +84,7 @@ class DeviceDeployer:
             record = failure_record(device, exc)
             say(progress, f"FAILED: {record['reason']}")
         record["key"] = device_key(device, self.job)
+        record["worker"] = {"pid": os.getpid(), "node": platform.node()}
         record["seconds"] = round(time.perf_counter() - t0, 2)
         record["shared"] = _work_delta(before, self.cache.work)
         return record

@@ -123,22 +123,42 @@ def _adapt(path: Path, space: Any, profile: Any, source: TableSource, out_dir: P
     `out_dir`; an adaptation whose held-out check fails raises `AdaptationError`."""
     from ofa_deploy.adapt import adapt_table
     from ofa_deploy.profiling.host import check_table_host
-    from ofa_deploy.tables.latency import LatencyTable
 
-    say(progress, f"adapting latency table {path} to {profile.name} on this host (up to {source.adapt_seconds:.0f} s "
-                  "of measurements)")
-    result = adapt_table(LatencyTable.load(path), profile=profile, supernet=space, out=out_dir / "lut-adapted.json",
-                         max_seconds=source.adapt_seconds, resolutions=list(space.resolutions),
-                         progress=progress)
-    table = result.table
-    say(progress, f"adapted ({result.method}, {result.device_seconds:.1f} s on the target): held-out check "
-                  f"{'passed' if result.passed else 'failed'}")
-    info = {"path": str(result.path) if result.path is not None else None, "built": False, "entries": len(table),
-            "adapted_from": str(path), "adaptation": {"method": result.method, "passed": result.passed,
-                                                      "device_seconds": result.device_seconds,
-                                                      "validation": result.validation},
+    target = out_dir / "lut-adapted.json"
+    table = _earlier_adaptation(target, path)
+    if table is not None:
+        say(progress, f"reusing the table adapted from {path} earlier: {target}")
+        adaptation = dict(table.provenance.adaptation or {})
+    else:
+        say(progress, f"adapting latency table {path} to {profile.name} on this host (up to "
+                      f"{source.adapt_seconds:.0f} s of measurements)")
+        result = adapt_table(path, profile=profile, supernet=space, out=target, max_seconds=source.adapt_seconds,
+                             resolutions=list(space.resolutions), progress=progress)
+        table = result.table
+        adaptation = {"method": result.method, "passed": result.passed, "device_seconds": result.device_seconds,
+                      "measurements": result.measurements, "validation": result.validation}
+        say(progress, f"adapted ({result.method}, {result.device_seconds:.1f} s on the target): held-out check "
+                      f"{'passed' if result.passed else 'failed'}")
+    info = {"path": str(target), "built": False, "entries": len(table),
+            "adapted_from": dict(table.provenance.adapted_from or {"path": str(path)}), "adaptation": adaptation,
             "host": check_table_host(table, profile).to_dict()}
     return table, info
+
+
+def _earlier_adaptation(target: Path, source: Path) -> Any:
+    """The table adapted from `source` into `target` by an earlier (interrupted) run, if its check passed."""
+    from ofa_deploy.errors import OfaDeployError
+    from ofa_deploy.tables.latency import LatencyTable
+
+    if not target.is_file():
+        return None
+    try:
+        table = LatencyTable.load(target)
+    except OfaDeployError:
+        return None
+    prov = table.provenance
+    return table if prov.is_adapted and prov.adaptation_passed and prov.adapted_from.get("path") == str(source) \
+        else None
 
 
 __all__ = ["ResolvedTable", "TableSource", "resolve_table"]

@@ -245,3 +245,29 @@ def test_parse_fleet_resolves_runners_and_tables(tmp_path):
         parse_fleet({"devices": [{"name": "x", "profile": "torch-cpu", "budget": {"latency_ms": 1}}]})
     with pytest.raises(ConfigError, match="latency_ms"):
         parse_fleet({"devices": [{"name": "x", "profile": "ort-cpu-1t", "budget": {"macs_m": 1}}]})
+
+
+def test_fleet_on_ray_runs_each_device_where_its_resource_is(assets, tmp_path, _ray_shutdown):
+    """--executor ray: one Ray actor per device, placed by the custom resource device:<name>."""
+    import ray
+
+    from ofa_deploy.demo import load_demo_supernet
+    from ofa_deploy.pipeline import deploy_fleet, parse_fleet
+    from ofa_deploy.predictors.accuracy import AccuracyPredictor
+    from ofa_deploy.scale.ray_executor import worker_runtime_env
+
+    generous = round(3 * assets["high"], 5)
+    spec = parse_fleet({"search": SEARCH, "timing": TIMING,
+                        "devices": with_table([local("ray-a", generous), local("ray-b", generous)], assets)})
+    ray.shutdown()
+    ray.init(num_cpus=2, resources={"device:ray-a": 1, "device:ray-b": 1}, include_dashboard=False,
+             _node_ip_address="127.0.0.1", runtime_env=worker_runtime_env(), log_to_driver=False)
+    try:
+        result = deploy_fleet(spec, out_dir=tmp_path / "bundle", supernet=load_demo_supernet(assets["weights"]),
+                              predictor=AccuracyPredictor.load(assets["predictor"]), executor="ray")
+    finally:
+        ray.shutdown()
+    assert result.verified and [d["name"] for d in result.devices] == ["ray-a", "ray-b"]
+    workers = {d["worker"]["pid"] for d in result.devices}
+    assert os.getpid() not in workers and len(workers) == 2  # each device in its own actor, not in the driver
+    assert result.manifest["executor"] == "ray"
