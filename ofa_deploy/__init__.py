@@ -10,6 +10,7 @@ The common path is importable from the top level (loaded on first use, so ``impo
     cfg = net.space.sample(rng=0)
     report = od.export(net.extract(cfg), "out/subnet", format="onnx")
     table = od.LatencyTable.load(od.find_table("ort-cpu-1t", "ofa_mbv3_w12"))
+    adapted = od.adapt_table("other_host/ofa_mbv3_w12.json", profile="ort-cpu-all")   # checked on held-out subnets
     result = od.deploy(od.DeployRequest(out_dir="run"), supernet=net, predictor=od.load_ofa_predictor("p.pth"))
     fleet = od.deploy_fleet(od.load_fleet("fleet.yaml"), out_dir="bundle", supernet=net, predictor=predictor)
 """
@@ -45,6 +46,9 @@ _EXPORTS: dict[str, str] = {
     "LatencyTable": "ofa_deploy.profiling.lut",
     "find_table": "ofa_deploy.profiling.lut",
     "check_table_host": "ofa_deploy.profiling.host",
+    "adapt_table": "ofa_deploy.adapt",
+    "AdaptResult": "ofa_deploy.adapt",
+    "AdaptationError": "ofa_deploy.errors",
     # predictors
     "LatencyPredictor": "ofa_deploy.predictors.latency",
     "MacsPredictor": "ofa_deploy.predictors.latency",

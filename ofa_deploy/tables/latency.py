@@ -150,9 +150,30 @@ class Provenance:
     tool_version: str = ""
     notes: str = ""
     host: dict[str, Any] = field(default_factory=dict)
+    #: adapted tables (`ofa_deploy.adapt`): the source table's fingerprint, profile, device and file hashes
+    adapted_from: dict[str, Any] = field(default_factory=dict)
+    #: adapted tables: the method (ladder rung) kept, measurements, device seconds and the held-out validation
+    adaptation: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_adapted(self) -> bool:
+        """True for a table adapted from another device's table (`ofa_deploy.adapt`)."""
+        return bool(self.adapted_from)
+
+    @property
+    def adaptation_passed(self) -> bool:
+        """False for an adapted table whose stored held-out check did not pass (or is missing); True otherwise."""
+        if not self.is_adapted:
+            return True
+        validation = self.adaptation.get("validation") if isinstance(self.adaptation, Mapping) else None
+        return isinstance(validation, Mapping) and validation.get("passed") is True
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        for name in ("adapted_from", "adaptation"):  # tables that are not adapted keep their former form
+            if not out[name]:
+                del out[name]
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Provenance:

@@ -9,7 +9,7 @@ import yaml
 from ofa_deploy.errors import ConfigError, UnknownNameError
 from ofa_deploy.profiling.hardware import PACKAGED_PROFILE_DIR, HardwareProfile, list_profiles
 
-SHIPPED = ("ort-cpu-1t", "ort-cpu-all", "tvm-cpu", "ort-cuda", "ort-mobile-xnnpack", "torch-cpu")
+SHIPPED = ("ort-cpu-1t", "ort-cpu-1t-int8", "ort-cpu-all", "tvm-cpu", "ort-cuda", "ort-mobile-xnnpack", "torch-cpu")
 
 
 @pytest.mark.parametrize("name", SHIPPED)
