@@ -89,6 +89,9 @@ def check_format(profile: Any, fmt: str, *, where: str = "") -> None:
                 "eager PyTorch times torch modules, not exported files: use an onnxruntime or tvm profile")
         raise ConfigError(f"{where}format {fmt!r} cannot run on profile {profile.name} (backend {profile.backend}); "
                           f"{hint}")
+    if getattr(profile, "precision", "fp32") == "int8" and fmt != "int8":
+        raise ConfigError(f"{where}format {fmt!r} is not int8, and profile {profile.name} runs int8 models; use "
+                          "format int8, or a profile of the precision you export")
 
 
 def export_subnet(supernet: Any, cfg: SubnetConfig, data: Any, out_dir: Path, *, batch_size: int,

@@ -21,7 +21,8 @@ class TableSource:
     Attributes:
         path: a table file to load.
         build_at: no `path`: reuse the table here when it covers the searched resolutions, else build one here.
-        adapt_from: a table measured elsewhere (file) to adapt to this host before use.
+        adapt_from: a table measured elsewhere (file) to adapt to this host before use (written to `build_at`,
+            default ``<out_dir>/lut-adapted.json``).
         adapt_if_foreign: a loaded table from another host is adapted instead of refused.
         allow_foreign: a table from another host is used as it is (a warning says so).
         timing_rounds, timing_repeats: override the profile's timer for a build.
@@ -76,14 +77,15 @@ def _load_or_build(source: TableSource, space: Any, profile: Any, out_dir: Path,
 
     if source.path is not None:
         table = LatencyTable.load(source.path)
-        return table, {"path": str(source.path), "built": False, "entries": len(table)}
+        return table, {"path": str(source.path), "built": False, "entries": len(table), **_adapted_info(table)}
     path = Path(source.build_at) if source.build_at else out_dir / "lut.json"
     resolutions = list(space.resolutions)
     if path.is_file():
         table = LatencyTable.load(path)
         if not any(LatencyPredictor(space, table).check_coverage(resolutions).values()):
             say(progress, f"reusing latency table {path} ({len(table)} layers)")
-            return table, {"path": str(path), "built": False, "entries": len(table), "reused": True}
+            return table, {"path": str(path), "built": False, "entries": len(table), "reused": True,
+                           **_adapted_info(table)}
     from ofa_deploy.profiling.builder import build_lut
     from ofa_deploy.profiling.timer import TimerSettings
 
@@ -92,6 +94,14 @@ def _load_or_build(source: TableSource, space: Any, profile: Any, out_dir: Path,
     timer = TimerSettings.from_profile(profile, rounds=source.timing_rounds, repeats=source.timing_repeats)
     built = build_lut(space, resolutions, profile, path, progress=progress is not None, timer=timer)
     return built.table, {"path": str(path), "built": True, **built.summary()}
+
+
+def _adapted_info(table: Any) -> dict[str, Any]:
+    """``adapted_from`` and ``adaptation`` of a table adapted from another device's (empty for a built one)."""
+    prov = table.provenance
+    if not prov.is_adapted:
+        return {}
+    return {"adapted_from": dict(prov.adapted_from), "adaptation": dict(prov.adaptation)}
 
 
 def _check_host(table: Any, profile: Any, source: TableSource, progress: Progress | None
@@ -124,7 +134,8 @@ def _adapt(path: Path, space: Any, profile: Any, source: TableSource, out_dir: P
     from ofa_deploy.adapt import adapt_table
     from ofa_deploy.profiling.host import check_table_host
 
-    target = out_dir / "lut-adapted.json"
+    target = Path(source.build_at) if source.build_at is not None and source.adapt_from is not None \
+        else out_dir / "lut-adapted.json"
     table = _earlier_adaptation(target, path)
     if table is not None:
         say(progress, f"reusing the table adapted from {path} earlier: {target}")
