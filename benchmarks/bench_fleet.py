@@ -70,12 +70,15 @@ def main() -> int:
                     picks.append(result.manifest["devices"][0])
                 row.update(singles_s=total, singles_load_s=loads, singles=picks)
         row["ratio"] = row["fleet_s"] / row["singles_s"]
+        row["exports"] = {"fleet": row["fleet_shared"]["exported"],
+                          "singles": sum(d.get("shared", {}).get("exported", 0) for d in row["singles"])}
         rows.append(row)
         print(f"round {r} ({' then '.join(order)}): fleet {row['fleet_s']:.1f} s, three singles "
               f"{row['singles_s']:.1f} s, fleet/singles {row['ratio']:.3f}; fleet exported "
               f"{row['fleet_shared']['exported']} of {row['fleet_shared']['requests']} subnet requests "
-              f"({row['fleet_shared']['reused']} reused, about {row['fleet_shared']['seconds_saved_estimate']:.1f} s)",
-              flush=True)
+              f"({row['fleet_shared']['reused']} reused, about {row['fleet_shared']['seconds_saved_estimate']:.1f} s); "
+              f"subnet exports: fleet {row['exports']['fleet']}, singles {row['exports']['singles']} (retries differ "
+              "with the measurements)", flush=True)
     last = rows[-1]["fleet"]
     print("\ndemo fleet (last round):")
     for d in last:
@@ -91,6 +94,9 @@ def main() -> int:
         "fleet_s": [round(r["fleet_s"], 2) for r in rows], "singles_s": [round(r["singles_s"], 2) for r in rows],
         "load_s": {"fleet": [round(r["fleet_load_s"], 3) for r in rows],
                    "singles": [round(r["singles_load_s"], 3) for r in rows]},
+        "exports": [r["exports"] for r in rows],
+        "seconds_per_export": {"fleet": [round(r["fleet_s"] / max(r["exports"]["fleet"], 1), 2) for r in rows],
+                               "singles": [round(r["singles_s"] / max(r["exports"]["singles"], 1), 2) for r in rows]},
         "shared": rows[-1]["fleet_shared"], "same_picks_fleet_and_singles": same,
         "devices": [{"name": d["name"], "budget_ms": d["budget"]["latency_ms"], "pick": d.get("subnet"),
                      "predicted_ms": d.get("predicted", {}).get("latency_ms"),

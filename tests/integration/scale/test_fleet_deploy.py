@@ -271,3 +271,23 @@ def test_fleet_on_ray_runs_each_device_where_its_resource_is(assets, tmp_path, _
     workers = {d["worker"]["pid"] for d in result.devices}
     assert os.getpid() not in workers and len(workers) == 2  # each device in its own actor, not in the driver
     assert result.manifest["executor"] == "ray"
+
+
+def test_adapted_table_for_a_device(assets, tmp_path):
+    """table: {adapt: SOURCE}: the ORT 1-thread table adapted to ORT on every core before the search; the manifest
+    names what it was adapted from. An adaptation whose held-out check fails is never used: the device's row
+    then carries the AdaptationError instead."""
+    generous = round(3 * assets["high"], 5)
+    devices = [{**local("all-cores", generous), "profile": "ort-cpu-all", "table": {"adapt": str(assets["lut"])}}]
+    out = tmp_path / "bundle"
+    res = run_cli(["deploy", "--fleet", str(fleet_file(tmp_path / "fleet.yaml", assets, devices)), "--out", str(out)])
+    row = json.loads((out / "manifest.json").read_text())["devices"][0]
+    if row["status"] == "failed":
+        assert res.exit_code == 4 and "held-out" in row["reason"], row["reason"]
+        assert not (out / "all-cores" / "lut-adapted.json").exists()
+        return
+    assert res.exit_code == 0, res.output
+    table = row["table"]
+    assert table["adapted_from"]["path"] == str(assets["lut"]) and table["adaptation"]["validation"]["passed"]
+    assert table["path"] == str(out / "all-cores" / "lut-adapted.json") and table["host"]["ok"]
+    assert table["provenance"]["adapted_from"]["path"] == str(assets["lut"])
