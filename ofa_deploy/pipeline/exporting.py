@@ -66,10 +66,6 @@ class ExportedPick:
     def top1(self) -> float | None:
         return self.subnet.top1
 
-    def artifact(self) -> Path:
-        """The shipped file in the device's format."""
-        return self.timed
-
 
 def profile_format(profile: Any) -> str:
     """The format a single deploy exports for `profile`: ``tvm`` for TVM profiles, else ``onnx``."""

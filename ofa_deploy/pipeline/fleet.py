@@ -159,16 +159,16 @@ def check_fleet(spec: FleetSpec, space: Any, predictor: Any, progress: Progress 
                     raise ConfigError(f"its table {path} was measured on another host ({check.describe()}); use "
                                       f"table: build, or table: {{adapt: {path}}} to adapt it to this host")
             setup = prepare_search(predictor, space, table, device.profile.name)
-            low = feasible_range(setup.domain, setup.lat)
+            feasible = feasible_range(setup.domain, setup.lat)
         except OfaDeployError as exc:
             raise ConfigError(f"{where}: {exc}") from None
-        if device.latency_ms < low.low:
+        if device.latency_ms < feasible.low:
             raise ConfigError(
                 f"{where}: budget latency_ms {device.latency_ms:g} is below the feasible range "
-                f"{low.low:.4g}..{low.high:.4g} ms of its table ({path}); raise latency_ms to at least "
-                f"{low.low:.4g}, or give it a faster profile")
+                f"{feasible.low:.4g}..{feasible.high:.4g} ms of its table ({path}); raise latency_ms to at least "
+                f"{feasible.low:.4g}, or give it a faster profile")
         say(progress, f"[{device.name}] table {path}: budget {device.latency_ms:g} ms within the feasible range "
-                      f"{low.low:.4g}..{low.high:.4g} ms")
+                      f"{feasible.low:.4g}..{feasible.high:.4g} ms")
 
 
 def deploy_device(device: FleetDevice, job: FleetJob, cache: SubnetCache, progress: Progress | None
