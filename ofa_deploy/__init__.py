@@ -12,6 +12,7 @@ The common path is importable from the top level (loaded on first use, so ``impo
     table = od.LatencyTable.load(od.find_table("ort-cpu-1t", "ofa_mbv3_w12"))
     adapted = od.adapt_table("other_host/ofa_mbv3_w12.json", profile="ort-cpu-all")   # checked on held-out subnets
     result = od.deploy(od.DeployRequest(out_dir="run"), supernet=net, predictor=od.load_ofa_predictor("p.pth"))
+    fleet = od.deploy_fleet(od.load_fleet("fleet.yaml"), out_dir="bundle", supernet=net, predictor=predictor)
 """
 from __future__ import annotations
 
@@ -66,6 +67,8 @@ _EXPORTS: dict[str, str] = {
     "pareto_search": "ofa_deploy.search",
     "DeployRequest": "ofa_deploy.pipeline",
     "deploy": "ofa_deploy.pipeline",
+    "deploy_fleet": "ofa_deploy.pipeline",
+    "load_fleet": "ofa_deploy.pipeline",
 }
 
 __all__ = sorted(["__version__", *_EXPORTS])

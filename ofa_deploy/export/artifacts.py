@@ -245,6 +245,22 @@ def publish(tmp: Path, out: Path) -> None:
     log.info("artifacts written to %s", out)
 
 
+def publish_copy(source: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
+    """Publish a copy of the artifact directory `source` at `out`: copied into a staging dir beside `out`, then
+    moved into place atomically like an export (an existing `out` is replaced). Returns `out`."""
+    out = Path(out).absolute()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(out)
+    tmp = _new_staging_dir(out)
+    try:
+        shutil.copytree(source, tmp, dirs_exist_ok=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    publish(tmp, out)
+    return out
+
+
 def raise_if_failed(report: ExportReport, out: Path) -> None:
     """Inside `staging_dir`: if validation failed, publish the artifacts and raise `ValidationFailedError`."""
     if report.passed is False:
