@@ -2,9 +2,9 @@
 
 For each supernet a seeded random subnet (random weights with randomised BN statistics, so outputs depend on the
 input) is exported with the classic TorchScript exporter (``dynamo=False``) and the ``torch.export``-based one
-(``dynamo=True``) through ``ofa_deploy.export.export(format="onnx")``, i.e. the same validation in ONNX Runtime
-(batch 1 and 3, ``atol + rtol * |ref|``). The exports alternate (torchscript, dynamo, torchscript, dynamo, ...)
-so that CPU drift hits both alike; the export-time ratio is the median over repetitions. ORT latency of the two
+(``dynamo=True``) through ``ofa_deploy.export.export_model(format="onnx")``, i.e. the same validation in ONNX
+Runtime (batch 1 and 3, ``atol + rtol * |ref|``). The exports alternate (torchscript, dynamo, torchscript,
+dynamo, ...) so that CPU drift hits both alike; the export-time ratio is the median over repetitions. ORT latency of the two
 files is timed interleaved round by round in one process (`interleaved_latency`, batch 1, one thread) and
 reported as the ratio dynamo / torchscript. Wall-clock milliseconds are printed for reference only.
 
@@ -47,7 +47,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     from ofa_deploy.errors import OfaDeployError
-    from ofa_deploy.export import export
+    from ofa_deploy.export import export_model
     from ofa_deploy.export.runners import interleaved_latency, ort_runner
     from ofa_deploy.export.validate import make_inputs
     from ofa_deploy.supernets import create_supernet
@@ -72,8 +72,8 @@ def main() -> None:
                 for exporter, opset in EXPORTERS:
                     out = tmp / f"{name}-{exporter}-{rep}"
                     try:
-                        report = export(model, out, format="onnx", input_shape=shape, exporter=exporter, opset=opset,
-                                        on_constant_outputs="fail")
+                        report = export_model(model, out, format="onnx", input_shape=shape, exporter=exporter,
+                                              opset=opset, on_constant_outputs="fail")
                     except OfaDeployError as exc:
                         row["validation"][exporter] = {"passed": False, "error": str(exc)[:300]}
                         continue

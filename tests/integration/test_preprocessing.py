@@ -70,19 +70,19 @@ def test_changed_mean_std_in_metadata_changes_what_the_loaders_produce(tmp_path)
 
 
 def test_every_export_report_records_preprocessing_and_the_loader_reads_it(tiny_space, tmp_path):
-    from ofa_deploy.export import ExportOptions, export, load_report
+    from ofa_deploy.export import ExportOptions, export_model, load_report
     from ofa_deploy.nn.layers import SubnetModel
     from tests.export_helpers import randomize_for_parity
 
     cfg = tiny_space.min_config(32)
     model = randomize_for_parity(SubnetModel(tiny_space.walk_layers(cfg)), seed=1, input_shape=(4, 3, 32, 32))
-    default = export(model, tmp_path / "default", format="onnx", input_shape=(1, 3, 32, 32))
+    default = export_model(model, tmp_path / "default", format="onnx", input_shape=(1, 3, 32, 32))
     assert load_report(default.out_dir).preprocessing == OFA_IMAGENET.at(32).to_dict()
 
     changed = _changed(OFA_IMAGENET)
-    onnx = export(model, tmp_path / "onnx", format="onnx",
+    onnx = export_model(model, tmp_path / "onnx", format="onnx",
                   options=ExportOptions(input_shape=(1, 3, 32, 32), preprocessing=changed))
-    ort = export(onnx.path("model"), tmp_path / "ort", format="ort")  # inherits the source export's record
+    ort = export_model(onnx.path("model"), tmp_path / "ort", format="ort")  # inherits the source export's record
     for report in (onnx, ort):
         assert load_report(report.out_dir).preprocessing == changed.at(32).to_dict()
 

@@ -171,7 +171,7 @@ def test_registration_is_public_and_reversible():
 
 
 def test_toy_family_runs_through_the_toolchain(tiny, profile, tmp_path):
-    from ofa_deploy.export import export
+    from ofa_deploy.export import export_model
     from ofa_deploy.export.runners import ort_runner
     from ofa_deploy.predictors.accuracy import AccuracyPredictor
     from ofa_deploy.predictors.encoding import default_encoder
@@ -204,7 +204,7 @@ def test_toy_family_runs_through_the_toolchain(tiny, profile, tmp_path):
         assert_close_scaled(supernet(x), want, rel=1e-5)
 
     # ONNX export, validated, and the exported model's outputs depend on the input too
-    report = export(model, tmp_path / "onnx", format="onnx", input_shape=(1, 3, 32, 32))
+    report = export_model(model, tmp_path / "onnx", format="onnx", input_shape=(1, 3, 32, 32))
     assert report.passed
     got = torch.from_numpy(ort_runner(report.path("model"))(x.numpy())[0])
     assert_close_scaled(assert_input_dependent(got), want, rel=1e-4)
