@@ -76,8 +76,7 @@ def test_no_function_shares_its_name_with_a_package_module():
                                                                   if (p / "__init__.py").is_file()}
         tree = ast.parse(init.read_text())
         defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
-        imported = {a.asname or a.name for n in tree.body if isinstance(n, ast.ImportFrom) and n.module != package
-                    for a in n.names}  # (importing its own submodules is not a clash)
+        imported = {a.asname or a.name for n in tree.body if isinstance(n, ast.ImportFrom) for a in n.names}
         exported = set(getattr(od, "_EXPORTS", {})) if init.parent == package_dir else set()
         clash = (defined | imported | exported) & (children - {"__init__"})
         assert not clash, f"{package}: {sorted(clash)} name both a function and a module of the package"

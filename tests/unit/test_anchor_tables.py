@@ -145,7 +145,7 @@ def test_old_provenance_loads_with_each_host_fact_once(space, tmp_path):
     assert flat.provenance.host == {"cpu_model": "Intel(R) Xeon(R) Processor", "backend": "onnxruntime",
                                     "backend_version": "1.0.0", "provider": "CPUExecutionProvider", "threads": 1}
     check = check_table_host(flat, None)  # the partial fingerprint the flat fields recorded
-    assert check.known and check.table["cpu_model"] == "Intel(R) Xeon(R) Processor"
+    assert check.known and "cpu_model" in check.differences
     both = _with_provenance(space, BOTH_PROVENANCE, tmp_path / "both.json")
     assert both.provenance.host["cpu_model"] == "AMD EPYC" and both.provenance.host["cores"] == 2
     ofa = _with_provenance(space, OFA_PROVENANCE, tmp_path / "ofa.json")
