@@ -51,7 +51,7 @@ def setup() -> Path:
     pip = (python, "-m", "pip", "install", "--disable-pip-version-check", "-q")
     _run(*pip, "-U", "pip")
     _run(*pip, "-c", CONSTRAINTS, "torch==2.13.0")
-    _run(*pip, "-c", CONSTRAINTS, "-e", ".[tvm,search,data,ray,test]")
+    _run(*pip, "-c", CONSTRAINTS, "-e", ".[tvm,data,ray,test]")
     # The reference OFA package, for parity tests and benchmarks only; its own pins are ancient.
     _run(*pip, "--no-deps", "ofa==0.1.0.post202307202001")
     STAMP.write_text(_requirements_digest())

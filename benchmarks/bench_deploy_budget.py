@@ -54,12 +54,12 @@ def main(argv: list[str] | None = None) -> int:
         except BudgetNotVerifiedError as exc:
             result = exc.report
         b = result.budget
-        row = {"seed": seed, "budget_ms": b["ms"], "measured_ms": b["measured_ms"], "interval_ms": b["interval"],
+        row = {"seed": seed, "budget_ms": b["latency_ms"], "measured_ms": b["measured_ms"], "interval_ms": b["interval"],
                "wall_ms": b["wall_ms"], "picks": len(b["tries"]), "verified": b["verified"],
                "first_pick_verified": b["tries"][0]["verified"], "seconds": round(time.perf_counter() - t0, 1)}
         rows.append(row)
         flag = "verified" if b["verified"] else f"MISS: {b['message']}"
-        print(f"seed {seed}: budget {b['ms']:.4g} ms, measured {b['measured_ms']:.4g} ms "
+        print(f"seed {seed}: budget {b['latency_ms']:.4g} ms, measured {b['measured_ms']:.4g} ms "
               f"({b['interval'][0]:.4g}..{b['interval'][1]:.4g}; wall {b['wall_ms']:.4g}) after {row['picks']} "
               f"pick(s): {flag}")
     summary = {"runs": len(rows), "verified": sum(r["verified"] for r in rows),

@@ -141,9 +141,10 @@ def main() -> int:
 
 
 def _cpu() -> str:
-    from ofa_deploy.profiling.host import cpu_model
+    from ofa_deploy.hostinfo import read_host
 
-    return f"{cpu_model()} x{os.cpu_count()}"
+    host = read_host()
+    return f"{host.cpu_model} x{host.cores}"
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ The common path is importable from the top level (loaded on first use, so ``impo
     cfg = net.space.sample(rng=0)
     report = od.export_model(net.extract(cfg), "out/subnet", format="onnx")
     table = od.LatencyTable.load(od.find_table("ort-cpu-1t", "ofa_mbv3_w12"))
+    adapted = od.adapt_table("other_host/ofa_mbv3_w12.json", profile="ort-cpu-all")   # checked on held-out subnets
     result = od.deploy(od.DeployRequest(out_dir="run"), supernet=net, predictor=od.load_ofa_predictor("p.pth"))
+    fleet = od.deploy_fleet(od.load_fleet("fleet.yaml"), out_dir="bundle", supernet=net, predictor=predictor)
 """
 from __future__ import annotations
 
@@ -44,6 +46,9 @@ _EXPORTS: dict[str, str] = {
     "LatencyTable": "ofa_deploy.tables.latency",
     "find_table": "ofa_deploy.profiling.lut",
     "check_table_host": "ofa_deploy.profiling.host",
+    "adapt_table": "ofa_deploy.adapt",
+    "AdaptResult": "ofa_deploy.adapt",
+    "AdaptationError": "ofa_deploy.errors",
     # predictors
     "LatencyPredictor": "ofa_deploy.predictors.latency",
     "MacsPredictor": "ofa_deploy.predictors.latency",
@@ -62,6 +67,8 @@ _EXPORTS: dict[str, str] = {
     "pareto_search": "ofa_deploy.search",
     "DeployRequest": "ofa_deploy.pipeline",
     "deploy": "ofa_deploy.pipeline",
+    "deploy_fleet": "ofa_deploy.pipeline",
+    "load_fleet": "ofa_deploy.pipeline",
 }
 
 __all__ = sorted(["__version__", *_EXPORTS])
@@ -79,3 +86,7 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     """The public API only (not this module's own imports), sorted."""
     return list(__all__)
+
+
+# the built-in model families register themselves on import (torch-free), so their names are known everywhere
+import ofa_deploy.families  # noqa: E402,F401

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from ofa_deploy.data import DataSplits, load_digits
 from ofa_deploy.errors import CheckpointError
-from ofa_deploy.fileio import atomic_path, atomic_write_json, read_json_file
+from ofa_deploy.fileio import atomic_path, atomic_write_json, atomic_write_text, read_json_file
 from ofa_deploy.predictors.accuracy import AccuracyPredictor
 from ofa_deploy.predictors.dataset import (
     build_accuracy_dataset,
@@ -317,3 +317,67 @@ def recipe_from_dict(data: dict[str, Any]) -> DemoRecipe:
     """A recipe from `DemoRecipe.to_dict()` output."""
     base = DemoRecipe()
     return replace(base, **{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+#: the demo fleet: (device name, hardware profile, export format, budget as a fraction of the feasible range its
+#: table predicts, the profile whose table is adapted to it, or None: its table is built here).
+DEMO_FLEET: tuple[tuple[str, str, str, float, str | None], ...] = (
+    ("ort-1t", "ort-cpu-1t", "onnx", 0.3, None),
+    ("ort-2t", "ort-cpu-all", "ort", 0.6, None),
+    ("ort-1t-int8", "ort-cpu-1t-int8", "int8", 0.5, "ort-cpu-1t"),
+)
+#: `demo --fleet --quick` skips the int8 adaptation (it exports ~50 int8 subnets, about two minutes here): its int8
+#: device predicts with the fp32 table of ort-cpu-1t, which under-predicts these int8 QDQ models about 1.7x on x86
+#: hosts, so its budget lies above the fp32 range and the verification's retries find its pick.
+QUICK_INT8 = ("ort-1t-int8", "ort-cpu-1t", "int8", 1.3, None)
+
+
+def demo_fleet_file(assets: DemoAssets, out_dir: Path, *, quick: bool = False, seed: int = 0,
+                    progress: Any = None) -> Path:
+    """Write ``<out_dir>/fleet.yaml``: the demo supernet on three devices of this machine (`DEMO_FLEET`), each
+    budget a different fraction of that device's feasible latency range, so the three picks differ.
+
+    Each device's table is made once into the demo cache (``lut-<profile>-<sha>.json``, as the single demo's):
+    built here, or adapted from another profile's table (`ofa_deploy.adapt`, kept only when its held-out check
+    passes); the budgets are read from those tables.
+    """
+    import yaml
+
+    from ofa_deploy.pipeline.search import prepare_search, searched_space
+    from ofa_deploy.pipeline.tables import TableSource, resolve_table
+    from ofa_deploy.profiling.hardware import HardwareProfile
+    from ofa_deploy.search import feasible_range
+
+    supernet, predictor = assets.load_supernet(), assets.load_predictor()
+    space = searched_space(predictor, supernet.space, None)
+    timing = {"rounds": 2, "repeats": 10} if quick else {}
+    devices = []
+    entries = (*DEMO_FLEET[:2], QUICK_INT8) if quick else DEMO_FLEET
+    for name, profile_name, fmt, fraction, adapt_from in entries:
+        profile = HardwareProfile.load(profile_name)
+        path = _demo_table_path(assets, profile)
+        source = TableSource(build_at=path, timing_rounds=timing.get("rounds"), timing_repeats=timing.get("repeats"))
+        if adapt_from is not None and not path.is_file():
+            source = TableSource(adapt_from=_demo_table_path(assets, HardwareProfile.load(adapt_from)), build_at=path)
+        table = resolve_table(source, space, profile, out_dir=out_dir, progress=progress).table
+        setup = prepare_search(predictor, space, table, profile.name)
+        lat = feasible_range(setup.domain, setup.lat)
+        budget = round(lat.low + fraction * (lat.high - lat.low), 5)
+        devices.append({"name": name, "profile": profile_name, "runner": "local", "format": fmt,
+                        "budget": {"latency_ms": budget},
+                        "table": str(path) if adapt_from is not None else {"build": str(path)}})
+    search = {"generations": 60, "population": 40, "pareto_generations": 15, "n_checks": 1, "seed": seed} if quick \
+        else {"generations": 300, "population": 80, "pareto_generations": 40, "n_checks": 1, "seed": seed}
+    fleet = {"supernet": DEMO_BASE_SUPERNET, "weights": str(assets.weights), "predictor": str(assets.predictor),
+             "data": "digits", "search": search, **({"timing": timing} if timing else {}), "devices": devices}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "fleet.yaml"
+    atomic_write_text(path, "# the demo fleet (ofa-deploy demo --fleet): repeat with\n"
+                            f"#   ofa-deploy deploy --fleet {path} --out {out_dir}\n"
+                            + yaml.safe_dump(fleet, sort_keys=False))
+    return path
+
+
+def _demo_table_path(assets: DemoAssets, profile: Any) -> Path:
+    """Where the demo keeps its latency table for `profile` (the single demo's ``lut_cache``)."""
+    return Path(assets.weights).parent / f"lut-{profile.name}-{profile.sha256[:8]}.json"

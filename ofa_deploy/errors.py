@@ -63,6 +63,14 @@ class ForeignTableError(OfaDeployError):
     """A latency table was measured on another host or runtime than the one it is used for."""
 
 
+class AdaptationError(OfaDeployError):
+    """An adapted latency table did not meet its held-out goal on the target within the device-time budget."""
+
+    def __init__(self, message: str, report: object | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
 class BudgetNotVerifiedError(OfaDeployError):
     """No deployed subnet could be verified under the latency budget on the target; the run dir is kept."""
 

@@ -73,7 +73,7 @@ def build_dataset_cmd(supernet_name: str | None, weights: str, data_spec: str, n
                       max_per_class: int | None, max_items: int | None, threads: int, progress: bool,
                       executor_kind: str, workers: int | None, ray_address: str | None, output_format: str) -> None:
     """Measure top-1 of sampled subnets × resolutions after BN recalibration (resumable)."""
-    from ofa_deploy.compat.released import sha256_of
+    from ofa_deploy.compat.released import preprocessing_of, sha256_of
     from ofa_deploy.data import load_dataset
     from ofa_deploy.predictors.dataset import build_accuracy_dataset
     from ofa_deploy.predictors.training import torch_threads
@@ -82,7 +82,8 @@ def build_dataset_cmd(supernet_name: str | None, weights: str, data_spec: str, n
         supernet, name = _load_supernet(supernet_name, weights)
         res = _int_list(resolutions) or list(supernet.space.resolutions)
         data = load_dataset(data_spec, image_size=max(res), seed=seed, holdout_fraction=holdout_fraction,
-                            calibration_size=calibration_size, max_per_class=max_per_class)
+                            calibration_size=calibration_size, max_per_class=max_per_class,
+                            preprocessing=preprocessing_of(name))
         with make_executor(executor_kind, workers, ray_address) as executor:
             summary = build_accuracy_dataset(supernet, data, out, n_subnets=n_subnets, resolutions=res, seed=seed,
                                              resume=resume, supernet_name=name, weights_sha256=sha256_of(weights),
@@ -107,7 +108,7 @@ def build_dataset_cmd(supernet_name: str | None, weights: str, data_spec: str, n
 def train_predictor_cmd(dataset_path: str, out: str, encoder_name: str | None, seed: int, max_epochs: int,
                         patience: int, output_format: str) -> None:
     """Train OFA's MLP predictor (split by architecture); print held-out RMSE, Kendall tau, baseline."""
-    from ofa_deploy.predictors.accuracy import space_from_dict
+    from ofa_deploy.spaces import space_from_dict
     from ofa_deploy.predictors.dataset import load_accuracy_dataset
     from ofa_deploy.predictors.training import encoder_for_data, train_predictor
 

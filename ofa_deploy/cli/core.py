@@ -9,7 +9,6 @@ import os
 import platform
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import click
@@ -291,31 +290,13 @@ def _package_version() -> str:
         return ofa_deploy.__version__
 
 
-def cpu_info(cpuinfo: str | Path = "/proc/cpuinfo") -> dict[str, Any]:
-    """CPU model, physical cores and logical threads (from /proc/cpuinfo where it exists)."""
-    model, cores = platform.processor() or platform.machine(), set()
-    try:
-        text = Path(cpuinfo).read_text()
-    except OSError:
-        text = ""
-    phys = core = None
-    for line in text.splitlines():
-        key, _, value = (part.strip() for part in line.partition(":"))
-        if key == "model name" and value:
-            model = value
-        elif key == "physical id":
-            phys = value
-        elif key == "core id":
-            core = value
-        elif not key:
-            if core is not None:
-                cores.add((phys, core))
-            phys = core = None
-    if core is not None:
-        cores.add((phys, core))
-    threads = os.cpu_count() or 0
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else threads
-    return {"model": model, "cores": len(cores) or threads, "threads": threads, "available_threads": affinity}
+def cpu_info() -> dict[str, Any]:
+    """CPU model, physical cores, logical threads and the threads this process may use (`read_host`)."""
+    from ofa_deploy.hostinfo import read_host
+
+    host = read_host()
+    return {"model": host.cpu_model, "cores": host.physical_cores, "threads": host.cores,
+            "available_threads": len(host.usable_cpus)}
 
 
 def collect_env() -> dict[str, Any]:

@@ -99,7 +99,10 @@ Examples:
       --ofa-predictor acc_predictor_mbv3_tutorial.pth --profile ort-cpu-1t --latency-budget 8 \\
       --ofa-lut ../shared/reference/ofa/ --latency-budget note10=25 --data imagefolder:val/ --out run/
   ofa-deploy deploy --supernet ofa_mbv3_w10 --weights w.pt --predictor pred/ --lut my.json --out run/""")
-@click.option("--supernet", required=True, help="Registry name (e.g. ofa_mbv3_w12).")
+@click.option("--fleet", "fleet", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Deploy to every device of a fleet file (YAML: devices with profile, runner, budget, format, "
+                   "table; supernet, weights, predictor and data once): a verified subnet per device, one bundle.")
+@click.option("--supernet", default=None, help="Registry name (e.g. ofa_mbv3_w12); with --fleet: overrides the file.")
 @click.option("--weights", default=None, metavar="NAME|PATH",
               help="Supernet weights: a released name (ofa_mbv3_w12, or its file name; fetched once into the cache), "
                    "an OFA checkpoint, or an ofa-deploy .pt with its .json sidecar.")
@@ -126,13 +129,22 @@ Examples:
               help="Picks exported and measured at most while verifying the budget on the target.")
 @click.option("--allow-foreign-lut", is_flag=True,
               help="Use a target table measured on another host (refused by default; see `profile check`).")
+@click.option("--adapt", is_flag=True,
+              help="A target table measured on another host is adapted to this one with a few whole-subnet "
+                   "measurements (kept only when its held-out check passes) instead of being refused.")
+@click.option("--executor", "executor_kind", type=click.Choice(["local", "process", "ray"]), default="local",
+              show_default=True, help="--fleet: where devices run: one after the other here, a process pool, or Ray "
+                                      "(one task per device holding the resource device:<name>).")
+@click.option("--ray-address", default=None, help="--fleet --executor ray: the Ray cluster to join.")
+@click.option("--resume", is_flag=True, help="--fleet: reuse every device already finished in --out.")
 @format_option
 @handle_errors
-def deploy_cmd(supernet: str, weights: str | None, predictor: str | None, ofa_predictor: str | None,
+def deploy_cmd(fleet: str | None, supernet: str | None, weights: str | None, predictor: str | None, ofa_predictor: str | None,
                ofa_predictor_kind: str, profile: str, lut: str | None, build_lut: bool, ofa_luts: tuple[str, ...],
                other_luts: tuple[str, ...], latency_budgets: tuple[str, ...], macs_budget: float | None,
                resolutions: str | None, data: str, out_dir: str, generations: int, population: int, seed: int,
-               max_tries: int, allow_foreign_lut: bool, output_format: str) -> None:
+               max_tries: int, allow_foreign_lut: bool, adapt: bool, executor_kind: str, ray_address: str | None,
+               resume: bool, output_format: str) -> None:
     """Search the best subnet under a budget, export it for the profile's backend, measure it on the target
     against the table's anchor, retry with a tightened budget until one is verified under the budget, report.
 
@@ -140,8 +152,29 @@ def deploy_cmd(supernet: str, weights: str | None, predictor: str | None, ofa_pr
     profile's stored one, and the verdict is about it. Tables of other devices (--ofa-lut, --other-lut) constrain
     the search with their own budgets and are reported as predictions.
 
-    Exit codes: 0 verified under budget, 1 bad input, 2 usage, 3 export validation failed, 4 no pick could be
-    verified under the budget (the run dir and report are still written)."""
+    With --fleet, every device of the fleet file gets its own subnet, export and verdict (see `deploy_fleet`);
+    the bundle (manifest.json, summary.md, fleet.png, one directory per device) is written into --out.
+
+    Exit codes: 0 verified under budget (every device, with --fleet), 1 bad input, 2 usage, 3 export validation
+    failed, 4 no pick could be verified under the budget (with --fleet: some devices, named; the run dir and report
+    are still written)."""
+    if fleet is not None:
+        single = {"--lut": lut, "--build-lut": build_lut, "--ofa-lut": ofa_luts, "--other-lut": other_luts,
+                  "--latency-budget": latency_budgets, "--macs-budget": macs_budget, "--resolutions": resolutions}
+        given = [name for name, value in single.items() if value]
+        if given:
+            raise click.UsageError(f"{', '.join(given)}: with --fleet, tables and budgets are given per device in "
+                                   "the fleet file")
+        from ofa_deploy.cli.fleet import run_fleet
+
+        run_fleet(fleet, out_dir=out_dir, supernet=supernet, weights=weights, predictor=predictor,
+                  ofa_predictor=ofa_predictor, ofa_predictor_kind=ofa_predictor_kind,
+                  data=data if data != "none" else None, seed=seed, executor=executor_kind, address=ray_address,
+                  resume=resume, output_format=output_format)
+        return
+    if supernet is None:
+        raise click.UsageError("give --supernet (a registry name), or --fleet FLEET.yaml")
+    from ofa_deploy.compat.released import preprocessing_of
     from ofa_deploy.pipeline import DeployRequest
     from ofa_deploy.profiling.hardware import HardwareProfile
     from ofa_deploy.spaces import get_space
@@ -155,11 +188,12 @@ def deploy_cmd(supernet: str, weights: str | None, predictor: str | None, ofa_pr
     net = load_supernet(supernet, weights, say=_stderr)
     acc = load_accuracy_predictor(supernet, predictor, ofa_predictor, ofa_predictor_kind, space=net.space)
     table, build_at = _target_table(prof, acc.space, lut, build_lut, res)
-    splits = load_data(data, image_size=max(acc.space.resolutions), seed=seed)
+    splits = load_data(data, image_size=max(acc.space.resolutions), seed=seed,
+                       preprocessing=preprocessing_of(supernet))
     req = DeployRequest(out_dir=Path(out_dir), profile=profile, lut=table, lut_cache=build_at,
                         latency_budget_ms=target_budget, macs_budget=macs_budget, resolutions=res,
                         generations=generations, population=population, seed=seed, max_tries=max_tries,
-                        allow_foreign_lut=allow_foreign_lut, ofa_luts=tuple(Path(p) for p in ofa_luts),
+                        allow_foreign_lut=allow_foreign_lut, adapt=adapt, ofa_luts=tuple(Path(p) for p in ofa_luts),
                         extra_luts=tuple(Path(p) for p in other_luts),
                         device_budgets=tuple((d, ms) for d, ms in budgets if d not in (None, prof.name)))
     _run_and_emit(req, net, acc, splits, supernet, output_format)
@@ -195,12 +229,17 @@ def _run_and_emit(req: Any, net: Any, predictor: Any, splits: Any, name: str, ou
 @click.option("--profile", default="ort-cpu-1t", show_default=True, help="Hardware profile name or YAML.")
 @click.option("--latency-budget", type=float, default=None, help="ms (default: 35% into the feasible range).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--fleet", is_flag=True,
+              help="Deploy to three devices of this machine instead (ORT 1 thread, ORT all threads in ORT format, "
+                   "ORT int8), each with its own budget: a verified subnet per device, one bundle in --out.")
+@click.option("--resume", is_flag=True, help="--fleet: reuse every device already finished in --out.")
 @format_option
 @handle_errors
 def demo_cmd(quick: bool, out_dir: str, cache_dir: str | None, profile: str, latency_budget: float | None,
-             seed: int, output_format: str) -> None:
+             seed: int, fleet: bool, resume: bool, output_format: str) -> None:
     """Run the whole toolchain on the built-in demo: train (or reuse) a small OFA supernet on digits and its
-    accuracy predictor, build a latency table for this machine, search under a budget, export, measure, report."""
+    accuracy predictor, build a latency table for this machine, search under a budget, export, measure, report.
+    With --fleet, the same for three devices at once (see `deploy --fleet`)."""
     from ofa_deploy.demo import DEMO_NAME, QUICK_RECIPE, DemoRecipe, load_demo_data, prepare_demo_assets
     from ofa_deploy.pipeline import DeployRequest
     from ofa_deploy.profiling.hardware import HardwareProfile
@@ -209,6 +248,15 @@ def demo_cmd(quick: bool, out_dir: str, cache_dir: str | None, profile: str, lat
     assets = prepare_demo_assets(cache_dir, quick=quick, progress=True)
     _stderr(f"demo assets ready: {json.dumps(assets.timings)} (reused: {assets.reused})")
     recipe = QUICK_RECIPE if quick else DemoRecipe()
+    if fleet:
+        if latency_budget is not None or profile != "ort-cpu-1t":
+            raise click.UsageError("--latency-budget and --profile are single-device options; demo --fleet sets a "
+                                   "profile and a budget per device (see the fleet.yaml it writes)")
+        from ofa_deploy.cli.fleet import run_demo_fleet
+
+        run_demo_fleet(assets, recipe, out_dir=out_dir, quick=quick, seed=seed, executor="local", resume=resume,
+                       output_format=output_format)
+        return
     prof = HardwareProfile.load(profile)
     if quick:
         settings: dict[str, Any] = {"generations": 60, "population": 40, "pareto_generations": 15, "n_checks": 1,

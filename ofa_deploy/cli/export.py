@@ -57,7 +57,11 @@ def _source_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
                      help="Artifact directory to create (must be empty or new unless --overwrite)."),
         click.option("--overwrite", is_flag=True, help="Replace a non-empty --out directory."),
-        click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset (classic exporter: 11..20)."),
+        click.option("--opset", type=int, default=None,
+                     help="ONNX opset (default 18; dynamo exporter: 18..20, torchscript: 11..20)."),
+        click.option("--exporter", type=click.Choice(["dynamo", "torchscript"]), default=None,
+                     help="torch's ONNX exporter (default dynamo, the torch.export-based one; torchscript: the "
+                          "classic one, faster to export)."),
         click.option("--no-validate", "no_validate", is_flag=True, help="Skip validation."),
         seed_option(note="the validation inputs are drawn with it"),
         format_option,
@@ -91,11 +95,14 @@ def _no_tolerance_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def _export_options(*, no_validate: bool, seed: int, overwrite: bool, info: dict[str, Any] | None,
                     notes: list[str], **more: Any) -> Any:
-    """The `ExportOptions` of one command (validation, seed, overwrite, provenance, plus e.g. atol/rtol)."""
+    """The `ExportOptions` of one command (validation, seed, overwrite, provenance, plus e.g. atol/rtol); a subnet
+    of a registry supernet records its weights' preprocessing."""
+    from ofa_deploy.compat.released import preprocessing_of
     from ofa_deploy.export.options import ExportOptions
 
+    supernet = (info or {}).get("supernet")
     return ExportOptions(validate=not no_validate, seed=seed, overwrite=overwrite, subnet_info=info,
-                         notes=tuple(notes), **more)
+                         notes=tuple(notes), preprocessing=preprocessing_of(supernet) if supernet else None, **more)
 
 
 def _onnx_option(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -129,7 +136,7 @@ def build_model(*, supernet: str | None, subnet: str | None, weights: str | None
         model = sup.extract(cfg)
         info = {"source": "supernet", "supernet": supernet, "config": cfg.to_dict(), "compact": cfg.to_string(),
                 "resolution": cfg.resolution}
-        info["bn_recalibration"] = _recalibrate(model, cfg.resolution, weights, notes)
+        info["bn_recalibration"] = _recalibrate(model, cfg.resolution, weights, notes, supernet)
     info["weights"] = str(Path(weights).absolute()) if weights else None
     if not weights:
         notes.append(RANDOM_INIT_NOTE)
@@ -138,13 +145,16 @@ def build_model(*, supernet: str | None, subnet: str | None, weights: str | None
     return model, info, notes
 
 
-def _recalibrate(model: Any, resolution: int, weights: str | None, notes: list[str]) -> dict[str, Any] | None:
-    """Recalibrate BN on ``--data`` (if given); warn when a checkpoint subnet goes out without it."""
+def _recalibrate(model: Any, resolution: int, weights: str | None, notes: list[str],
+                 supernet: str) -> dict[str, Any] | None:
+    """Recalibrate BN on ``--data`` (if given, prepared as the supernet's weights expect); warn when a checkpoint
+    subnet goes out without it."""
     from ofa_deploy.cli.inputs import load_data
+    from ofa_deploy.compat.released import preprocessing_of
 
     ctx = click.get_current_context(silent=True)
     spec = ctx.meta.get("ofa_deploy.export.data", "none") if ctx is not None else "none"
-    data = load_data(spec, image_size=resolution)
+    data = load_data(spec, image_size=resolution, preprocessing=preprocessing_of(supernet))
     if data is None:
         if weights:
             notes.append(NO_RECALIBRATION_NOTE)
@@ -212,36 +222,44 @@ def export_group() -> None:
 @handle_errors
 @_with_report_on_failure
 def export_onnx_cmd(supernet: str | None, subnet: str | None, weights: str | None, net_config: str | None,
-                    run_config: str | None, resolution: int | None, out_dir: str, overwrite: bool, opset: int,
+                    run_config: str | None, resolution: int | None, out_dir: str, overwrite: bool, opset: int | None,
+                    exporter: str | None,
                     atol: float, rtol: float, no_validate: bool, seed: int, output_format: str, slim: bool,
                     static_batch: bool) -> None:
-    """PyTorch → ONNX (classic exporter, BN folded), validated in ONNX Runtime on batch 1 and 3."""
+    """PyTorch → ONNX (torch.export-based exporter by default, BN folded), validated in ONNX Runtime on batch 1
+    and 3."""
     from ofa_deploy.export.api import export_model
-    from ofa_deploy.export.options import check_opset
 
-    check_opset(opset)
+    onnx_format = _onnx_format(opset, exporter)
     model, info, notes = build_model(supernet=supernet, subnet=subnet, weights=weights, net_config=net_config,
                                      run_config=run_config, resolution=resolution)
     options = _export_options(no_validate=no_validate, seed=seed, overwrite=overwrite, info=info, notes=notes,
                               input_shape=_input_shape(model), atol=atol, rtol=rtol)
-    report = export_model(model, out_dir, format="onnx", options=options, opset=opset, dynamic_batch=not static_batch,
-                    slim=slim)
+    report = export_model(model, out_dir, format="onnx", options=options, dynamic_batch=not static_batch, slim=slim,
+                          **onnx_format)
     _finish(report, output_format)
 
 
-def _source_onnx(tmp: Path, *, onnx_path: str | None, opset: int, seed: int,
+def _onnx_format(opset: int | None, exporter: str | None) -> dict[str, Any]:
+    """``--opset``/``--exporter`` with the export options' defaults filled in, checked before anything slow."""
+    from ofa_deploy.export.options import DEFAULT_EXPORTER, DEFAULT_OPSET, check_opset
+
+    exporter = exporter or DEFAULT_EXPORTER
+    return {"opset": check_opset(DEFAULT_OPSET if opset is None else opset, exporter=exporter), "exporter": exporter}
+
+
+def _source_onnx(tmp: Path, *, onnx_path: str | None, opset: int | None, exporter: str | None, seed: int,
                  **src: Any) -> tuple[Path, Any, dict[str, Any] | None, list[str]]:
     """(onnx file, torch reference or None, subnet info, notes): a given --onnx, or a fresh validated export."""
     from ofa_deploy.export.onnx import export_onnx
-    from ofa_deploy.export.options import check_opset
 
     if onnx_path is not None:
         if any(v is not None for v in src.values()):
             raise click.UsageError("--onnx replaces --supernet/--subnet/--net-config/--weights; pass one or the other")
         return Path(onnx_path), None, {"source": "onnx", "onnx": str(Path(onnx_path).absolute())}, []
-    check_opset(opset)
+    onnx_format = _onnx_format(opset, exporter)
     model, info, notes = build_model(**src)
-    rep = export_onnx(model, tmp / "onnx", input_shape=_input_shape(model), opset=opset, seed=seed,
+    rep = export_onnx(model, tmp / "onnx", input_shape=_input_shape(model), seed=seed, **onnx_format,
                       subnet_info=info, notes=notes)
     return rep.path("model"), model, info, notes
 
@@ -256,7 +274,8 @@ def _source_onnx(tmp: Path, *, onnx_path: str | None, opset: int, seed: int,
 @handle_errors
 @_with_report_on_failure
 def export_ort_cmd(supernet: str | None, subnet: str | None, weights: str | None, net_config: str | None,
-                   run_config: str | None, resolution: int | None, out_dir: str, overwrite: bool, opset: int,
+                   run_config: str | None, resolution: int | None, out_dir: str, overwrite: bool, opset: int | None,
+                   exporter: str | None,
                    atol: float, rtol: float, no_validate: bool, seed: int, output_format: str, onnx_path: str | None,
                    optimization_style: str, target_platform: str) -> None:
     """ONNX → ORT format (.ort) with onnxruntime's converter, validated in ONNX Runtime."""
@@ -265,7 +284,7 @@ def export_ort_cmd(supernet: str | None, subnet: str | None, weights: str | None
 
     check_out_dir(out_dir, overwrite=overwrite)
     with tempfile.TemporaryDirectory(prefix="ofa-export-") as tmp:
-        src, ref, info, notes = _source_onnx(Path(tmp), onnx_path=onnx_path, opset=opset, seed=seed,
+        src, ref, info, notes = _source_onnx(Path(tmp), onnx_path=onnx_path, opset=opset, exporter=exporter, seed=seed,
                                              supernet=supernet, subnet=subnet, weights=weights,
                                              net_config=net_config, run_config=run_config, resolution=resolution)
         options = _export_options(no_validate=no_validate, seed=seed, overwrite=overwrite, info=info, notes=notes,
@@ -286,7 +305,8 @@ def export_ort_cmd(supernet: str | None, subnet: str | None, weights: str | None
 @handle_errors
 @_with_report_on_failure
 def export_int8_cmd(supernet: str | None, subnet: str | None, weights: str | None, net_config: str | None,
-                    run_config: str | None, resolution: int | None, out_dir: str, overwrite: bool, opset: int,
+                    run_config: str | None, resolution: int | None, out_dir: str, overwrite: bool, opset: int | None,
+                    exporter: str | None,
                     no_validate: bool, seed: int, output_format: str, onnx_path: str | None, calib_batches: int,
                     min_top1: float) -> None:
     """ONNX → int8 ONNX (static QDQ, per-channel), judged by top-1 agreement (--min-top1); fp32/int8 latency."""
@@ -298,7 +318,7 @@ def export_int8_cmd(supernet: str | None, subnet: str | None, weights: str | Non
 
     check_out_dir(out_dir, overwrite=overwrite)
     with tempfile.TemporaryDirectory(prefix="ofa-export-") as tmp:
-        src, ref, info, notes = _source_onnx(Path(tmp), onnx_path=onnx_path, opset=opset, seed=seed,
+        src, ref, info, notes = _source_onnx(Path(tmp), onnx_path=onnx_path, opset=opset, exporter=exporter, seed=seed,
                                              supernet=supernet, subnet=subnet, weights=weights,
                                              net_config=net_config, run_config=run_config, resolution=resolution)
         shape, _ = resolve_input_shape(load_onnx_checked(src), None)
@@ -324,7 +344,8 @@ def export_int8_cmd(supernet: str | None, subnet: str | None, weights: str | Non
 @handle_errors
 @_with_report_on_failure
 def export_tvm_cmd(supernet: str | None, subnet: str | None, weights: str | None, net_config: str | None,
-                   run_config: str | None, resolution: int | None, out_dir: str, overwrite: bool, opset: int,
+                   run_config: str | None, resolution: int | None, out_dir: str, overwrite: bool, opset: int | None,
+                   exporter: str | None,
                    atol: float, rtol: float, no_validate: bool, seed: int, output_format: str,
                    onnx_path: str | None, target: str | None, tune_trials: int, tune_max_tasks: int | None,
                    tuning_db: str | None) -> None:
@@ -337,7 +358,7 @@ def export_tvm_cmd(supernet: str | None, subnet: str | None, weights: str | None
     import_tvm()
     check_out_dir(out_dir, overwrite=overwrite)
     with tempfile.TemporaryDirectory(prefix="ofa-export-") as tmp:
-        src, ref, info, notes = _source_onnx(Path(tmp), onnx_path=onnx_path, opset=opset, seed=seed,
+        src, ref, info, notes = _source_onnx(Path(tmp), onnx_path=onnx_path, opset=opset, exporter=exporter, seed=seed,
                                              supernet=supernet, subnet=subnet, weights=weights,
                                              net_config=net_config, run_config=run_config, resolution=resolution)
         options = _export_options(no_validate=no_validate, seed=seed, overwrite=overwrite, info=info, notes=notes,

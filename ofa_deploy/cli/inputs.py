@@ -113,16 +113,19 @@ def data_option(func: Callable[..., Any]) -> Callable[..., Any]:
              "synsets), or scikit-learn's digits.")(func)
 
 
-def load_data(spec: str | None, *, image_size: int, seed: int = 0, max_per_class: int | None = None) -> Any:
-    """`DataSplits` for ``--data`` (None for ``none``)."""
+def load_data(spec: str | None, *, image_size: int, seed: int = 0, max_per_class: int | None = None,
+              preprocessing: Any = None) -> Any:
+    """`DataSplits` for ``--data`` (None for ``none``), prepared as `preprocessing` says (the weights' metadata,
+    `compat.released.preprocessing_of`; None: OFA's ImageNet evaluation)."""
     kind, path = parse_data(spec)
     if kind == "none":
         return None
     from ofa_deploy.data import load_digits, load_image_folder
 
     if kind == "digits":
-        return load_digits(image_size=image_size, seed=seed)
-    return load_image_folder(path, image_size=image_size, seed=seed, max_per_class=max_per_class)  # type: ignore[arg-type]
+        return load_digits(image_size=image_size, seed=seed, preprocessing=preprocessing)
+    return load_image_folder(path, image_size=image_size, seed=seed,  # type: ignore[arg-type]
+                             max_per_class=max_per_class, preprocessing=preprocessing)
 
 
 def load_supernet(name: str, weights: str | None, *, say: Callable[[str], None] | None = None) -> Any:

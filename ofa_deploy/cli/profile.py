@@ -258,3 +258,45 @@ def import_cmd(results: str, plan_dir: str, out: str, output_format: str) -> Non
     emit({"lut": out, "entries": len(table), "device": table.provenance.device,
           "provider": table.provenance.execution_provider}, output_format,
          lambda d: f"wrote {d['lut']} ({d['entries']} layers from {d['device']})")
+
+
+@profile_group.command("adapt")
+@click.option("--from", "source", required=True, type=click.Path(),
+              help="Source table: an ofa-deploy table JSON (any host or backend) or an OFA YAML table directory/file.")
+@click.option("--profile", "profile_name", required=True, help="Target hardware profile name or YAML path.")
+@click.option("--supernet", default=None, help="Search space name (needed for OFA YAML tables, which name none).")
+@click.option("--resolutions", default=None, help="Comma-separated input sides (default: all the source covers).")
+@click.option("--out", default=None, type=click.Path(dir_okay=False),
+              help="Adapted table JSON (default: the user's cache, luts/<profile>/<supernet>.json, where `predict` "
+                   "and `deploy` find it).")
+@click.option("--max-seconds", type=float, default=60.0, show_default=True,
+              help="Device seconds the adaptation may spend timing, held-out check included.")
+@click.option("--fallback", type=click.Choice(["stop", "build"]), default="stop", show_default=True,
+              help="When the held-out goal is not met: stop with the figures (exit 1), or build the full table.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the measured subnets.")
+@format_option
+@handle_errors
+def adapt_cmd(source: str, profile_name: str, supernet: str | None, resolutions: str | None, out: str | None,
+              max_seconds: float, fallback: str, seed: int, output_format: str) -> None:
+    """Adapt a latency table from another host, backend or device to PROFILE: measure a few designed subnets
+    there, fit a correction, and write the table only if random held-out subnets measured there confirm it."""
+    from ofa_deploy.adapt import adapt_table
+
+    result = adapt_table(source, profile=profile_name, supernet=supernet, out=out, max_seconds=max_seconds,
+                         fallback=fallback, seed=seed, resolutions=_resolutions(resolutions),
+                         progress=lambda line: click.echo(line, err=True))
+    emit(result.to_dict(), output_format, _adapt_human)
+
+
+def _adapt_human(d: dict[str, Any]) -> str:
+    v = d["validation"]
+    lines = [f"wrote {d['path']}: {d['entries']} layers, method {d['method']}"
+             + ("" if d["passed"] else " (the adaptation missed its goal; this is the full build)"),
+             f"  held-out: {v['within_10pct']:.0%} within ±10%, {v['within_5pct']:.0%} within ±5%, Spearman "
+             f"{v['spearman']:.3f}, bias {v['bias']:+.1f}% on {v['n']} subnets",
+             f"  measured {d['measurements']} subnets in {d['device_seconds']} device s"]
+    base = d["details"].get("global_scale_baseline")
+    if base:
+        lines.append(f"  one global scale alone: {base['within_10pct']:.0%} within ±10%, {base['within_5pct']:.0%} "
+                     f"within ±5%, Spearman {base['spearman']:.3f}")
+    return "\n".join(lines)

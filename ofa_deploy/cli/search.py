@@ -80,7 +80,7 @@ def search_cmd(supernet: str, predictor: str | None, ofa_predictor: str | None, 
     pred = load_accuracy_predictor(supernet, predictor, ofa_predictor, ofa_predictor_kind, space=full)
     res = parse_resolutions(resolutions)
     if res is not None:
-        from ofa_deploy.predictors.accuracy import align_space
+        from ofa_deploy.spaces import align_space
 
         pred = pred.for_space(align_space(pred.space, full, what="the accuracy predictor", resolutions=res))
     space, acc = pred.space, accuracy_objective(pred)

@@ -1,9 +1,10 @@
 """Released OFA supernet weights: where they live, what they are, and a cached download (no torch needed).
 
-Each `WeightsSource` carries a `SupernetMeta` (parameters, largest MACs, resolutions, ...) that
-``tests/unit/test_weights_registry.py`` recomputes from the built supernet, as torchvision's weight enums
-are checked. ``ofa_deploy.create_supernet(name, weights="released")`` builds a supernet with them;
-`ofa_deploy.compat.zoo` looks entries up by name (supernets and the released specialized nets).
+The entries are declared with their model families (``ofa_deploy/families/``, `ModelName.weights`) and read
+here through `supernet_weights()`. Each `WeightsSource` carries a `SupernetMeta` (parameters, largest MACs,
+resolutions, ...) that ``tests/unit/test_weights_registry.py`` recomputes from the built supernet, as
+torchvision's weight enums are checked. ``ofa_deploy.create_supernet(name, weights="released")`` builds a
+supernet with them; `ofa_deploy.compat.zoo` looks entries up by name (supernets and the released specialized nets).
 
 Files are cached under ``$OFA_DEPLOY_CACHE`` or ``~/.cache/ofa-deploy`` (``supernets/<file>``).
 Downloads are written to a temporary file in the cache directory and moved into place
@@ -21,10 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ofa_deploy.errors import CheckpointError, unknown_name
+from ofa_deploy.preprocessing import OFA_IMAGENET, Preprocessing
+from ofa_deploy.spaces.family import FAMILIES
 
 log = logging.getLogger(__name__)
 
-_OFA_NETS = "https://raw.githubusercontent.com/han-cai/files/master/ofa/ofa_nets/"
+#: where OFA's model zoo keeps the MobileNet supernet checkpoints
+OFA_NETS_URL = "https://raw.githubusercontent.com/han-cai/files/master/ofa/ofa_nets/"
 
 
 #: Licence of mit-han-lab/once-for-all, whose model zoo publishes these files; the weight hosts (han-cai/files,
@@ -46,6 +50,9 @@ class SupernetMeta:
         resolutions: the input sizes of the design space, smallest first.
         top1: ImageNet top-1 (%) of the weights, or None: OFA publishes no single figure for a supernet.
         license: licence under which the weights are published (see `OFA_LICENSE`), None if unknown.
+        preprocessing: how the weights expect their input (timm's ``pretrained_cfg``): OFA evaluates every
+            supernet on ImageNet resized to 1/0.875 of the side, center-cropped, bilinear, ImageNet mean/std; its
+            resolution is OFA's default evaluation side (a subnet picks its own: `Preprocessing.at`).
     """
 
     search_space: str
@@ -55,6 +62,7 @@ class SupernetMeta:
     resolutions: tuple[int, ...]
     top1: float | None = None
     license: str | None = None
+    preprocessing: Preprocessing = OFA_IMAGENET
 
     @property
     def max_resolution(self) -> int:
@@ -75,28 +83,17 @@ class WeightsSource:
     meta: SupernetMeta | None = None
 
 
-def _res(low: int, high: int) -> tuple[int, ...]:
-    return tuple(range(low, high + 1, 4))
+def supernet_weights() -> dict[str, WeightsSource]:
+    """The released checkpoint of every registered name that has one (`ModelName.weights`), by name."""
+    return {entry.name: entry.weights for family in FAMILIES.families() for entry in family.names
+            if entry.weights is not None}
 
 
-SUPERNET_WEIGHTS: dict[str, WeightsSource] = {
-    "ofa_mbv3_w10": WeightsSource(
-        _OFA_NETS + "ofa_mbv3_d234_e346_k357_w1.0", "ofa_mbv3_d234_e346_k357_w1.0",
-        meta=SupernetMeta("ofa_mbv3_w10", "MobileNetV3", num_params=7_678_880, macs_max=566_170_656,
-                          resolutions=_res(128, 224), license=OFA_LICENSE)),
-    "ofa_mbv3_w12": WeightsSource(
-        _OFA_NETS + "ofa_mbv3_d234_e346_k357_w1.2", "ofa_mbv3_d234_e346_k357_w1.2",
-        meta=SupernetMeta("ofa_mbv3_w12", "MobileNetV3", num_params=10_715_752, macs_max=843_101_040,
-                          resolutions=_res(128, 224), license=OFA_LICENSE)),
-    "ofa_proxyless_w13": WeightsSource(
-        _OFA_NETS + "ofa_proxyless_d234_e346_k357_w1.3", "ofa_proxyless_d234_e346_k357_w1.3",
-        meta=SupernetMeta("ofa_proxyless_w13", "ProxylessNASNets", num_params=7_956_882, macs_max=1_004_908_032,
-                          resolutions=_res(128, 224), license=OFA_LICENSE)),
-    "ofa_resnet50": WeightsSource(
-        "https://huggingface.co/han-cai/ofa/resolve/main/ofa_supernet_resnet50", "ofa_supernet_resnet50",
-        meta=SupernetMeta("ofa_resnet50", "ResNets", num_params=48_105_992, macs_max=9_784_377_344,
-                          resolutions=_res(128, 256), license=OFA_LICENSE)),
-}
+def preprocessing_of(name: str | None) -> Preprocessing:
+    """How the released weights of registered name `name` expect their input; OFA's ImageNet evaluation for a name
+    without released weights (or None)."""
+    source = supernet_weights().get(name) if name is not None else None
+    return source.meta.preprocessing if source is not None and source.meta is not None else OFA_IMAGENET
 
 
 def cache_dir(override: str | os.PathLike[str] | None = None) -> Path:
@@ -156,9 +153,10 @@ def download(url: str, dest: str | os.PathLike[str], *, sha256: str | None = Non
 def fetch_supernet_weights(name: str, *, cache_dir_override: str | os.PathLike[str] | None = None,
                            sha256: str | None = None) -> Path:
     """Local path of the released checkpoint of supernet `name`, downloading it once."""
-    if name not in SUPERNET_WEIGHTS:
-        raise unknown_name("supernet", name, SUPERNET_WEIGHTS)
-    source = SUPERNET_WEIGHTS[name]
+    released = supernet_weights()
+    if name not in released:
+        raise unknown_name("supernet", name, released)
+    source = released[name]
     root = cache_dir(cache_dir_override)
     return download(source.url, root / "supernets" / source.filename, sha256=sha256 or source.sha256, cache_root=root)
 
@@ -166,9 +164,10 @@ def fetch_supernet_weights(name: str, *, cache_dir_override: str | os.PathLike[s
 def released_name(text: str) -> str | None:
     """The registry name for `text` if it names a released supernet (``ofa_mbv3_w12``) or its file
     (``ofa_mbv3_d234_e346_k357_w1.2``), else None."""
-    if text in SUPERNET_WEIGHTS:
+    released = supernet_weights()
+    if text in released:
         return text
-    for name, source in SUPERNET_WEIGHTS.items():
+    for name, source in released.items():
         if text == source.filename:
             return name
     return None
@@ -183,7 +182,7 @@ def resolve_weights(text: str | os.PathLike[str], *, supernet: str | None = None
         return path
     name = released_name(str(text))
     if name is None:
-        known = ", ".join(f"{n} ({s.filename})" for n, s in SUPERNET_WEIGHTS.items())
+        known = ", ".join(f"{n} ({s.filename})" for n, s in supernet_weights().items())
         raise CheckpointError(f"weights {str(text)!r}: no such file, and not a released OFA supernet; pass a checkpoint "
                               f"path or one of {known}")
     if supernet is not None and name != supernet:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ofa_deploy.compat.released import OFA_LICENSE, cache_dir, download
 from ofa_deploy.errors import ConfigError, unknown_name
+from ofa_deploy.preprocessing import OFA_IMAGENET, Preprocessing
 
 _OFA_SPECIALIZED = "https://raw.githubusercontent.com/han-cai/files/master/ofa/ofa_specialized/"
 _FILES = ("net.config", "run.config", "init")
@@ -37,7 +38,8 @@ class SpecializedMeta:
     ``flops@595M``; OFA's "flops" are MACs) or a latency (`latency_ms` on `hardware` at `batch_size`).
     Counted from its net.config and run.config (None where we do not hold them): `network` (OFA's static network
     class), `search_space` (the `ofa_deploy.spaces` space whose widths it uses), `resolution`, `macs` (at
-    `resolution`, batch 1, convolutions and linear layers) and `num_params`.
+    `resolution`, batch 1, convolutions and linear layers) and `num_params`; with the resolution, `preprocessing`
+    (OFA's ImageNet evaluation at that side, as its run.config and OFA's eval script use).
     """
 
     top1: float
@@ -52,6 +54,7 @@ class SpecializedMeta:
     macs: int | None = None
     num_params: int | None = None
     license: str | None = OFA_LICENSE
+    preprocessing: Preprocessing | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,9 @@ def parse_specialized_name(name: str) -> SpecializedMeta:
 
 
 def _entry(name: str, **counted: object) -> tuple[str, SpecializedSource]:
+    resolution = counted.get("resolution")
+    if isinstance(resolution, int):
+        counted["preprocessing"] = OFA_IMAGENET.at(resolution)
     return name, SpecializedSource(name, replace(parse_specialized_name(name), **counted))
 
 

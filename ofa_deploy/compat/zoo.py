@@ -17,12 +17,16 @@ from __future__ import annotations
 import fnmatch
 from typing import Literal
 
-from ofa_deploy.compat.released import SUPERNET_WEIGHTS, WeightsSource, released_name
+from ofa_deploy.compat.released import WeightsSource, released_name, supernet_weights
 from ofa_deploy.compat.specialized import SPECIALIZED_NETS, SpecializedSource
 from ofa_deploy.errors import ConfigError, unknown_name
 
 WeightsKind = Literal["supernet", "specialized"]
-_KINDS: dict[str, dict] = {"supernet": SUPERNET_WEIGHTS, "specialized": SPECIALIZED_NETS}
+_KINDS = ("supernet", "specialized")
+
+
+def _group(kind: str) -> dict[str, WeightsSource] | dict[str, SpecializedSource]:
+    return supernet_weights() if kind == "supernet" else SPECIALIZED_NETS
 
 
 def list_weights(kind: WeightsKind | None = None, pattern: str = "*") -> list[str]:
@@ -30,7 +34,7 @@ def list_weights(kind: WeightsKind | None = None, pattern: str = "*") -> list[st
     `pattern` (fnmatch, e.g. ``"note10*"``) filters the names."""
     if kind is not None and kind not in _KINDS:
         raise ConfigError(f"weights kind {kind!r} is unknown; expected one of {', '.join(_KINDS)} or None (both)")
-    groups = [_KINDS[kind]] if kind is not None else list(_KINDS.values())
+    groups = [_group(kind)] if kind is not None else [_group(k) for k in _KINDS]
     return [name for group in groups for name in sorted(group) if fnmatch.fnmatchcase(name, pattern)]
 
 
@@ -40,7 +44,7 @@ def get_weights(name: str) -> WeightsSource | SpecializedSource:
     An unknown name raises `UnknownNameError` with the close matches."""
     supernet = released_name(name)
     if supernet is not None:
-        return SUPERNET_WEIGHTS[supernet]
+        return supernet_weights()[supernet]
     specialized = SPECIALIZED_NETS.get(name.replace("@", "-"))
     if specialized is not None:
         return specialized

@@ -60,6 +60,7 @@ class ExportReport:
     timings: dict[str, float] = field(default_factory=dict)
     versions: dict[str, str | None] = field(default_factory=library_versions)
     subnet: dict[str, Any] | None = None
+    preprocessing: dict[str, Any] | None = None  # `ofa_deploy.preprocessing.Preprocessing.to_dict()` of the input
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
@@ -82,7 +83,8 @@ class ExportReport:
             "validation": self.validation.to_dict() if self.validation else None, "validated_on": self.validated_on,
             "model_validation": self.model_validation.to_dict() if self.model_validation else None,
             "timings_s": {k: round(v, 4) for k, v in self.timings.items()}, "versions": self.versions,
-            "subnet": self.subnet, "notes": list(self.notes), "extra": self.extra, "created": self.created,
+            "subnet": self.subnet, "preprocessing": self.preprocessing, "notes": list(self.notes), "extra": self.extra,
+            "created": self.created,
         }
 
     @classmethod
@@ -109,7 +111,8 @@ class ExportReport:
                 dynamic_batch=bool(data["dynamic_batch"]), validation=validation,
                 validated_on=data.get("validated_on"), model_validation=model_validation,
                 timings={str(k): float(v) for k, v in dict(data.get("timings_s") or {}).items()},
-                versions=dict(data["versions"]), subnet=data.get("subnet"), notes=list(data.get("notes") or []),
+                versions=dict(data["versions"]), subnet=data.get("subnet"), preprocessing=data.get("preprocessing"),
+                notes=list(data.get("notes") or []),
                 extra=dict(data.get("extra") or {}), created=str(data["created"]),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -240,6 +243,22 @@ def publish(tmp: Path, out: Path) -> None:
     if trash is not None:
         shutil.rmtree(trash, ignore_errors=True)
     log.info("artifacts written to %s", out)
+
+
+def publish_copy(source: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
+    """Publish a copy of the artifact directory `source` at `out`: copied into a staging dir beside `out`, then
+    moved into place atomically like an export (an existing `out` is replaced). Returns `out`."""
+    out = Path(out).absolute()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(out)
+    tmp = _new_staging_dir(out)
+    try:
+        shutil.copytree(source, tmp, dirs_exist_ok=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    publish(tmp, out)
+    return out
 
 
 def raise_if_failed(report: ExportReport, out: Path) -> None:

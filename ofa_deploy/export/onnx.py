@@ -1,7 +1,11 @@
-"""PyTorch → ONNX with the classic (TorchScript) exporter.
+"""PyTorch → ONNX with torch's ``torch.export``-based (dynamo) exporter or its classic (TorchScript) one.
 
-The classic exporter (``dynamo=False``) is about 15x faster than the dynamo one here, writes a single file and
-names the dynamic batch axis ``batch``. It folds BatchNorm into the preceding Conv in eval mode.
+Both write a single file, name the dynamic batch axis ``batch`` and fold BatchNorm into the preceding Conv in eval
+mode, and both pass the same validation on subnets of the four supernets with ORT latency within a few percent
+(``benchmarks/bench_onnx_exporters.py``). Artifact exports (`export_onnx`, ``export(format="onnx")``) use the
+dynamo exporter (opset >= 18, needs onnxscript). It is 4-12x slower to export, so `torch_to_onnx` defaults to the
+classic one for the profiler's layer and subnet models (hundreds per LUT build), and the structural copy of a
+derived export (`export_copy_onnx`) uses whichever exporter made its source.
 """
 from __future__ import annotations
 
@@ -21,8 +25,12 @@ from torch import nn
 from ofa_deploy.errors import ExportError, ExportOptionError
 from ofa_deploy.export.artifacts import ExportReport, check_out_dir, subnet_info_from_model
 from ofa_deploy.export.options import (
+    DEFAULT_EXPORTER,
+    DEFAULT_OPSET,
+    DYNAMO_MIN_OPSET,
     MAX_OPSET,
     MIN_OPSET,
+    TORCHSCRIPT_OPSET,
     ExportOptions,
     OnnxOptions,
     check_input_shape,
@@ -43,10 +51,11 @@ def torch_to_onnx(
     path: str | os.PathLike[str],
     *,
     input_shape: Sequence[int],
-    opset: int = 17,
+    opset: int = TORCHSCRIPT_OPSET,
     dynamic_batch: bool = True,
     input_name: str = "input",
     output_name: str = "logits",
+    exporter: str = "torchscript",
 ) -> Path:
     """Export `model` (an eval-mode deep copy; the caller's module is untouched) to one ONNX file.
 
@@ -54,16 +63,17 @@ def torch_to_onnx(
         model: any single-input, single-output module.
         path: the ``.onnx`` file to write (atomically: temp file in the same dir, then rename).
         input_shape: example input shape, batch first.
-        opset: ONNX opset, ``MIN_OPSET..MAX_OPSET``.
+        opset: ONNX opset, ``MIN_OPSET..MAX_OPSET`` (dynamo: from ``DYNAMO_MIN_OPSET``).
         dynamic_batch: mark axis 0 of the input and output as the symbolic dim ``batch``.
         input_name, output_name: graph input/output names.
+        exporter: ``"torchscript"`` (``torch.onnx.export(dynamo=False)``) or ``"dynamo"`` (``torch.export``).
 
     Returns:
         The written path. The file passes ``onnx.checker.check_model(full_check=True)``.
     """
     import onnx
 
-    check_opset(opset)
+    check_opset(opset, exporter=exporter)
     shape = check_input_shape(input_shape)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,10 +86,14 @@ def torch_to_onnx(
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(
-                clone, (example,), str(tmp), dynamo=False, opset_version=opset, do_constant_folding=True,
-                input_names=[input_name], output_names=[output_name], dynamic_axes=dynamic_axes,
-            )
+            if exporter == "dynamo":
+                _dynamo_export(clone, example, tmp, opset=opset, dynamic_batch=dynamic_batch,
+                               names=(input_name, output_name))
+            else:
+                torch.onnx.export(
+                    clone, (example,), str(tmp), dynamo=False, opset_version=opset, do_constant_folding=True,
+                    input_names=[input_name], output_names=[output_name], dynamic_axes=dynamic_axes,
+                )
         try:
             onnx.checker.check_model(str(tmp), full_check=True)
         except Exception as exc:  # onnx raises ValidationError / InferenceError
@@ -88,24 +102,41 @@ def torch_to_onnx(
     except ExportError:
         raise
     except Exception as exc:
-        raise ExportError(f"torch.onnx.export failed for input_shape={shape}, opset={opset}: {exc}") from exc
+        raise ExportError(f"torch.onnx.export ({exporter}) failed for input_shape={shape}, opset={opset}: "
+                          f"{exc}") from exc
     finally:
         tmp.unlink(missing_ok=True)
     log.info("exported ONNX opset %d to %s (%.1f KB)", opset, path, path.stat().st_size / 1024)
     return path
 
 
+def _dynamo_export(model: nn.Module, example: torch.Tensor, path: Path, *, opset: int, dynamic_batch: bool,
+                   names: tuple[str, str]) -> None:
+    """``torch.onnx.export(dynamo=True)``: the graph from ``torch.export``, optimised by onnxscript, one file."""
+    try:
+        import onnxscript  # noqa: F401  (the dynamo exporter's dependency; name it when missing)
+    except ImportError as exc:
+        raise ExportOptionError("the dynamo ONNX exporter needs onnxscript (pip install onnxscript); or pass "
+                                "exporter='torchscript'") from exc
+    dynamic_shapes = ({0: torch.export.Dim("batch", min=1, max=4096)},) if dynamic_batch else None
+    torch.onnx.export(model, (example,), str(path), dynamo=True, opset_version=opset, input_names=[names[0]],
+                      output_names=[names[1]], dynamic_shapes=dynamic_shapes, external_data=False, optimize=True,
+                      verbose=False)
+
+
 def export_copy_onnx(model: nn.Module, where: Path, *, input_shape: Sequence[int], opset: int | None,
-                     dynamic_batch: bool) -> Path:
+                     dynamic_batch: bool, exporter: str = "torchscript") -> Path:
     """Export `model` (the randomised-BN copy) to ``where/model.onnx`` as the source ONNX was exported.
 
     The derived exports (.ort, int8, TVM) start from an ONNX file: their copy is re-exported from the torch
-    reference with the source's opset and batch mode. That is the source's graph with other constants when the
-    source was exported from this model by `export_onnx` (unslimmed); a hand-made source is not re-checked.
+    reference with the source's exporter (`source_exporter`), opset and batch mode. That is the source's graph with
+    other constants when the source was exported from this model by `export_onnx` (unslimmed); a hand-made source
+    is not re-checked.
     """
-    opset = min(max(opset or 17, MIN_OPSET), MAX_OPSET)
+    low = DYNAMO_MIN_OPSET if exporter == "dynamo" else MIN_OPSET
+    opset = min(max(opset or TORCHSCRIPT_OPSET, low), MAX_OPSET)
     return torch_to_onnx(model, where / "model.onnx", input_shape=input_shape, opset=opset,
-                         dynamic_batch=dynamic_batch)
+                         dynamic_batch=dynamic_batch, exporter=exporter)
 
 
 def slim_onnx(path: Path) -> bool:
@@ -129,10 +160,11 @@ def export_onnx(
     out_dir: str | os.PathLike[str],
     *,
     input_shape: Sequence[int],
-    opset: int = 17,
+    opset: int = DEFAULT_OPSET,
     dynamic_batch: bool = True,
     slim: bool = False,
     model_name: str = "model.onnx",
+    exporter: str = DEFAULT_EXPORTER,
     **options: Any,
 ) -> ExportReport:
     """Export `model` to an artifact directory with ``model.onnx`` and validate it in ONNX Runtime.
@@ -155,7 +187,8 @@ def export_onnx(
         ValidationFailedError: ORT disagrees with PyTorch; the artifacts and the report are kept on disk and the
             report is attached as ``err.report``.
     """
-    fmt = OnnxOptions(opset=opset, dynamic_batch=dynamic_batch, slim=slim, model_name=model_name)
+    fmt = OnnxOptions(opset=opset, dynamic_batch=dynamic_batch, slim=slim, model_name=model_name,
+                      exporter=exporter)
     return run_onnx(model, out_dir, common_options(fmt, input_shape=input_shape, **options), fmt)
 
 
@@ -169,12 +202,12 @@ def run_onnx(model: nn.Module, out_dir: str | os.PathLike[str], options: ExportO
     out = check_out_dir(out_dir, overwrite=options.overwrite)
     subnet = options.subnet_info if options.subnet_info is not None else subnet_info_from_model(model)
     report = new_report("onnx", out, options, files={"model": fmt.model_name}, input_shape=shape, subnet=subnet,
-                        opset=fmt.opset, dynamic_batch=fmt.dynamic_batch)
+                        opset=fmt.opset, dynamic_batch=fmt.dynamic_batch, extra={"exporter": fmt.exporter})
 
     def convert(m: nn.Module, where: Path, timings: dict[str, float] | None = None) -> Path:
         t0 = time.perf_counter()
         path = torch_to_onnx(m, where / fmt.model_name, input_shape=shape, opset=fmt.opset,
-                             dynamic_batch=fmt.dynamic_batch)
+                             dynamic_batch=fmt.dynamic_batch, exporter=fmt.exporter)
         t1 = time.perf_counter()
         slimmed = fmt.slim and slim_onnx(path)
         if timings is not None:

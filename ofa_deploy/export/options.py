@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar, Literal
 
 from ofa_deploy.errors import ExportOptionError, unknown_name
+from ofa_deploy.preprocessing import Preprocessing
 
 OnConstant = Literal["randomise_bn", "fail"]
 ON_CONSTANT: tuple[str, ...] = ("randomise_bn", "fail")
@@ -23,19 +24,31 @@ ON_CONSTANT: tuple[str, ...] = ("randomise_bn", "fail")
 #: 20 is ``torch.onnx._constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET``).
 MIN_OPSET = 11
 MAX_OPSET = 20
-DEFAULT_OPSET = 17
+
+#: torch's ONNX exporters: "dynamo" (``torch.export``-based, needs onnxscript, writes opset 18 and newer; the default
+#: of artifact exports) and "torchscript" (classic, ``dynamo=False``; 4-12x faster to export, so the profiler's
+#: hundreds of layer and subnet models keep it, at opset `TORCHSCRIPT_OPSET`)
+ONNX_EXPORTERS = ("dynamo", "torchscript")
+DEFAULT_EXPORTER = "dynamo"
+DYNAMO_MIN_OPSET = 18
+DEFAULT_OPSET = 18
+TORCHSCRIPT_OPSET = 17
 
 #: ORT format optimization styles and target platforms (see `ofa_deploy.export.ort_mobile`).
 ORT_STYLES = ("Fixed", "Runtime")
 ORT_PLATFORMS = ("amd64", "arm")
 
 
-def check_opset(opset: Any) -> int:
-    """Return `opset` if the classic exporter supports it, else raise `ExportOptionError` naming the range."""
-    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
+def check_opset(opset: Any, *, exporter: str = DEFAULT_EXPORTER) -> int:
+    """Return `opset` if `exporter` supports it, else raise `ExportOptionError` naming the range."""
+    if exporter not in ONNX_EXPORTERS:
+        raise ExportOptionError(f"unknown ONNX exporter {exporter!r}; expected one of {', '.join(ONNX_EXPORTERS)}")
+    low = DYNAMO_MIN_OPSET if exporter == "dynamo" else MIN_OPSET
+    if isinstance(opset, bool) or not isinstance(opset, int) or not low <= opset <= MAX_OPSET:
+        which = "the dynamo (torch.export) exporter" if exporter == "dynamo" else "the classic torch.onnx exporter"
         raise ExportOptionError(
-            f"unsupported ONNX opset {opset!r}: the classic torch.onnx exporter supports opsets "
-            f"{MIN_OPSET}..{MAX_OPSET}. Pass --opset/opset= within that range (default {DEFAULT_OPSET})."
+            f"unsupported ONNX opset {opset!r}: {which} supports opsets {low}..{MAX_OPSET}. Pass --opset/opset= "
+            f"within that range (default {DEFAULT_OPSET})."
         )
     return opset
 
@@ -100,6 +113,9 @@ class ExportOptions:
             the structure on a randomised-BN copy (see `ofa_deploy.export.structural`), ``"fail"`` fails.
         subnet_info: provenance written to ``subnet.json`` (onnx: default the model's ``.meta``).
         notes: lines added to the report.
+        preprocessing: how inputs are prepared (`ofa_deploy.preprocessing.Preprocessing`), recorded in
+            ``export_report.json`` at the input's side; None: the source export's (ort/int8/tvm from an ofa-deploy
+            ONNX export), else OFA's ImageNet evaluation (resize 1/0.875, center crop, bilinear, ImageNet mean/std).
     """
 
     input_shape: tuple[int, ...] | None = None
@@ -112,6 +128,7 @@ class ExportOptions:
     on_constant_outputs: OnConstant = "randomise_bn"
     subnet_info: Mapping[str, Any] | None = None
     notes: tuple[str, ...] = ()
+    preprocessing: Preprocessing | None = None
 
     def __post_init__(self) -> None:
         if self.input_shape is not None:
@@ -131,6 +148,9 @@ class ExportOptions:
                and all(isinstance(n, str) for n in self.notes),
                f"notes must be a sequence of strings (not one string), got {self.notes!r}")
         object.__setattr__(self, "notes", tuple(self.notes))
+        _check(self.preprocessing is None or isinstance(self.preprocessing, Preprocessing),
+               f"preprocessing must be an ofa_deploy.preprocessing.Preprocessing or None, got "
+               f"{type(self.preprocessing).__name__}")
 
     def resolve(self, fmt: FormatOptions) -> ExportOptions:
         """These options with `fmt`'s validation defaults in place of None (``atol``, ``rtol``, ``n_inputs``).
@@ -149,7 +169,7 @@ class ExportOptions:
 
 @dataclass(frozen=True)
 class OnnxOptions(FormatOptions):
-    """PyTorch → ONNX (classic exporter): opset, batch axis, optional onnxslim pass, file name."""
+    """PyTorch → ONNX: exporter (`ONNX_EXPORTERS`), opset, batch axis, optional onnxslim pass, file name."""
 
     FORMAT: ClassVar[str] = "onnx"
 
@@ -157,9 +177,10 @@ class OnnxOptions(FormatOptions):
     dynamic_batch: bool = True
     slim: bool = False
     model_name: str = "model.onnx"
+    exporter: str = DEFAULT_EXPORTER
 
     def __post_init__(self) -> None:
-        check_opset(self.opset)
+        check_opset(self.opset, exporter=self.exporter)
         _check_flags(self, "dynamic_batch", "slim")
         _check(isinstance(self.model_name, str) and self.model_name.endswith(".onnx")
                and os.path.basename(self.model_name) == self.model_name,

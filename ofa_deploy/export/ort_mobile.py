@@ -26,7 +26,7 @@ from ofa_deploy.export.artifacts import ExportReport, check_out_dir
 from ofa_deploy.export.common import copy_source, load_onnx_checked, reference_for, resolve_input_shape, timed
 from ofa_deploy.export.onnx import export_copy_onnx
 from ofa_deploy.export.options import ORT_PLATFORMS, ORT_STYLES, ExportOptions, OrtOptions, common_options
-from ofa_deploy.export.run import Check, export_and_publish, new_report
+from ofa_deploy.export.run import Check, export_and_publish, new_report, source_exporter
 from ofa_deploy.export.runners import ort_runner
 from ofa_deploy.export.validate import make_inputs
 
@@ -119,7 +119,7 @@ def run_ort(onnx_path: str | os.PathLike[str], out_dir: str | os.PathLike[str], 
     shape, dynamic = resolve_input_shape(proto, options.input_shape)
     out = check_out_dir(out_dir, overwrite=options.overwrite)
     report = new_report("ort", out, options, files={"model": "model.ort"}, input_shape=shape,
-                        subnet=options.subnet_info, opset=_opset(proto), dynamic_batch=dynamic,
+                        subnet=options.subnet_info, source=src, opset=_opset(proto), dynamic_batch=dynamic,
                         extra={"optimization_style": fmt.optimization_style, "target_platform": fmt.target_platform,
                                "source_onnx": str(src)})
     if fmt.optimization_style == "Fixed":
@@ -132,7 +132,7 @@ def run_ort(onnx_path: str | os.PathLike[str], out_dir: str | os.PathLike[str], 
 
     def rebuild(m: Any, where: Path) -> Any:
         return ort_runner(convert(export_copy_onnx(m, where, input_shape=shape, opset=report.opset,
-                                                   dynamic_batch=dynamic), where))
+                                                   dynamic_batch=dynamic, exporter=source_exporter(src)), where))
 
     def build(staged: Path) -> Callable[[], Check]:
         path, report.timings["convert"] = timed(lambda: convert(src, staged))

@@ -26,7 +26,7 @@ from ofa_deploy.export.common import (
 )
 from ofa_deploy.export.onnx import export_copy_onnx
 from ofa_deploy.export.options import ExportOptions, Int8Options, common_options
-from ofa_deploy.export.run import Check, export_and_publish, new_report
+from ofa_deploy.export.run import Check, export_and_publish, new_report, source_exporter
 from ofa_deploy.export.runners import interleaved_latency, ort_runner
 from ofa_deploy.export.validate import make_inputs
 
@@ -162,14 +162,15 @@ def run_int8(onnx_path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
     batches = calibration_batches(fmt.calibration)
     out = check_out_dir(out_dir, overwrite=options.overwrite)
     report = new_report("int8", out, options, files={"model": "model_int8.onnx"}, input_shape=shape,
-                        subnet=options.subnet_info, dynamic_batch=dynamic,
+                        subnet=options.subnet_info, source=src, dynamic_batch=dynamic,
                         extra={"quant_format": "QDQ", "activation_type": "uint8", "weight_type": "int8",
                                "per_channel": fmt.per_channel, "calibration_batches": len(batches),
                                "source_onnx": str(src)})
     report.opset = next((int(i.version) for i in proto.opset_import if i.domain in ("", "ai.onnx")), None)
 
     def rebuild(m: Any, where: Path) -> Any:
-        copy_onnx = export_copy_onnx(m, where, input_shape=shape, opset=report.opset, dynamic_batch=dynamic)
+        copy_onnx = export_copy_onnx(m, where, input_shape=shape, opset=report.opset, dynamic_batch=dynamic,
+                                     exporter=source_exporter(src))
         return ort_runner(quantize_onnx_int8(copy_onnx, where / "model_int8.onnx", batches,
                                              per_channel=fmt.per_channel), threads=fmt.threads)
 

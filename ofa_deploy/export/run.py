@@ -8,6 +8,7 @@ atomic publish, and `ValidationFailedError` with the artifacts kept when the che
 """
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,10 +17,15 @@ from typing import Any
 
 import numpy as np
 
-from ofa_deploy.export.artifacts import ExportReport, finish, raise_if_failed, staging_dir
-from ofa_deploy.export.options import ExportOptions
+from ofa_deploy.errors import ConfigError
+from ofa_deploy.export.artifacts import REPORT_NAME, ExportReport, finish, raise_if_failed, staging_dir
+from ofa_deploy.export.options import ONNX_EXPORTERS, ExportOptions
 from ofa_deploy.export.structural import Rebuild, validate_into
 from ofa_deploy.export.validate import Runner
+from ofa_deploy.fileio import is_regular_file, read_json_file
+from ofa_deploy.preprocessing import OFA_IMAGENET, Preprocessing
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -75,7 +81,44 @@ def export_and_publish(report: ExportReport, options: ExportOptions,
 
 
 def new_report(backend: str, out: Path, options: ExportOptions, *, files: dict[str, str],
-               input_shape: tuple[int, ...], subnet: Mapping[str, Any] | None, **fields: Any) -> ExportReport:
-    """An `ExportReport` with the fields every format fills the same way."""
+               input_shape: tuple[int, ...], subnet: Mapping[str, Any] | None, source: Path | None = None,
+               **fields: Any) -> ExportReport:
+    """An `ExportReport` with the fields every format fills the same way.
+
+    Its preprocessing is `options.preprocessing`, else that of the export `source` came from (the
+    ``export_report.json`` beside a source ONNX), else OFA's ImageNet evaluation; always at the input's side.
+    """
+    preprocessing = options.preprocessing or source_preprocessing(source) or OFA_IMAGENET
     return ExportReport(backend=backend, out_dir=str(out), files=files, passed=None, input_shape=input_shape,
-                        subnet=dict(subnet) if subnet is not None else None, notes=list(options.notes), **fields)
+                        subnet=dict(subnet) if subnet is not None else None, notes=list(options.notes),
+                        preprocessing=preprocessing.at(input_shape[-1]).to_dict(), **fields)
+
+
+def source_report(source: Path | None) -> dict[str, Any]:
+    """The export report beside a source ONNX as a dict ({} when there is none or it cannot be read)."""
+    if source is None or not is_regular_file(Path(source).parent / REPORT_NAME):
+        return {}
+    try:
+        data = read_json_file(Path(source).parent / REPORT_NAME, what="export report")
+    except ConfigError as exc:
+        log.warning("ignoring the export report beside %s: %s", source, exc)
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def source_preprocessing(source: Path | None) -> Preprocessing | None:
+    """The preprocessing recorded in the export report beside `source` (None: no report, or none recorded)."""
+    record = source_report(source).get("preprocessing")
+    try:
+        return Preprocessing.from_dict(record) if record is not None else None
+    except ConfigError as exc:
+        log.warning("ignoring the preprocessing of %s: %s", source, exc)
+        return None
+
+
+def source_exporter(source: Path | None) -> str:
+    """The exporter that wrote a source ONNX, from the export report beside it; "torchscript" when unrecorded
+    (exports before the exporter was recorded, and hand-made files)."""
+    extra = source_report(source).get("extra")
+    exporter = extra.get("exporter") if isinstance(extra, dict) else None
+    return exporter if exporter in ONNX_EXPORTERS else "torchscript"

@@ -15,12 +15,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ofa_deploy import hostinfo
 from ofa_deploy.errors import BackendUnavailableError, ExportError
 from ofa_deploy.export.artifacts import ExportReport, check_out_dir
 from ofa_deploy.export.common import load_onnx_checked, onnx_input_shape, reference_for, resolve_input_shape, timed
 from ofa_deploy.export.onnx import export_copy_onnx
 from ofa_deploy.export.options import ExportOptions, TvmOptions, common_options
-from ofa_deploy.export.run import Check, export_and_publish, new_report
+from ofa_deploy.export.run import Check, export_and_publish, new_report, source_exporter
 from ofa_deploy.export.structural import Rebuild
 from ofa_deploy.export.validate import make_inputs
 
@@ -55,7 +56,7 @@ def default_target(*, mcpu: bool = False, num_cores: int | None = None) -> dict[
     tgt: dict[str, Any] = {"kind": "llvm"}
     if mcpu:
         tgt["mcpu"] = detected_cpu()
-    tgt["num-cores"] = int(num_cores or os.cpu_count() or 1)
+    tgt["num-cores"] = int(num_cores or hostinfo.read_host().cores)
     return tgt
 
 
@@ -63,7 +64,7 @@ def parse_target(target: str | dict[str, Any] | None, *, num_cores: int | None =
     """Normalise a target given as None, a dict, a JSON string, or a TVM CLI string into the dict form.
 
     ``"llvm -mcpu=x -mattr=+avx2,+fma -num-cores=2"`` → ``{"kind": "llvm", "mcpu": "x", "mattr": ["+avx2", "+fma"],
-    "num-cores": 2}``. ``num-cores`` defaults to ``os.cpu_count()`` (MetaSchedule needs it).
+    "num-cores": 2}``. ``num-cores`` defaults to the machine's logical CPUs (MetaSchedule needs it).
     """
     if target is None:
         return default_target(num_cores=num_cores)
@@ -108,7 +109,7 @@ def parse_target(target: str | dict[str, Any] | None, *, num_cores: int | None =
             f"Use the detected CPU name instead: mcpu={cpu!r} (e.g. --target 'llvm -mcpu={cpu}')."
         )
     if tgt["kind"] == "llvm":
-        tgt.setdefault("num-cores", int(num_cores or os.cpu_count() or 1))
+        tgt.setdefault("num-cores", int(num_cores or hostinfo.read_host().cores))
     return tgt
 
 
@@ -211,7 +212,7 @@ def run_tvm(onnx_path_or_model: str | os.PathLike[str] | Any, out_dir: str | os.
     except Exception as exc:
         raise ExportError(f"TVM rejected target {tgt_dict}: {exc}") from exc
     report = new_report("tvm", out, options, files={"model": "model.so"}, input_shape=shape,
-                        subnet=options.subnet_info, target=tgt_dict, dynamic_batch=dynamic and not tuned,
+                        subnet=options.subnet_info, source=src, target=tgt_dict, dynamic_batch=dynamic and not tuned,
                         extra={"tuned": tuned, "source_onnx": str(src) if src else None})
     if not tuned:
         report.notes.append("untuned TVM build (naive schedules): its latency is not representative of TVM")
@@ -251,7 +252,8 @@ def run_tvm(onnx_path_or_model: str | os.PathLike[str] | Any, out_dir: str | os.
             inputs = make_inputs(shape, n_inputs=options.n_inputs, seed=options.seed,
                                  dynamic_batch=report.dynamic_batch)
             rebuild = None if tuned else untuned_rebuild(tgt, shape, dynamic=report.dynamic_batch,
-                                                         opset=next(_opsets(proto), None))
+                                                         opset=next(_opsets(proto), None),
+                                                         exporter=source_exporter(src))
             return Check(runner=runner, reference=ref, inputs=inputs, backend="tvm", rebuild=rebuild,
                          criteria={"atol": options.atol, "rtol": options.rtol}, reference_name=ref_name)
 
@@ -260,7 +262,8 @@ def run_tvm(onnx_path_or_model: str | os.PathLike[str] | Any, out_dir: str | os.
     return export_and_publish(report, options, build)
 
 
-def untuned_rebuild(tgt: Any, shape: tuple[int, ...], *, dynamic: bool, opset: int | None) -> Rebuild:
+def untuned_rebuild(tgt: Any, shape: tuple[int, ...], *, dynamic: bool, opset: int | None,
+                    exporter: str = "torchscript") -> Rebuild:
     """Rebuild for the structural check: torch copy → ONNX → untuned Relax build → ``.so`` → fresh VM runner."""
 
     def rebuild(model: Any, where: Path) -> Any:
@@ -268,7 +271,8 @@ def untuned_rebuild(tgt: Any, shape: tuple[int, ...], *, dynamic: bool, opset: i
         from tvm.relax.frontend.onnx import from_onnx
 
         tvm = import_tvm()
-        proto = onnx.load(str(export_copy_onnx(model, where, input_shape=shape, opset=opset, dynamic_batch=dynamic)))
+        proto = onnx.load(str(export_copy_onnx(model, where, input_shape=shape, opset=opset, dynamic_batch=dynamic,
+                                               exporter=exporter)))
         _, name = onnx_input_shape(proto)
         mod = from_onnx(proto, shape_dict=None if dynamic else {name: list(shape)})
         tvm.compile(mod, target=tgt).export_library(str(where / "model.so"))

@@ -10,7 +10,6 @@ training figures, base_acc) and ``weights.pt`` (a plain state dict, read with ``
 """
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -25,7 +24,7 @@ from ofa_deploy.errors import CheckpointError, ConfigError
 from ofa_deploy.compat.checkpoint import read_state_dict
 from ofa_deploy.fileio import atomic_path, atomic_write_json, is_regular_file, read_json_file
 from ofa_deploy.predictors.encoding import ArchEncoder, get_encoder
-from ofa_deploy.spaces import MobileSpace, ResNetSpace, SearchSpace, SubnetConfig, get_space
+from ofa_deploy.spaces import SearchSpace, SubnetConfig, align_space, get_space, space_from_dict, space_to_dict
 
 log = logging.getLogger(__name__)
 
@@ -172,65 +171,6 @@ class AccuracyPredictor:
         return f"AccuracyPredictor(encoder={self.encoder!r}, base_acc={self.base_acc:.4f})"
 
 
-def _describe_values(values: Sequence[Any]) -> str:
-    vals = list(values)
-    if len(vals) > 2 and all(isinstance(v, int) for v in vals):
-        steps = {b - a for a, b in zip(vals, vals[1:])}
-        if len(steps) == 1:
-            return f"{vals[0]}..{vals[-1]} step {steps.pop()}"
-    return ", ".join(map(str, vals))
-
-
-def space_differences(a: SearchSpace, b: SearchSpace) -> list[str]:
-    """What differs between two spaces' constructor arguments, e.g. ``resolutions 160..224 step 16 vs 128..224
-    step 4`` (the name is ignored)."""
-    da, db = space_to_dict(a), space_to_dict(b)
-    out = []
-    for key in sorted(set(da) | set(db)):
-        if key != "name" and da.get(key) != db.get(key):
-            va, vb = da.get(key), db.get(key)
-            fa = _describe_values(va) if isinstance(va, list) else repr(va)
-            fb = _describe_values(vb) if isinstance(vb, list) else repr(vb)
-            out.append(f"{key} {fa} vs {fb}")
-    return out
-
-
-def align_space(predictor_space: SearchSpace, space: SearchSpace, *, what: str = "the accuracy predictor",
-                resolutions: Sequence[int] | None = None) -> SearchSpace:
-    """`space` restricted to the resolutions `predictor_space` covers (and to `resolutions`, if given).
-
-    A predictor trained on a subset of a supernet's resolutions (OFA's tutorial predictor: 160..224 step 16; the
-    supernet: 128..224 step 4) drives a search over that subset. Any other difference (kernels, expand ratios,
-    depths, width, family, classes) is an error naming it.
-    """
-    if type(predictor_space) is not type(space):
-        raise ConfigError(f"{what} is for a {type(predictor_space).__name__} ({predictor_space.name}), the supernet "
-                          f"{space.name} is a {type(space).__name__}; use a predictor for this supernet")
-    diffs = [d for d in space_differences(predictor_space, space) if not d.startswith("resolutions ")]
-    if diffs:
-        raise ConfigError(f"{what} does not fit supernet {space.name}: its space differs in {'; '.join(diffs)} "
-                          "(predictor vs supernet). Train or load a predictor for this supernet")
-    wanted = [r for r in space.resolutions if r in set(predictor_space.resolutions)]
-    if resolutions is not None:
-        outside = sorted(set(resolutions) - set(wanted))
-        if outside:
-            raise ConfigError(f"resolutions {_describe_values(outside)} are outside what {what} covers "
-                              f"({_describe_values(list(predictor_space.resolutions))}) within supernet {space.name}; "
-                              f"pick --resolutions among those")
-        wanted = [r for r in wanted if r in set(resolutions)]
-    if not wanted:
-        raise ConfigError(f"{what} covers resolutions {_describe_values(list(predictor_space.resolutions))}, none of "
-                          f"which supernet {space.name} has ({_describe_values(list(space.resolutions))})")
-    if tuple(wanted) == tuple(space.resolutions):
-        return space
-    if set(wanted) != set(predictor_space.resolutions) and resolutions is None:
-        missing = sorted(set(predictor_space.resolutions) - set(wanted))
-        log.warning("%s covers resolutions %s that supernet %s lacks; searching the shared ones", what,
-                    _describe_values(missing), space.name)
-    log.info("searching %s at resolutions %s (%s)", space.name, _describe_values(wanted), what)
-    return space_from_dict({**space_to_dict(space), "resolutions": wanted})
-
-
 def detect_ofa_kind(state: Mapping[str, Any]) -> str:
     """``"mbv3_tutorial"`` (plain Sequential keys ``0.weight``…) or ``"resnet50"`` (``layers.*``, ``base_acc``)."""
     keys = set(state)
@@ -322,38 +262,6 @@ def _flush_subnormals(t: torch.Tensor) -> torch.Tensor:
         return t
     tiny = torch.finfo(t.dtype).tiny
     return torch.where(t.abs() < tiny, torch.zeros_like(t), t)
-
-
-def space_to_dict(space: SearchSpace) -> dict[str, Any]:
-    """Constructor arguments that rebuild `space`'s gene layout (JSON-able)."""
-    if isinstance(space, MobileSpace):
-        return {"class": "MobileSpace", "name": space.name, "family": space.family, "width_mult": space.width_mult,
-                "kernel_sizes": list(space.kernel_sizes), "expand_ratios": list(space.expand_ratios),
-                "depths": list(space.depths), "resolutions": list(space.resolutions), "n_classes": space.n_classes}
-    if isinstance(space, ResNetSpace):
-        return {"class": "ResNetSpace", "name": space.name, "depths": list(space.depths),
-                "expand_ratios": list(space.expand_ratios), "width_mults": list(space.width_mults),
-                "resolutions": list(space.resolutions), "n_classes": space.n_classes}
-    raise ConfigError(f"cannot serialise space {space!r}")
-
-
-def space_from_dict(data: Mapping[str, Any]) -> SearchSpace:
-    """Inverse of `space_to_dict`; every bad value is a ConfigError naming the field."""
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"a space description must be a mapping, got {type(data).__name__}")
-    classes: dict[str, type[SearchSpace]] = {"MobileSpace": MobileSpace, "ResNetSpace": ResNetSpace}
-    cls = classes.get(data.get("class")) if isinstance(data.get("class"), str) else None
-    if cls is None:
-        raise ConfigError(f"unknown space class {data.get('class')!r} in predictor header; expected {sorted(classes)}")
-    params = inspect.signature(cls.__init__).parameters
-    kwargs = {k: v for k, v in data.items() if k != "class"}
-    unknown = sorted(map(str, set(kwargs) - set(params) - {"self"}))
-    required = [p for p, spec in params.items() if p != "self" and spec.default is inspect.Parameter.empty]
-    if unknown or any(p not in kwargs for p in required):
-        allowed = sorted(p for p in params if p != "self")
-        raise ConfigError(f"{data.get('class')} description: unknown keys {unknown} or missing {required}; "
-                          f"allowed keys: {allowed}")
-    return cls(**kwargs)
 
 
 def _header_part(header: Mapping[str, Any], key: str, path: Path) -> Mapping[str, Any]:

@@ -28,10 +28,9 @@ from torch import nn
 from ofa_deploy.data import DataSplits
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.nn.bn import recalibrate_bn
-from ofa_deploy.predictors.accuracy import space_to_dict
 from ofa_deploy.executors import Executor, LocalExecutor
 from ofa_deploy.predictors.encoding import default_encoder
-from ofa_deploy.spaces import SearchSpace, SubnetConfig
+from ofa_deploy.spaces import SearchSpace, SubnetConfig, space_to_dict
 from ofa_deploy.spaces.config import finite_number, short_repr
 from ofa_deploy.store import JsonlStore, read_jsonl
 

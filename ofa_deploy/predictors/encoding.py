@@ -19,7 +19,7 @@ are matched by value, and a space resolution the encoder cannot encode raises `C
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ import numpy as np
 from ofa_deploy.errors import ConfigError, unknown_name
 from ofa_deploy.spaces import MobileSpace, ResNetSpace, SearchSpace, SubnetConfig
 from ofa_deploy.spaces.config import finite_number
+from ofa_deploy.spaces.family import FAMILIES, family_of
 from ofa_deploy.spaces.resnet import BASE_DEPTHS
 
 TUTORIAL_RESOLUTIONS = tuple(range(112, 225, 16))
@@ -256,25 +257,25 @@ class TutorialMBv3Encoder(MobileNetArchEncoder):
         return super()._decode_resolution(features, self._r_off)
 
 
-_ENCODERS: dict[str, Callable[..., ArchEncoder]] = {
-    MobileNetArchEncoder.name: MobileNetArchEncoder,
-    ResNetArchEncoder.name: ResNetArchEncoder,
-    TutorialMBv3Encoder.name: TutorialMBv3Encoder,
-}
-
-
-def list_encoders() -> list[str]:
-    return sorted(_ENCODERS)
+def list_encoders(space: SearchSpace | None = None) -> list[str]:
+    """Names of the accuracy encoders the registered families declare (those of `space`'s family, if given)."""
+    families = [family_of(space)] if space is not None else FAMILIES.families()
+    return sorted({name for family in families for name in family.encoders})
 
 
 def get_encoder(name: str, space: SearchSpace, **params: Any) -> ArchEncoder:
-    """Encoder `name` ("mobilenet", "resnet", "mbv3_tutorial") for `space`; params e.g. ``resolutions=[...]``."""
-    if not isinstance(name, str) or name not in _ENCODERS:
-        raise unknown_name("encoder", str(name), _ENCODERS)
+    """Encoder `name` of `space`'s family (``"mobilenet"``, ``"resnet"``, ``"mbv3_tutorial"``, or one a registered
+    family declares); params e.g. ``resolutions=[...]``."""
+    encoders = family_of(space).encoders
+    if not isinstance(name, str) or name not in encoders:
+        if isinstance(name, str) and name in list_encoders():
+            raise ConfigError(f"encoder {name!r} does not fit {space.name} (a {space.family!r} space); the "
+                              f"{space.family} family's encoders: {', '.join(encoders) or 'none'}")
+        raise unknown_name("encoder", str(name), list_encoders())
     unknown = sorted(map(str, set(params) - {"resolutions"}))
     if unknown:
         raise ConfigError(f"encoder {name!r}: unknown parameters {unknown}; the only parameter is 'resolutions'")
-    return _ENCODERS[name](space, **params)
+    return encoders[name](space, **params)
 
 
 def _resolution_list(owner: str, values: Any) -> tuple[int, ...]:
@@ -291,5 +292,10 @@ def _resolution_list(owner: str, values: Any) -> tuple[int, ...]:
 
 
 def default_encoder(space: SearchSpace, **params: Any) -> ArchEncoder:
-    """The OFA ``nas`` encoder of the space's family."""
-    return get_encoder("resnet" if space.family == "resnet" else "mobilenet", space, **params)
+    """The default encoder of the space's family (its first declared one: OFA's ``nas`` encoder for the OFA
+    families)."""
+    encoders = family_of(space).encoders
+    if not encoders:
+        raise ConfigError(f"the {space.family!r} family declares no accuracy encoder (ModelFamily.encoders), so "
+                          f"{space.name} has no accuracy predictor input")
+    return get_encoder(next(iter(encoders)), space, **params)

@@ -19,7 +19,8 @@ from ofa_deploy.errors import ConfigError
 from ofa_deploy.spaces.slots import SlotTables
 from ofa_deploy.spaces.costs import layer_macs, layer_params
 from ofa_deploy.tables.latency import Calibration, LatencyTable
-from ofa_deploy.spaces import LayerSpec, MobileSpace, ResNetSpace, SearchSpace, SubnetConfig
+from ofa_deploy.spaces import LayerSpec, SearchSpace, SubnetConfig
+from ofa_deploy.spaces.family import family_of
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ class _SlotPredictor:
         return total
 
     def _raw_genes(self, genes: np.ndarray) -> np.ndarray:
-        if not isinstance(self.space, (MobileSpace, ResNetSpace)):  # no gather tables: exact per-config path
+        if family_of(self.space).slots is None:  # the family has no gather tables: exact per-config path
             return np.array([self.walk_sum(c) for c in self.space.from_genes(genes)], dtype=np.float64)
         slots = self._slot_tables()
         if self._flat is None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 import sys
 import time
 from collections import defaultdict
@@ -34,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from ofa_deploy import hostinfo
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.executors import Executor, LocalExecutor
 from ofa_deploy.profiling.incontext import InContextMethod
@@ -45,6 +45,7 @@ from ofa_deploy.profiling.plan import CALIBRATION_PREFIX
 from ofa_deploy.profiling.protocol import ProtocolSettings
 from ofa_deploy.profiling.timer import TimerSettings
 from ofa_deploy.spaces import SearchSpace
+from ofa_deploy.spaces.family import family_of
 from ofa_deploy.store import JsonlStore
 
 log = logging.getLogger(__name__)
@@ -160,8 +161,9 @@ def make_provenance(profile: Any, backend: Any, space_name: str, settings: Timer
     from ofa_deploy.tables.latency import Provenance, tool_version
 
     desc = backend.describe() if backend is not None else {}
+    host = hostinfo.read_host()
     return Provenance(
-        device=platform.node() or "host",
+        device=host.node or "host",
         execution_provider=str(desc.get("provider", getattr(profile, "execution_provider", "") or "")),
         threads=getattr(profile, "intra_op_threads", desc.get("threads")),
         precision=getattr(profile, "precision", "fp32"), batch_size=getattr(profile, "batch_size", 1),
@@ -206,16 +208,17 @@ BUILD_METHODS: dict[str, Any] = {"in_context": InContextMethod, "isolated": Isol
 METHODS = ("auto", *BUILD_METHODS)
 
 
-def resolve_method(method: str, backend: Any, family: str = "mbv3", *, pooled: bool = False) -> str:
+def resolve_method(method: str, backend: Any, space: SearchSpace, *, pooled: bool = False) -> str:
     """'auto' → 'isolated' on a device pool (every item is paired with the anchor on its own device), else
-    'in_context' for ONNX Runtime backends (profiler available) on MobileNet-style spaces, else 'isolated'.
-    ResNet covering sets are 54 whole ResNets per resolution (~50-100 MB of ONNX each), so ResNet spaces default
-    to isolated timing; pass method='in_context' explicitly to use it anyway."""
+    'in_context' for ONNX Runtime backends (profiler available) when the space's family allows it
+    (`ModelFamily.in_context_lut`: the MobileNet families), else 'isolated'. ResNet covering sets are 54 whole
+    ResNets per resolution (~50-100 MB of ONNX each), so ResNet spaces default to isolated timing; pass
+    method='in_context' explicitly to use it anyway."""
     if method not in METHODS:
         raise ConfigError(f"unknown LUT build method {method!r}; expected one of {METHODS}")
     if method != "auto":
         return method
-    profiler = getattr(backend, "name", "") == "onnxruntime" and family in ("mbv3", "proxyless")
+    profiler = getattr(backend, "name", "") == "onnxruntime" and family_of(space).in_context_lut
     return "in_context" if profiler and not pooled else "isolated"
 
 
@@ -284,7 +287,7 @@ def build_lut(
     paired_settings = protocol or ProtocolSettings.from_profile(profile)
     batch_size = int(getattr(profile, "batch_size", 1))
     backend = backend or create_backend(profile)
-    method = resolve_method(method, backend, space.family, pooled=bool(getattr(executor, "pooled", False)))
+    method = resolve_method(method, backend, space, pooled=bool(getattr(executor, "pooled", False)))
     models = Path(model_dir) if model_dir else model_cache_dir()
     models.mkdir(parents=True, exist_ok=True)
     profile_name = getattr(profile, "name", str(profile))

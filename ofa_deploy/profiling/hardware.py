@@ -7,7 +7,7 @@ A profile is a small YAML file, read with `yaml.safe_load` and validated field b
     backend: onnxruntime            # onnxruntime | tvm | torch
     execution_provider: CPUExecutionProvider
     provider_options: {}
-    intra_op_threads: 1             # int or "all" (= os.cpu_count())
+    intra_op_threads: 1             # int or "all" (= the machine's logical CPUs)
     inter_op_threads: 1
     graph_optimization_level: all   # disable | basic | extended | all
     precision: fp32                 # fp32 | int8
@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ofa_deploy import hostinfo
 from ofa_deploy.errors import ConfigError, unknown_name
 from ofa_deploy.fileio import is_regular_file, read_yaml_file
 from ofa_deploy.paths import packaged_profile_dir
@@ -144,7 +145,7 @@ def _optional_fraction(source: str, name: str, value: Any) -> float | None:
 
 def _threads(source: str, name: str, value: Any) -> int:
     if value == "all":
-        return os.cpu_count() or 1
+        return hostinfo.read_host().cores
     return _int(source, name, value, 1)
 
 
@@ -156,7 +157,7 @@ def _devices(source: str, value: Any) -> tuple[Any, ...]:
 
 @dataclass(frozen=True)
 class HardwareProfile:
-    """A validated hardware profile. Thread counts are resolved ("all" -> os.cpu_count())."""
+    """A validated hardware profile. Thread counts are resolved ("all" -> the machine's logical CPUs)."""
 
     name: str
     description: str

@@ -6,14 +6,12 @@ it with the current one. `predict`/`search` warn on a mismatch, `deploy` refuses
 """
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import platform
 from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any
+
+from ofa_deploy import hostinfo
 
 log = logging.getLogger(__name__)
 
@@ -22,37 +20,21 @@ FINGERPRINT_KEYS = ("cpu_model", "cpu_flags_sha256", "cores", "os", "machine", "
                     "provider", "threads", "profile_sha256")
 
 
-def _cpuinfo() -> tuple[str, str]:
-    """(model name, space-separated flags) from /proc/cpuinfo; platform values elsewhere."""
-    model, flags = "", ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
-            key, _, value = line.partition(":")
-            key = key.strip()
-            if key == "model name" and not model:
-                model = value.strip()
-            elif key in ("flags", "Features") and not flags:
-                flags = " ".join(sorted(value.split()))
-    except OSError:
-        pass
-    return model or platform.processor() or platform.machine(), flags
-
-
 def cpu_model() -> str:
-    """This machine's CPU model name (/proc/cpuinfo, else what `platform` knows)."""
-    return _cpuinfo()[0]
+    """This machine's CPU model name (`ofa_deploy.hostinfo.read_host`)."""
+    return hostinfo.read_host().cpu_model
 
 
 def host_fingerprint(*, backend: Mapping[str, Any] | None = None, profile: Any = None) -> dict[str, Any]:
     """This machine's fingerprint for a backend description (`Backend.describe()`) and a hardware profile."""
-    model, flags = _cpuinfo()
+    host = hostinfo.read_host()
     desc = dict(backend or {})
     return {
-        "cpu_model": model,
-        "cpu_flags_sha256": hashlib.sha256(flags.encode()).hexdigest()[:16] if flags else "",
-        "cores": os.cpu_count() or 1,
-        "os": platform.system(),
-        "machine": platform.machine(),
+        "cpu_model": host.cpu_model,
+        "cpu_flags_sha256": host.flags_sha256,
+        "cores": host.cores,
+        "os": host.os,
+        "machine": host.machine,
         "backend": str(desc.get("backend", getattr(profile, "backend", "")) or ""),
         "backend_version": str(desc.get("version", "")),
         "provider": str(desc.get("provider", getattr(profile, "execution_provider", "")) or ""),
@@ -80,12 +62,16 @@ class HostCheck:
     here: Mapping[str, Any]
     differences: tuple[str, ...]
     known: bool
+    #: why the table is refused whatever the host (an adapted table whose held-out check did not pass)
+    refusal: str = ""
 
     @property
     def ok(self) -> bool:
-        return self.known and not self.differences
+        return self.known and not self.differences and not self.refusal
 
     def describe(self) -> str:
+        if self.refusal:
+            return self.refusal
         if not self.known:
             return ("the table records no host fingerprint (built before fingerprints, or imported): it cannot be "
                     f"checked against this host ({_short(self.here)})")
@@ -96,7 +82,8 @@ class HostCheck:
 
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "known": self.known, "differences": list(self.differences),
-                "table": dict(self.table), "here": dict(self.here), "message": self.describe()}
+                "table": dict(self.table), "here": dict(self.here), "message": self.describe(),
+                **({"refusal": self.refusal} if self.refusal else {})}
 
 
 def _short(fp: Mapping[str, Any]) -> str:
@@ -126,7 +113,21 @@ def check_table_host(table: Any, profile: Any = None, *, here: Mapping[str, Any]
     if here is None:
         profile = profile if profile is not None else table_profile(table)
         here = backend_fingerprint(profile) if profile is not None else host_fingerprint()
-    return compare(stored_fingerprint(table.provenance), here)
+    check = compare(stored_fingerprint(table.provenance), here)
+    refusal = adaptation_refusal(table.provenance)
+    return replace(check, refusal=refusal) if refusal else check
+
+
+def adaptation_refusal(provenance: Any) -> str:
+    """Why an adapted table must not be used ('' when it may): its stored held-out check did not pass."""
+    if getattr(provenance, "adaptation_passed", True):
+        return ""
+    validation = (getattr(provenance, "adaptation", None) or {}).get("validation") or {}
+    figures = ", ".join(f"{k} {validation[k]}" for k in ("n", "within_5pct", "within_10pct", "spearman")
+                        if k in validation) or "no held-out figures stored"
+    return (f"the table was adapted from another device's table and its held-out check on the target did not pass "
+            f"({figures}); it is never used. Adapt again with more device time (`ofa-deploy profile adapt "
+            f"--max-seconds ...`) or build a table (`ofa-deploy profile build`)")
 
 
 def table_profile(table: Any) -> Any:
@@ -156,13 +157,32 @@ def warn_if_foreign(table: Any, profile: Any = None, *, source: str = "latency t
     except OfaDeployError as exc:  # the profile's backend is missing here: compare the machine only
         log.info("checking %s against this host's backend failed (%s); comparing the machine only", source, exc)
         check = check_table_host(table, None, here=host_fingerprint())
-    if check.known and check.differences:
-        log.warning("%s: %s. Its predictions are for that host; build a table here with `ofa-deploy profile "
-                    "build` (check with `ofa-deploy profile check`)", source, check.describe())
+    if check.refusal:
+        log.warning("%s: %s", source, check.refusal)
+    elif check.known and check.differences:
+        log.warning("%s: %s. Its predictions are for that host; adapt it to this one in about a minute with "
+                    "`%s`, or build a table here with `ofa-deploy profile build` (check with `ofa-deploy profile "
+                    "check`)", source, check.describe(), _adapt_foreign(table, profile, source))
     elif not check.known:
         log.info("%s: %s", source, check.describe())
     return check
 
 
-__all__ = ["FINGERPRINT_KEYS", "HostCheck", "backend_fingerprint", "check_table_host", "compare", "cpu_model",
-           "host_fingerprint", "table_profile", "warn_if_foreign"]
+def adapt_command(source: str, profile: str, supernet: str | None = None) -> str:
+    """The `ofa-deploy profile adapt` command line for a source table path, a target profile and a space name."""
+    return f"ofa-deploy profile adapt --from {source} --profile {profile}" + (f" --supernet {supernet}"
+                                                                             if supernet else "")
+
+
+def _adapt_foreign(table: Any, profile: Any, source: str) -> str:
+    """`adapt_command` for a foreign `table` read from `source` (a message naming its .json path)."""
+    import re
+
+    match = re.search(r"(\S+\.json)", source)
+    name = getattr(profile, "name", None) or getattr(table.provenance, "profile_name", "") or "<profile>"
+    return adapt_command(match.group(1) if match else "<table.json>", name,
+                         getattr(table.provenance, "supernet", "") or None)
+
+
+__all__ = ["FINGERPRINT_KEYS", "HostCheck", "adapt_command", "adaptation_refusal", "backend_fingerprint",
+           "check_table_host", "compare", "cpu_model", "host_fingerprint", "table_profile", "warn_if_foreign"]

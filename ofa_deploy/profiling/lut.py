@@ -31,14 +31,39 @@ def table_search_path(profile: str, supernet: str) -> list[Path]:
 def find_table(profile: str, supernet: str) -> Path:
     """The stored table for (`profile`, `supernet`): built here (user cache) first, then the packaged one."""
     candidates = table_search_path(profile, supernet)
+    refused: list[str] = []
     for path in candidates:
         if path.is_file():
-            return path
+            why = refused_adaptation(path)
+            if not why:
+                return path
+            refused.append(f"{path}: {why}")
+    if refused:
+        raise ConfigError(f"no usable latency table for hardware profile {profile!r} and supernet {supernet!r}: "
+                          + "; ".join(refused))
     raise ConfigError(
         f"no latency table for hardware profile {profile!r} and supernet {supernet!r} (looked for "
         f"{', '.join(str(p) for p in candidates)}). Build it with "
         f"`ofa-deploy profile build --profile {profile} --supernet {supernet}`, or pass a table file with --lut"
     )
+
+
+def refused_adaptation(path: Path) -> str:
+    """Why the table at `path` must not be used ('' when it may): an adapted table whose held-out check failed.
+
+    Only the provenance is looked at; a file that cannot be read is left to the caller's own load (which says
+    what is wrong with it)."""
+    from ofa_deploy.errors import OfaDeployError
+    from ofa_deploy.fileio import read_json_file
+    from ofa_deploy.profiling.host import adaptation_refusal
+    from ofa_deploy.tables.latency import Provenance
+
+    try:
+        data = read_json_file(path, what="latency table")
+        provenance = Provenance.from_dict(data.get("provenance", {})) if isinstance(data, dict) else None
+    except OfaDeployError:
+        return ""
+    return adaptation_refusal(provenance) if provenance is not None else ""
 
 
 def stored_tables() -> list[dict[str, str]]:
@@ -60,4 +85,4 @@ def stored_tables() -> list[dict[str, str]]:
     return sorted(seen.values(), key=lambda d: (d["profile"], d["supernet"]))
 
 
-__all__ = ["find_table", "stored_tables", "table_path", "table_search_path"]
+__all__ = ["find_table", "refused_adaptation", "stored_tables", "table_path", "table_search_path"]

@@ -45,6 +45,44 @@ def export_subnet(space: SearchSpace, cfg: SubnetConfig, model_dir: Path, *, bat
     return path
 
 
+def int8_subnet(onnx_path: Path) -> Path:
+    """The QDQ int8 version of an exported subnet (`export.quantize.quantize_onnx_int8`, calibrated on one seeded
+    random batch: latency does not depend on values); reused if present."""
+    path = onnx_path.with_name(onnx_path.stem + "_int8.onnx")
+    if not path.is_file():
+        import numpy as np
+        import onnx
+
+        from ofa_deploy.export.quantize import quantize_onnx_int8
+
+        dims = [d.dim_value for d in onnx.load(str(onnx_path), load_external_data=False).graph.input[0].type
+                .tensor_type.shape.dim]
+        batch = np.random.default_rng(0).standard_normal(dims).astype(np.float32)
+        with atomic_path(path) as tmp:
+            quantize_onnx_int8(onnx_path, tmp, [batch])
+    return path
+
+
+def profile_model(space: SearchSpace, cfg: SubnetConfig, profile: Any, model_dir: Path, *,
+                  model_format: str = "onnx") -> tuple[Any, tuple[int, ...]]:
+    """The whole subnet as the profile's backend runs it, and its input shape: an eager module for
+    ``model_format="module"``, else ONNX (QDQ int8 when the profile's precision is int8)."""
+    batch = int(getattr(profile, "batch_size", 1) or 1)
+    shape = (batch, 3, cfg.resolution, cfg.resolution)
+    if model_format == "module":
+        import torch
+
+        from ofa_deploy.nn.layers import SubnetModel
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return SubnetModel(space.walk_layers(cfg)).eval(), shape
+    path = export_subnet(space, cfg, model_dir, batch_size=batch)
+    if getattr(profile, "precision", "fp32") == "int8":
+        path = int8_subnet(path)
+    return path, shape
+
+
 def export_subnets(space: SearchSpace, cfgs: Sequence[SubnetConfig], model_dir: Path, *, batch_size: int = 1
                    ) -> list[Path]:
     """`export_subnet` for each config."""
@@ -180,5 +218,5 @@ def write_plan(plan: Plan, out_dir: str | os.PathLike[str], *, profile: Any = No
     return path
 
 
-__all__ = ["convert_to_ort", "export_config", "export_layer", "export_subnet", "export_subnets", "layer_model",
-           "model_cache_dir", "subnet_file", "write_identity_model", "write_plan"]
+__all__ = ["convert_to_ort", "export_config", "export_layer", "export_subnet", "export_subnets", "int8_subnet",
+           "layer_model", "model_cache_dir", "profile_model", "subnet_file", "write_identity_model", "write_plan"]

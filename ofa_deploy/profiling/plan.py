@@ -1,15 +1,8 @@
 """Profiling plans: every distinct `LayerSpec` a space can produce at some resolutions, as work items.
 
 The specs come from the same `space.walk_layers` the predictor and the MAC counter use, walked over a set of
-configs that covers every layer variant:
-
-- MobileNetV3 / ProxylessNAS: a block's spec depends only on its position and its own kernel and expand
-  ratio (depth decides whether it exists), so the max-depth configs with one uniform (kernel, expand) pair
-  each cover every block variant: |K| x |E| walks per resolution (MBv3: 9 walks → 96 specs, as in OFA's
-  Note10 tables).
-- ResNet: a block's spec also depends on its stage's width index and the previous stage's (its input
-  channels), and the stem on two width indices and the stem-depth flag. Alternating width tuples (a, b, a, ...)
-  put every ordered pair on every adjacent slot pair: 9 tuples x uniform expand ratio x stem flag = 54 walks.
+configs that covers every layer variant: each model family declares that set (`ModelFamily.plan_configs`; for
+MobileNetV3 / ProxylessNAS `spaces.mobile.mobile_plan_configs`, for ResNet `spaces.resnet.resnet_plan_configs`).
 
 `ofa_deploy.profiling.models.write_plan` exports one ONNX model per item (the layer alone, fixed batch, BN folded) plus ``plan.json`` for
 the standalone on-device script (`ofa_deploy/ondevice.py`, copied into the plan directory as
@@ -20,7 +13,6 @@ from __future__ import annotations
 ONDEVICE_SCRIPT_NAME = "ondevice_profile.py"
 
 import hashlib
-import itertools
 import json
 import logging
 import os
@@ -33,6 +25,7 @@ from typing import Any
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.fileio import read_json_file
 from ofa_deploy.spaces import LayerSpec, SearchSpace, SubnetConfig
+from ofa_deploy.spaces.family import family_of
 
 log = logging.getLogger(__name__)
 
@@ -52,25 +45,10 @@ def spec_id(spec: LayerSpec) -> str:
 
 
 def covering_configs(space: SearchSpace, resolution: int) -> Iterator[SubnetConfig]:
-    """Configs whose walks together contain every distinct layer spec of `space` at `resolution`."""
+    """Configs whose walks together contain every distinct layer spec of `space` at `resolution` (the family's
+    layer-plan rule, `ModelFamily.plan_configs`)."""
     space.check_resolution(resolution)
-    top = space.max_config(resolution)
-    if space.family in ("mbv3", "proxyless"):
-        n = len(top.kernel_sizes)
-        for k, e in itertools.product(space.kernel_sizes, space.expand_ratios):  # type: ignore[attr-defined]
-            yield top.replace(kernel_sizes=(k,) * n, expand_ratios=(e,) * n)
-    elif space.family == "resnet":
-        n_blocks = len(top.expand_ratios)
-        n_widths = len(space.width_mults)  # type: ignore[attr-defined]
-        stem_choices = space.stem_depth_choices  # type: ignore[attr-defined]
-        n_slots = len(top.width_indices)
-        # alternating (a, b, a, b, ...) tuples put every ordered pair of width indices on every adjacent slot pair
-        pairs = [tuple(a if j % 2 == 0 else b for j in range(n_slots))
-                 for a, b in itertools.product(range(n_widths), repeat=2)]
-        for stem, e, widths in itertools.product(stem_choices, space.expand_ratios, pairs):  # type: ignore[attr-defined]
-            yield top.replace(depths=(stem, *top.depths[1:]), expand_ratios=(e,) * n_blocks, width_indices=widths)
-    else:
-        raise ConfigError(f"no layer enumeration for space family {space.family!r}; expected mbv3, proxyless or resnet")
+    return iter(family_of(space).plan_configs(space, resolution))
 
 
 def distinct_specs(space: SearchSpace, resolutions: Iterable[int]) -> list[tuple[LayerSpec, tuple[int, ...]]]:

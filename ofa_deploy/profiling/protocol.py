@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -268,5 +268,58 @@ def measure_paired(
                      seconds=now() - start)
 
 
-__all__ = ["PairedResult", "PairedRun", "ProtocolSettings", "measure_paired", "median_interval",
-           "relative_halfwidth", "runner_visit"]
+def measure_paired_visits(
+    items: Sequence[Hashable],
+    paired_visit: Callable[[Hashable], Mapping[str, float]],
+    settings: ProtocolSettings = ProtocolSettings(),
+    *,
+    now: Callable[[], float] = time.perf_counter,
+) -> PairedRun:
+    """`measure_paired` for devices that time an item and its anchor brackets in one call (A, item, A), such as
+    the ssh and adb runners of a device pool: rounds in a fresh random order, the same stopping rule.
+
+    Args:
+        items: the keys to time.
+        paired_visit: key -> ``{"item_ms", "anchor_ms", "ratio"}`` (one bracketed visit on the device).
+    """
+    if not items:
+        raise ConfigError("measure_paired_visits needs at least one item to time")
+    rng = np.random.default_rng(settings.seed)
+    keys = list(items)
+    ratios: dict[Hashable, list[float]] = {k: [] for k in keys}
+    item_ms: dict[Hashable, list[float]] = {k: [] for k in keys}
+    brackets: dict[Hashable, list[float]] = {k: [] for k in keys}
+    done: dict[Hashable, tuple[float, float]] = {}
+    start = now()
+    rounds = 0
+    active = list(keys)
+    while active and rounds < settings.max_rounds:
+        if rounds >= settings.min_rounds and now() - start > settings.time_cap_s:
+            break
+        for key in [active[i] for i in rng.permutation(len(active))]:
+            visit = paired_visit(key)
+            ratios[key].append(float(visit["ratio"]))
+            item_ms[key].append(float(visit["item_ms"]))
+            brackets[key].append(float(visit["anchor_ms"]))
+        rounds += 1
+        if rounds >= settings.min_rounds:
+            for key in list(active):
+                med = float(np.median(ratios[key]))
+                ci = median_interval(ratios[key], confidence=settings.confidence, n_boot=settings.bootstrap, rng=rng)
+                if relative_halfwidth(med, ci) <= settings.target:
+                    done[key] = ci
+                    active.remove(key)
+    results = {}
+    for key in keys:
+        ci = done.get(key) or median_interval(ratios[key], confidence=settings.confidence,
+                                              n_boot=settings.bootstrap, rng=np.random.default_rng(settings.seed))
+        results[key] = PairedResult(ratio=float(np.median(ratios[key])), interval=ci,
+                                    anchor_ms=float(np.median(brackets[key])), rounds=len(ratios[key]),
+                                    converged=key in done, ratios=ratios[key], item_ms=item_ms[key],
+                                    anchor_visits_ms=brackets[key])
+    return PairedRun(results=results, anchor_visits_ms=[v for k in keys for v in brackets[k]], settings=settings,
+                     rounds=rounds, seconds=now() - start)
+
+
+__all__ = ["PairedResult", "PairedRun", "ProtocolSettings", "measure_paired", "measure_paired_visits",
+           "median_interval", "relative_halfwidth", "runner_visit"]

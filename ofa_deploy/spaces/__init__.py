@@ -5,6 +5,7 @@ from ofa_deploy.spaces.layer_spec import LayerSpec, conv_out_size, make_divisibl
 from ofa_deploy.spaces.mobile import MobileSpace
 from ofa_deploy.spaces.registry import get_space, list_spaces, space_description
 from ofa_deploy.spaces.resnet import ResNetSpace
+from ofa_deploy.spaces.serialization import align_space, describe_values, space_differences, space_from_dict, space_to_dict
 
 
 def walk_layers(space: SearchSpace, cfg: SubnetConfig, resolution: int | None = None) -> list[LayerSpec]:
@@ -14,5 +15,6 @@ def walk_layers(space: SearchSpace, cfg: SubnetConfig, resolution: int | None = 
 
 __all__ = [
     "Gene", "LayerSpec", "MobileSpace", "PlacedLayer", "ResNetSpace", "SearchSpace", "SubnetConfig",
-    "as_generator", "conv_out_size", "get_space", "list_spaces", "make_divisible", "space_description", "walk_layers",
+    "align_space", "as_generator", "conv_out_size", "describe_values", "get_space", "list_spaces", "make_divisible",
+    "space_description", "space_differences", "space_from_dict", "space_to_dict", "walk_layers",
 ]

@@ -84,6 +84,10 @@ class SearchSpace(abc.ABC):
     def _check_shape(self, cfg: SubnetConfig) -> None:
         """Raise ConfigError if list lengths do not fit the space."""
 
+    @abc.abstractmethod
+    def constructor_args(self) -> dict[str, Any]:
+        """JSON-able keyword arguments that rebuild the space's gene layout (`spaces.space_to_dict` stores them)."""
+
     # ---- shared behaviour ----------------------------------------------------------------------
     def genes(self) -> tuple[Gene, ...]:
         """The decisions of a subnet in gene order (built once; spaces are immutable after __init__)."""

@@ -6,8 +6,10 @@ OFA: ``make_divisible(base_width * width_mult, 8)``.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.spaces.base import (Gene, LayerChain, PlacedLayer, SearchSpace, check_length, space_choices,
@@ -110,6 +112,11 @@ class MobileSpace(SearchSpace):
         return (f"MobileSpace(name={self.name!r}, family={self.family!r}, width_mult={self.width_mult}, "
                 f"kernel_sizes={self.kernel_sizes}, expand_ratios={self.expand_ratios}, depths={self.depths})")
 
+    def constructor_args(self) -> dict[str, Any]:
+        return {"name": self.name, "family": self.family, "width_mult": self.width_mult,
+                "kernel_sizes": list(self.kernel_sizes), "expand_ratios": list(self.expand_ratios),
+                "depths": list(self.depths), "resolutions": list(self.resolutions), "n_classes": self.n_classes}
+
     # ---- genes ---------------------------------------------------------------------------------
     def _build_genes(self) -> tuple[Gene, ...]:
         genes = [Gene("resolution", tuple(float(r) for r in self.resolutions))]
@@ -203,3 +210,16 @@ class MobileSpace(SearchSpace):
         add("classifier", kind="linear", role="classifier", in_channels=self.last_width, out_channels=self.n_classes,
             out_size=1, bias=True)
         return walk.layers
+
+
+def mobile_plan_configs(space: MobileSpace, resolution: int) -> Iterator[SubnetConfig]:
+    """Configs whose walks together contain every distinct layer of a MobileNet space at `resolution`.
+
+    A block's layer depends only on its position and its own kernel and expand ratio (depth decides whether it
+    exists), so the max-depth configs with one uniform (kernel, expand) pair each cover every block variant:
+    |K| x |E| walks (MBv3: 9 walks, 96 layers per resolution, as in OFA's Note10 tables).
+    """
+    top = space.max_config(space.check_resolution(resolution))
+    n = len(top.kernel_sizes)
+    for k, e in itertools.product(space.kernel_sizes, space.expand_ratios):
+        yield top.replace(kernel_sizes=(k,) * n, expand_ratios=(e,) * n)

@@ -12,6 +12,7 @@ from typing import Any
 
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.spaces.base import SearchSpace
+from ofa_deploy.spaces.family import family_of
 from ofa_deploy.spaces.layer_spec import LayerSpec, conv_out_size
 
 SCHEMAS = ("mbv3", "proxyless")
@@ -23,11 +24,13 @@ def _shape(size: int, channels: int) -> str:
 
 
 def ofa_schema(space: SearchSpace) -> str:
-    """The OFA key schema of `space` ("mbv3" or "proxyless"); other families have no OFA tables."""
-    if space.family not in SCHEMAS:
+    """The OFA key schema of `space` ("mbv3" or "proxyless", `ModelFamily.ofa_lut_schema`); families OFA
+    published no tables for have none."""
+    schema = family_of(space).ofa_lut_schema
+    if schema not in SCHEMAS:
         raise ConfigError(f"OFA latency tables exist for MobileNetV3 and ProxylessNAS spaces only; "
                           f"{space.name!r} is a {space.family!r} space")
-    return space.family
+    return schema
 
 
 def ofa_key(spec: LayerSpec, schema: str | None = None) -> str | None:

@@ -9,7 +9,9 @@ Config layout (OFA's ``{"d","e","w"}``):
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.spaces.base import (Gene, LayerChain, PlacedLayer, SearchSpace, check_length, space_choices,
@@ -70,6 +72,11 @@ class ResNetSpace(SearchSpace):
     def __repr__(self) -> str:
         return (f"ResNetSpace(name={self.name!r}, depths={self.depths}, expand_ratios={self.expand_ratios}, "
                 f"width_mults={self.width_mults})")
+
+    def constructor_args(self) -> dict[str, Any]:
+        return {"name": self.name, "depths": list(self.depths), "expand_ratios": list(self.expand_ratios),
+                "width_mults": list(self.width_mults), "resolutions": list(self.resolutions),
+                "n_classes": self.n_classes}
 
     # ---- genes ---------------------------------------------------------------------------------
     def _build_genes(self) -> tuple[Gene, ...]:
@@ -151,3 +158,18 @@ class ResNetSpace(SearchSpace):
         add("classifier", kind="linear", role="classifier", in_channels=channels, out_channels=self.n_classes,
             out_size=1, bias=True)
         return walk.layers
+
+
+def resnet_plan_configs(space: ResNetSpace, resolution: int) -> Iterator[SubnetConfig]:
+    """Configs whose walks together contain every distinct layer of a ResNet space at `resolution`.
+
+    A block's layer also depends on its stage's width index and the previous stage's (its input channels), and
+    the stem on two width indices and the stem-depth flag. Alternating width tuples (a, b, a, ...) put every
+    ordered pair on every adjacent slot pair: 9 tuples x uniform expand ratio x stem flag = 54 walks.
+    """
+    top = space.max_config(space.check_resolution(resolution))
+    n_blocks, n_slots = len(top.expand_ratios), len(top.width_indices)
+    pairs = [tuple(a if j % 2 == 0 else b for j in range(n_slots))
+             for a, b in itertools.product(range(len(space.width_mults)), repeat=2)]
+    for stem, e, widths in itertools.product(space.stem_depth_choices, space.expand_ratios, pairs):
+        yield top.replace(depths=(stem, *top.depths[1:]), expand_ratios=(e,) * n_blocks, width_indices=widths)

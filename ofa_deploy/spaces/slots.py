@@ -19,6 +19,7 @@ import numpy as np
 
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.spaces.base import SearchSpace
+from ofa_deploy.spaces.family import family_of
 from ofa_deploy.spaces.layer_spec import LayerSpec
 from ofa_deploy.spaces.mobile import MobileSpace
 from ofa_deploy.spaces.resnet import ResNetSpace
@@ -44,7 +45,8 @@ class Slot:
 
 
 class SlotTables:
-    """The slots of a `MobileSpace` or `ResNetSpace` (see module docstring), in walk order.
+    """The slots of a space (see module docstring), in walk order, built by its family's rule
+    (`ModelFamily.slots`: `mobile_slots`, `resnet_slots`).
 
     Gene 0 (the resolution) is always a slot's first gene column.
     """
@@ -53,52 +55,11 @@ class SlotTables:
         self.space = space
         self._sizes = space.gene_sizes()
         self._gene_names = tuple(g.name for g in space.genes())
-        if isinstance(space, MobileSpace):
-            self.slots: tuple[Slot, ...] = self._build(space)
-        elif isinstance(space, ResNetSpace):
-            self.slots = _build_resnet(space)
-        else:
-            raise ConfigError(f"gather tables are implemented for MobileSpace and ResNetSpace, not "
-                              f"{type(space).__name__} ({space.name!r}); use the per-config path (predict) instead")
-
-    @staticmethod
-    def _build(space: MobileSpace) -> tuple[Slot, ...]:
-        res_choices = space.resolutions
-        n_s, n_b = len(space.stages), space.n_blocks
-        ks, es = space.kernel_sizes, space.expand_ratios
-        # one walk per (resolution, kernel, expand) with every block at that choice and full depth
-        walks: dict[tuple[int, int, int], dict[str, LayerSpec]] = {}
-        order: list[str] = []
-        for ri, r in enumerate(res_choices):
-            for ki, ei in itertools.product(range(len(ks)), range(len(es))):
-                cfg = space.config_from_values(
-                    [r, *(max(s.depth_choices) for s in space.stages), *[ks[ki]] * n_b, *[es[ei]] * n_b]
-                )
-                placed = space.walk(cfg)
-                named = {_slot_name(p.source, p.spec): p.spec for p in placed}
-                if not order:
-                    order = list(named)
-                walks[(ri, ki, ei)] = named
-        block_pos: dict[str, tuple[int, int, int]] = {
-            f"blocks.{b + 1}": (s, pos, b) for s, pos, b in space.active_blocks(space.max_config())
-        }
-        slots = []
-        for name in order:
-            if name in block_pos:
-                stage, pos, b = block_pos[name]
-                depths = space.stages[stage].depth_choices
-                specs = np.empty((len(res_choices), len(depths), len(ks), len(es)), dtype=object)
-                for (ri, ki, ei), named in walks.items():
-                    for di, d in enumerate(depths):
-                        specs[ri, di, ki, ei] = named[name] if pos < d else None
-                genes = (0, 1 + stage, 1 + n_s + b, 1 + n_s + n_b + b)
-            else:
-                specs = np.empty((len(res_choices),), dtype=object)
-                for ri in range(len(res_choices)):
-                    specs[ri] = walks[(ri, 0, 0)][name]
-                genes = (0,)
-            slots.append(Slot(name, genes, specs))
-        return tuple(slots)
+        rule = family_of(space).slots
+        if rule is None:
+            raise ConfigError(f"the {space.family!r} family declares no gather-table rule (ModelFamily.slots), so "
+                              f"{space.name!r} has no slot tables; use the per-config path (predict) instead")
+        self.slots: tuple[Slot, ...] = tuple(rule(space))
 
     def specs_at(self, resolution: int) -> list[LayerSpec]:
         """Every distinct spec a subnet of the space can have at `resolution`, in slot order."""
@@ -203,7 +164,48 @@ def _slot_name(source: str | None, spec: LayerSpec) -> str:
     return source if source is not None else f"<{spec.role}>"
 
 
-def _build_resnet(space: ResNetSpace) -> tuple[Slot, ...]:
+def mobile_slots(space: MobileSpace) -> tuple[Slot, ...]:
+    """MobileNet slots: a block's spec depends on the resolution, its kernel and expand genes and (switching it
+    off) its stage's depth gene; the other layers on the resolution only."""
+    res_choices = space.resolutions
+    n_s, n_b = len(space.stages), space.n_blocks
+    ks, es = space.kernel_sizes, space.expand_ratios
+    # one walk per (resolution, kernel, expand) with every block at that choice and full depth
+    walks: dict[tuple[int, int, int], dict[str, LayerSpec]] = {}
+    order: list[str] = []
+    for ri, r in enumerate(res_choices):
+        for ki, ei in itertools.product(range(len(ks)), range(len(es))):
+            cfg = space.config_from_values(
+                [r, *(max(s.depth_choices) for s in space.stages), *[ks[ki]] * n_b, *[es[ei]] * n_b]
+            )
+            placed = space.walk(cfg)
+            named = {_slot_name(p.source, p.spec): p.spec for p in placed}
+            if not order:
+                order = list(named)
+            walks[(ri, ki, ei)] = named
+    block_pos: dict[str, tuple[int, int, int]] = {
+        f"blocks.{b + 1}": (s, pos, b) for s, pos, b in space.active_blocks(space.max_config())
+    }
+    slots = []
+    for name in order:
+        if name in block_pos:
+            stage, pos, b = block_pos[name]
+            depths = space.stages[stage].depth_choices
+            specs = np.empty((len(res_choices), len(depths), len(ks), len(es)), dtype=object)
+            for (ri, ki, ei), named in walks.items():
+                for di, d in enumerate(depths):
+                    specs[ri, di, ki, ei] = named[name] if pos < d else None
+            genes = (0, 1 + stage, 1 + n_s + b, 1 + n_s + n_b + b)
+        else:
+            specs = np.empty((len(res_choices),), dtype=object)
+            for ri in range(len(res_choices)):
+                specs[ri] = walks[(ri, 0, 0)][name]
+            genes = (0,)
+        slots.append(Slot(name, genes, specs))
+    return tuple(slots)
+
+
+def resnet_slots(space: ResNetSpace) -> tuple[Slot, ...]:
     """ResNet slots. A block's spec depends on the resolution, its expand gene, its stage's width gene
     and (first block of a stage) the previous width gene; its stage's depth gene switches it on.
 

@@ -1,2 +1,2 @@
 """Latency tables as data (torch-free, no `profiling`): `tables.latency` (the table, its statistics,
-provenance, calibration and OFA-YAML reader) and `tables.anchor` (`AnchorInfo`)."""
+provenance and calibration) and `tables.anchor` (`AnchorInfo`); OFA's YAML tables: `compat.ofa_lut`."""

@@ -7,7 +7,7 @@ statistic (`LatencyTable.stat`, the median by default) over a subnet's layers.
 Entries are normally resolution-independent: a layer's latency depends on its own shapes only, and the
 profiler times each distinct `LayerSpec` once. A table may also hold *scoped* entries that apply only
 when predicting a subnet at one input resolution: OFA's tables were measured per resolution file and time
-some identical layers differently in different files, so `load_ofa_lut` keeps those per resolution to
+some identical layers differently in different files, so `compat.ofa_lut.load_ofa_lut` keeps those per resolution to
 reproduce OFA's predictions exactly. `lookup(spec, resolution)` prefers the scoped entry.
 
 Tables built with the anchor-paired protocol (`profiling.protocol`) store every entry in *anchor units*
@@ -26,9 +26,8 @@ On disk a table is one versioned JSON document (written atomically)::
      "entries": [{"layer": {LayerSpec fields}, "label": "mbconv 24->32 @112 k3 s2 ...",
                   "stats": {"median": .., "mean": .., "std": .., "p90": .., "n": ..}}, ...]}
 
-OFA's YAML tables are read by `load_ofa_lut` here (`LatencyTable.from_ofa_yaml`; `ofa_deploy.compat.ofa_lut`
-re-exports it) and written by `ofa_deploy.compat.ofa_lut.save_ofa_lut`. This module needs neither torch nor
-`profiling`; `ofa_deploy.profiling.lut` says where built tables are stored.
+OFA's YAML tables are read and written by `ofa_deploy.compat.ofa_lut` (`load_ofa_lut`, `save_ofa_lut`). This module
+needs neither torch nor `profiling`; `ofa_deploy.profiling.lut` says where built tables are stored.
 """
 from __future__ import annotations
 
@@ -36,7 +35,6 @@ import json
 import logging
 import math
 import os
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
@@ -46,11 +44,9 @@ from typing import Any
 import numpy as np
 
 from ofa_deploy.errors import ConfigError, LatencyTableMissError
-from ofa_deploy.fileio import atomic_write_text, is_regular_file, read_json_file, read_yaml_file
-from ofa_deploy.spaces.base import SearchSpace
-from ofa_deploy.spaces.config import finite_number, short_repr
+from ofa_deploy.fileio import atomic_write_text, read_json_file
 from ofa_deploy.spaces.layer_spec import LayerSpec
-from ofa_deploy.spaces.ofa_keys import ofa_key, ofa_schema, parse_ofa_key, specs_from_key
+from ofa_deploy.spaces.ofa_keys import ofa_key
 from ofa_deploy.tables.anchor import AnchorInfo
 
 logger = logging.getLogger(__name__)
@@ -152,9 +148,30 @@ class Provenance:
     tool_version: str = ""
     notes: str = ""
     host: dict[str, Any] = field(default_factory=dict)
+    #: adapted tables (`ofa_deploy.adapt`): the source table's fingerprint, profile, device and file hashes
+    adapted_from: dict[str, Any] = field(default_factory=dict)
+    #: adapted tables: the method (ladder rung) kept, measurements, device seconds and the held-out validation
+    adaptation: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_adapted(self) -> bool:
+        """True for a table adapted from another device's table (`ofa_deploy.adapt`)."""
+        return bool(self.adapted_from)
+
+    @property
+    def adaptation_passed(self) -> bool:
+        """False for an adapted table whose stored held-out check did not pass (or is missing); True otherwise."""
+        if not self.is_adapted:
+            return True
+        validation = self.adaptation.get("validation") if isinstance(self.adaptation, Mapping) else None
+        return isinstance(validation, Mapping) and validation.get("passed") is True
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        for name in ("adapted_from", "adaptation"):  # tables that are not adapted keep their former form
+            if not out[name]:
+                del out[name]
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Provenance:
@@ -498,172 +515,15 @@ class LatencyTable:
         return path
 
     @classmethod
-    def from_ofa_yaml(cls, source: Any, space: Any, **kwargs: Any) -> LatencyTable:
-        """Read OFA YAML tables (see `ofa_deploy.compat.ofa_lut.load_ofa_lut`; the space gives the key schema)."""
-        return load_ofa_lut(source, space, **kwargs)
-
-    @classmethod
     def load(cls, path: str | os.PathLike[str]) -> LatencyTable:
-        """Read a table written by `save` (OFA's YAML tables: `from_ofa_yaml`)."""
+        """Read a table written by `save` (OFA's YAML tables: `ofa_deploy.compat.ofa_lut.load_ofa_lut`)."""
         path = Path(path)
         if path.suffix in (".yaml", ".yml"):
-            raise ConfigError(f"{path} looks like an OFA YAML table; read it with LatencyTable.from_ofa_yaml(path, space) "
+            raise ConfigError(f"{path} looks like an OFA YAML table; read it with ofa_deploy.compat.ofa_lut.load_ofa_lut(path, space) "
                               "(CLI: --ofa-lut)")
         data = read_json_file(path, what="latency table", hint="expected a latency table written by ofa-deploy")
         return cls.from_dict(data, source=str(path))
 
 
-# ---- OFA YAML tables (read here so `from_ofa_yaml` needs no import from compat) -----------------------
-_FILE_RES = re.compile(r"(\d+)_lookup_table\.ya?ml$")
-
-
-def _stats_from_ofa(entry: Any, key: str, source: str) -> LatencyStats:
-    if not isinstance(entry, Mapping) or "mean" not in entry:
-        raise ConfigError(f"{source}: entry {key!r} must be a mapping with 'mean' (and count, std|var), "
-                          f"got {short_repr(entry)}")
-
-    def number(name: str, *, integer: bool = False) -> float:
-        value = finite_number(entry[name])
-        if value is None or value < 0 or (integer and not value.is_integer()):
-            kind = "an integer" if integer else "a finite number"
-            raise ConfigError(f"{source}: entry {key!r} has {name} = {short_repr(entry[name])}; expected {kind} >= 0")
-        return value
-
-    std = number("std") if "std" in entry else math.sqrt(number("var")) if "var" in entry else 0.0
-    count = int(number("count", integer=True)) if "count" in entry else 0
-    return LatencyStats(median=None, mean=number("mean"), std=std, p90=None, n=count)
-
-
-def _zero_like(stats: LatencyStats) -> LatencyStats:
-    return LatencyStats(median=None if stats.median is None else 0.0, mean=0.0, std=0.0,
-                        p90=None if stats.p90 is None else 0.0, n=stats.n)
-
-
-# ---- files ---------------------------------------------------------------------------------------
-PROXYLESS_FILE_HINTS = ("proxyless", "mobile_trim")
-
-
-def _resolve_files(source: str | os.PathLike[str] | Mapping[int, str | os.PathLike[str]],
-                   schema: str = "mbv3") -> dict[Path, int | None]:
-    if isinstance(source, Mapping):
-        out: dict[Path, int | None] = {}
-        for res, path in source.items():
-            value = finite_number(res)
-            if value is None or not value.is_integer() or value < 1:
-                raise ConfigError(f"OFA latency tables by resolution: key {short_repr(res)} is not a positive integer")
-            path = Path(path)
-            if os.path.isdir(path):  # OFA's Mbv3LatencyModel passes {r: dir} and reads dir/<r>_lookup_table.yaml
-                path = path / f"{int(value)}_lookup_table.yaml"
-            out[path] = int(value)
-        return out
-    path = Path(source)
-    if is_regular_file(path) or (os.path.lexists(path) and not os.path.isdir(path)):  # special files: refused on read
-        match = _FILE_RES.search(path.name)
-        return {path: int(match.group(1)) if match else None}
-    if os.path.isdir(path) and schema == "proxyless":  # OFA's Proxyless (Pixel1) table: one file, 224 px only
-        found = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")
-                       and any(h in p.name for h in PROXYLESS_FILE_HINTS))
-        if not found:
-            raise ConfigError(f"{path}: no ProxylessNAS latency table (a .yaml whose name contains "
-                              f"{' or '.join(PROXYLESS_FILE_HINTS)}, e.g. OFA's proxyless_pixel1_mobile_trim.yaml); "
-                              "the <r>_lookup_table.yaml files there are MobileNetV3 tables. Pass the file itself")
-        return {p: None for p in found}
-    if os.path.isdir(path):
-        files = sorted(p for p in path.iterdir() if _FILE_RES.search(p.name))
-        if not files:
-            raise ConfigError(f"{path}: no OFA latency tables found; expected files named <r>_lookup_table.yaml "
-                              "(OFA) or <device>_<r>_lookup_table.yaml")
-        return {p: int(_FILE_RES.search(p.name).group(1)) for p in files}  # type: ignore[union-attr]
-    raise ConfigError(f"OFA latency table path not found: {path}")
-
-
-def _check_family(data: Mapping[str, Any], schema: str, space: SearchSpace, path: Path) -> None:
-    """A MobileNetV3 table loaded for a Proxyless space (or the reverse), or one of another width, is named as such."""
-    keys = [str(k) for k in data]
-    mbv3_rows = any(k.startswith(("AvgPool2D-", "Conv_2-")) for k in keys)
-    if schema == "proxyless" and mbv3_rows:
-        raise ConfigError(f"{path} is a MobileNetV3 table (it has AvgPool2D/Conv_2 rows); {space.name} is a "
-                          "ProxylessNAS space: pass a Proxyless table such as OFA's proxyless_pixel1_mobile_trim.yaml")
-    if schema == "mbv3" and not mbv3_rows and any(k.startswith("Conv_1-") for k in keys):
-        raise ConfigError(f"{path} is a ProxylessNAS table (no AvgPool2D/Conv_2 rows); {space.name} is a MobileNetV3 "
-                          "space: pass it with a Proxyless supernet (ofa_proxyless_w13 or a width variant)")
-    stem = next((k for k in keys if k.startswith("Conv-")), None)
-    if stem is None:
-        return
-    _, fields_ = parse_ofa_key(stem)
-    table_c = fields_["output"][1]
-    space_c = space.walk_layers(space.max_config())[0].out_channels
-    if table_c != space_c:
-        hint = (" OFA's Pixel1 table is for ProxylessNAS mobile at width 1.0 with expand ratios 3 and 6: in Python, "
-                "load_ofa_lut(path, get_space('ofa_proxyless_w13', width_mult=1.0, expand_ratios=(3, 6)))"
-                if schema == "proxyless" else "")
-        raise ConfigError(f"{path}: its first conv has {table_c} output channels, the stem of {space.name} has "
-                          f"{space_c}: the table is for another width of this family.{hint}")
-
-
-def load_ofa_lut(
-    source: str | os.PathLike[str] | Mapping[int, str | os.PathLike[str]],
-    space: SearchSpace,
-    *,
-    device: str | None = None,
-) -> LatencyTable:
-    """Read OFA YAML latency tables into a `LatencyTable` for `space` (which gives the key schema).
-
-    `source` is a directory (``<r>_lookup_table.yaml`` or ``<device>_<r>_lookup_table.yaml`` files), a
-    single YAML file (its resolution read from the name or from the ``Conv`` row), or ``{r: path or dir}``.
-    """
-    schema = ofa_schema(space)
-    files = _resolve_files(source, schema)
-    per_file: list[tuple[int, dict[LayerSpec, LatencyStats]]] = []
-    for path, res in files.items():
-        data = read_yaml_file(path, what="OFA latency table")
-        if not isinstance(data, Mapping) or not data:
-            raise ConfigError(f"{path}: expected a YAML mapping of OFA layer keys to {{count, mean, std}}")
-        _check_family(data, schema, space, path)
-        entries: dict[LayerSpec, LatencyStats] = {}
-        for key, entry in data.items():
-            stats = _stats_from_ofa(entry, str(key), str(path))
-            specs = specs_from_key(str(key), space)
-            entries[specs[0]] = stats
-            if len(specs) == 2:  # Proxyless Logits = pool + classifier: the pool carries the time
-                entries[specs[1]] = _zero_like(stats)
-        if res is None:
-            stems = [s.in_size for s in entries if s.role == "stem"]
-            if len(set(stems)) != 1:
-                raise ConfigError(f"{path}: cannot tell the resolution of this table (stem rows: {sorted(set(stems))}); "
-                                  "pass {resolution: path}")
-            res = stems[0]
-        per_file.append((res, entries))
-
-    resolutions = sorted({r for r, _ in per_file})
-    device = device or _guess_device(files)
-    table = LatencyTable(stat="mean", provenance=Provenance(
-        device=device, host={"backend": "ofa-lut"}, supernet=space.name,
-        date=Provenance.now(), tool_version=tool_version(),
-        notes=(f"imported from OFA YAML ({schema} schema, resolutions {resolutions}): "
-               + ", ".join(str(p) for p in files) + "; OFA records count/mean/std only"
-               + ("; Logits (pool + classifier) timed as one row, attached to the pool" if schema == "proxyless" else "")),
-    ))
-    seen: dict[LayerSpec, list[tuple[int, LatencyStats]]] = {}
-    for res, entries in per_file:
-        for spec, stats in entries.items():
-            seen.setdefault(spec, []).append((res, stats))
-    n_scoped = 0
-    for spec, found in seen.items():
-        if all(stats == found[0][1] for _, stats in found):
-            table.set(spec, found[0][1])
-        else:
-            n_scoped += len(found)
-            for res, stats in found:
-                table.set(spec, stats, resolution=res)
-    logger.info("loaded OFA LUT %s: %d layers (%d kept per resolution)", device, len(seen), n_scoped)
-    return table
-
-
-def _guess_device(files: Mapping[Path, int | None]) -> str:
-    names = {re.sub(r"_?\d*_?lookup_table$", "", p.stem) or p.parent.name for p in files}
-    return names.pop() if len(names) == 1 else "ofa"
-
-
-__all__ = ["FORMAT_NAME", "PROXYLESS_FILE_HINTS", "SCHEMA_VERSION", "SELECTABLE_STATS", "STATS", "UNITS", "AnchorInfo",
-           "Calibration", "LatencyStats", "LatencyTable", "Provenance", "load_ofa_lut", "tool_version"]
+__all__ = ["FORMAT_NAME", "SCHEMA_VERSION", "SELECTABLE_STATS", "STATS", "UNITS", "AnchorInfo", "Calibration",
+           "LatencyStats", "LatencyTable", "Provenance", "tool_version"]

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from ofa_deploy.cli.main import cli
+from ofa_deploy.hostinfo import read_host
 from ofa_deploy.predictors.macs import count_subnet
 from ofa_deploy.spaces import SubnetConfig, get_space, list_spaces
 
@@ -158,6 +159,9 @@ def test_env_json_and_missing_packages(monkeypatch):
     assert data["torch"]["version"] == torch.__version__
     assert data["python"] == ".".join(map(str, sys.version_info[:3]))
     assert "CPUExecutionProvider" in data["onnxruntime"]["providers"]
+    host = read_host()
+    assert data["cpu"] == {"model": host.cpu_model, "cores": host.physical_cores, "threads": host.cores,
+                           "available_threads": len(host.usable_cpus)}
     assert data["cpu"]["threads"] >= data["cpu"]["cores"] >= 1 and data["cpu"]["model"]
     monkeypatch.setitem(sys.modules, "tvm", None)  # `import tvm` now raises ImportError
     monkeypatch.setitem(sys.modules, "onnxruntime", None)

@@ -30,7 +30,8 @@ def onnx_dir(tmp_path_factory):
 
 def test_export_onnx_from_supernet(onnx_dir):
     out, data = onnx_dir
-    assert data["passed"] and data["backend"] == "onnx" and data["opset"] == 17
+    assert data["passed"] and data["backend"] == "onnx" and data["opset"] == 18
+    assert data["extra"]["exporter"] == "dynamo" and data["preprocessing"]["resolution"] == data["input_shape"][-1]
     assert sorted(p.name for p in out.iterdir()) == ["export_report.json", "model.onnx", "subnet.json"]
     subnet = json.loads((out / "subnet.json").read_text())
     assert subnet["source"] == "supernet" and subnet["supernet"] == "ofa_mbv3_w10" and subnet["weights"] is None
@@ -47,7 +48,7 @@ def test_non_empty_out_needs_overwrite(onnx_dir):
 @pytest.mark.parametrize("opset", ["5", "21"])
 def test_bad_opset_exit_1(opset, tmp_path):
     result = _run("onnx", *SMALL, "--out", str(tmp_path / "o"), "--opset", opset)
-    assert result.exit_code == 1 and "11..20" in result.stderr
+    assert result.exit_code == 1 and "18..20" in result.stderr
     assert not (tmp_path / "o").exists()
 
 

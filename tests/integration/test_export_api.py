@@ -50,17 +50,17 @@ def model():
 def onnx_pair(model, tmp_path_factory):
     root = tmp_path_factory.mktemp("api")
     info = {"space": "ofa_mbv3_w10", "which": "min"}
-    wrapped = export_onnx(model, root / "wrapper", input_shape=SHAPE, opset=13, n_inputs=2, subnet_info=info,
+    wrapped = export_onnx(model, root / "wrapper", input_shape=SHAPE, opset=19, n_inputs=2, subnet_info=info,
                           notes=["n"])
     entry = export_model(model, root / "entry", format="onnx", options=ExportOptions(input_shape=SHAPE, n_inputs=2,
                                                                                 subnet_info=info, notes=("n",)),
-                   opset=13)
+                   opset=19)
     return wrapped, entry
 
 
 def test_onnx_entry_point_matches_export_onnx(onnx_pair):
     wrapped, entry = onnx_pair
-    assert wrapped.passed and entry.opset == 13 and entry.validation.n_samples == 4
+    assert wrapped.passed and entry.opset == 19 and entry.validation.n_samples == 4
     assert_same_artifacts(wrapped, entry, same_bytes=("model", "subnet"))
 
 

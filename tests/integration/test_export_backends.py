@@ -58,6 +58,7 @@ def test_int8_reports_agreement_and_latency(small, tmp_path):
                          validation_batch=8, time_runs=3, time_rounds=2)
     v = report.validation
     assert v.mode == "top1" and v.n_samples == 16 and 0.0 <= v.top1_agreement <= 1.0
+    assert (v.top1_agreement * v.n_samples).is_integer()  # a fraction of the 16 samples, not a made-up figure
     assert v.max_abs > 0  # int8 is not bit-exact: the comparison really ran on the quantized model
     lat = report.extra["latency_ms"]
     assert lat["fp32"] > 0 and lat["int8"] > 0

@@ -10,6 +10,7 @@ import torch
 from ofa_deploy.errors import ExportError, ValidationFailedError
 from ofa_deploy.export.artifacts import load_report
 from ofa_deploy.export.onnx import export_onnx, torch_to_onnx
+from ofa_deploy.export.options import DEFAULT_OPSET
 from tests.export_helpers import randomize_for_parity
 from ofa_deploy.nn.layers import SubnetModel
 from ofa_deploy.spaces import get_space, list_spaces
@@ -43,22 +44,25 @@ def test_subnet_exports_and_validates(space_name, which, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["export_report.json", "model.onnx", "subnet.json"]
     assert json.loads((out / "subnet.json").read_text())["config"] == cfg
     loaded = load_report(out)
-    assert loaded.passed and loaded.opset == 17 and loaded.validation == v
+    assert loaded.passed and loaded.opset == DEFAULT_OPSET and loaded.validation == v
+    assert loaded.extra["exporter"] == "dynamo"  # the torch.export-based exporter is the default
     assert loaded.to_dict() == report.to_dict()  # the file round-trips to the returned report
 
 
-def test_graph_has_no_batchnorm_dynamic_batch_and_caller_model_untouched(tmp_path):
+@pytest.mark.parametrize("exporter, opset", [("torchscript", 13), ("dynamo", 18)])
+def test_graph_has_no_batchnorm_dynamic_batch_and_caller_model_untouched(exporter, opset, tmp_path):
     model, _ = _model("ofa_mbv3_w10", "min")
     model.train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    path = torch_to_onnx(model, tmp_path / "m.onnx", input_shape=SHAPE, opset=13)
+    path = torch_to_onnx(model, tmp_path / "m.onnx", input_shape=SHAPE, opset=opset, exporter=exporter)
     assert model.training and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     g = onnx.load(str(path))
     ops = {n.op_type for n in g.graph.node}
     assert "BatchNormalization" not in ops and "Conv" in ops
     assert g.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
-    assert g.opset_import[0].version == 13
-    static = torch_to_onnx(model, tmp_path / "s.onnx", input_shape=SHAPE, dynamic_batch=False)
+    assert next(i.version for i in g.opset_import if i.domain in ("", "ai.onnx")) == opset
+    static = torch_to_onnx(model, tmp_path / "s.onnx", input_shape=SHAPE, dynamic_batch=False, exporter=exporter,
+                           opset=opset)
     assert onnx.load(str(static)).graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1
 
 
@@ -71,8 +75,10 @@ def test_slim_keeps_outputs(tmp_path):
 
 def test_unknown_opset_and_busy_out_dir_are_clear_errors(tmp_path):
     model, _ = _model("ofa_mbv3_w10", "min")
-    with pytest.raises(ExportError, match="opsets 11..20"):
+    with pytest.raises(ExportError, match="opsets 18..20"):
         export_onnx(model, tmp_path / "a", input_shape=SHAPE, opset=21)
+    with pytest.raises(ExportError, match="opsets 11..20"):
+        export_onnx(model, tmp_path / "a", input_shape=SHAPE, opset=21, exporter="torchscript")
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "keep.txt").write_text("mine")

@@ -13,9 +13,11 @@ from ofa_deploy.errors import ConfigError
 from ofa_deploy.predictors.latency import LatencyPredictor, fit_linear_calibration
 from ofa_deploy.profiling.anchor import default_anchor_config, resolve_anchor_config
 from ofa_deploy.profiling.host import backend_fingerprint, check_table_host, compare, warn_if_foreign
+from ofa_deploy.hostinfo import read_host
 from ofa_deploy.spaces import get_space
 from ofa_deploy.tables.anchor import AnchorInfo
 from ofa_deploy.tables.latency import Calibration, LatencyStats, LatencyTable, Provenance
+from tests.hosts import another_core_count, another_cpu_model, foreign_fingerprint
 
 
 @pytest.fixture(scope="module")
@@ -111,13 +113,14 @@ def test_foreign_host_is_named_with_both_fingerprints(space, caplog):
     profile = HardwareProfile.load("ort-cpu-1t")
     here = backend_fingerprint(profile)
     assert check_table_host(units_table(space, host=here), profile).ok
-    elsewhere = {**here, "cpu_model": "Intel(R) Xeon(R) Platinum 8375C", "cores": 64}
+    elsewhere = {**foreign_fingerprint(here), "cores": another_core_count(here["cores"])}
     check = check_table_host(units_table(space, host=elsewhere), profile)
     assert not check.ok and check.differences == ("cpu_model", "cores")
-    assert "Intel(R) Xeon(R) Platinum 8375C" in check.describe() and here["cpu_model"] in check.describe()
+    assert f"table {elsewhere['cpu_model']!r}, here {here['cpu_model']!r}" in check.describe()
+    assert f"table {elsewhere['cores']!r}, here {here['cores']!r}" in check.describe()
     with caplog.at_level(logging.WARNING):
         warn_if_foreign(units_table(space, host=elsewhere), profile)
-    assert "measured on another host" in caplog.text and "Platinum 8375C" in caplog.text
+    assert "measured on another host" in caplog.text and elsewhere["cpu_model"] in caplog.text
     unknown = compare({}, here)
     assert not unknown.ok and not unknown.known
 
@@ -144,8 +147,14 @@ def test_old_provenance_loads_with_each_host_fact_once(space, tmp_path):
     flat = _with_provenance(space, FLAT_PROVENANCE, tmp_path / "flat.json")
     assert flat.provenance.host == {"cpu_model": "Intel(R) Xeon(R) Processor", "backend": "onnxruntime",
                                     "backend_version": "1.0.0", "provider": "CPUExecutionProvider", "threads": 1}
-    check = check_table_host(flat, None)  # the partial fingerprint the flat fields recorded
-    assert check.known and "cpu_model" in check.differences
+    legacy = json.loads(FLAT_PROVENANCE)  # the partial fingerprint the flat fields recorded, here and elsewhere
+    elsewhere = _with_provenance(space, json.dumps({**legacy, "cpu_model": another_cpu_model()}).encode(),
+                                 tmp_path / "elsewhere.json")
+    check = check_table_host(elsewhere, None)
+    assert check.known and check.differences == ("cpu_model",)
+    here = _with_provenance(space, json.dumps({**legacy, "cpu_model": read_host().cpu_model}).encode(),
+                            tmp_path / "here.json")
+    assert check_table_host(here, None).ok  # the same machine, as far as a legacy provenance can tell
     both = _with_provenance(space, BOTH_PROVENANCE, tmp_path / "both.json")
     assert both.provenance.host["cpu_model"] == "AMD EPYC" and both.provenance.host["cores"] == 2
     ofa = _with_provenance(space, OFA_PROVENANCE, tmp_path / "ofa.json")
@@ -161,7 +170,8 @@ def test_profile_check_cli(space, tmp_path):
 
     here = backend_fingerprint(HardwareProfile.load("ort-cpu-1t"))
     good = units_table(space, host=here).save(tmp_path / "good.json")
-    bad = units_table(space, host={**here, "cpu_model": "Some Other CPU"}).save(tmp_path / "bad.json")
+    elsewhere = foreign_fingerprint(here)
+    bad = units_table(space, host=elsewhere).save(tmp_path / "bad.json")
     ok = subprocess.run([sys.executable, "-m", "ofa_deploy", "profile", "check", str(good)], capture_output=True,
                         text=True)
     assert ok.returncode == 0 and ok.stdout.startswith("valid here"), ok.stderr
@@ -169,7 +179,7 @@ def test_profile_check_cli(space, tmp_path):
                         capture_output=True, text=True)
     assert no.returncode == 1 and "Traceback" not in no.stderr
     data = json.loads(no.stdout)
-    assert data["ok"] is False and data["differences"] == ["cpu_model"] and "Some Other CPU" in data["message"]
+    assert data["ok"] is False and data["differences"] == ["cpu_model"] and elsewhere["cpu_model"] in data["message"]
 
 
 def test_an_anchor_that_cannot_run_names_the_profile(tmp_path):

@@ -54,13 +54,16 @@ def test_resolve_method():
     class Tvm:
         name = "tvm"
 
-    assert resolve_method("auto", Ort(), "mbv3") == "in_context"
-    assert resolve_method("auto", Ort(), "mbv3", pooled=True) == "isolated"
-    assert resolve_method("auto", Ort(), "resnet") == "isolated"
-    assert resolve_method("auto", Tvm(), "mbv3") == "isolated"
-    assert resolve_method("in_context", Tvm(), "mbv3") == "in_context"
+    from ofa_deploy.spaces import get_space
+
+    mbv3, resnet = get_space("ofa_mbv3_w10"), get_space("ofa_resnet50")  # the family says whether in-context fits
+    assert resolve_method("auto", Ort(), mbv3) == "in_context"
+    assert resolve_method("auto", Ort(), mbv3, pooled=True) == "isolated"
+    assert resolve_method("auto", Ort(), resnet) == "isolated"
+    assert resolve_method("auto", Tvm(), mbv3) == "isolated"
+    assert resolve_method("in_context", Tvm(), mbv3) == "in_context"
     with pytest.raises(ConfigError, match="unknown LUT build method 'fast'"):
-        resolve_method("fast", Ort())
+        resolve_method("fast", Ort(), mbv3)
 
 
 @pytest.mark.parametrize("name", ["isolated", "in_context"])

@@ -131,15 +131,14 @@ def test_bad_gene_arrays_and_names():
     assert list_encoders() == ["mbv3_tutorial", "mobilenet", "resnet"]
 
 
-def test_encode_genes_is_batched_and_fast():
+def test_encode_genes_is_batched():
+    """One call encodes a large batch exactly as row by row (its speed is benchmarks/bench_encoding.py's)."""
     space = get_space("ofa_mbv3_w12")
     enc = default_encoder(space)
     genes = space.sample_genes(20000, 4)
-    import time
-
-    t0 = time.perf_counter()
     x = enc.encode_genes(genes)
     assert x.shape == (20000, 145)
-    assert time.perf_counter() - t0 < 5.0  # vectorised: ~20 ms here; a per-row loop takes seconds
+    rows = np.random.default_rng(0).choice(len(genes), 50, replace=False)
+    np.testing.assert_array_equal(x[rows], np.concatenate([enc.encode_genes(genes[i:i + 1]) for i in rows]))
     np.testing.assert_array_equal(x[:7], enc.encode_genes(genes[:7]))
     assert torch.from_numpy(x).dtype == torch.float32

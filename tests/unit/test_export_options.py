@@ -81,7 +81,10 @@ def test_bad_export_options_are_config_and_export_errors(kwargs, match):
 
 
 @pytest.mark.parametrize("cls, kwargs, match", [
-    (OnnxOptions, {"opset": 21}, "opsets 11..20"), (OnnxOptions, {"model_name": "../m.onnx"}, "model_name"),
+    (OnnxOptions, {"opset": 21}, "dynamo .*opsets 18..20"), (OnnxOptions, {"opset": 17}, "dynamo .*opsets 18..20"),
+    (OnnxOptions, {"opset": 21, "exporter": "torchscript"}, "classic .*opsets 11..20"),
+    (OnnxOptions, {"exporter": "fx"}, "unknown ONNX exporter 'fx'"),
+    (OnnxOptions, {"model_name": "../m.onnx"}, "model_name"),
     (OrtOptions, {"optimization_style": "Fast"}, "optimization style"),
     (OrtOptions, {"target_platform": "riscv"}, "target platform"),
     (Int8Options, {}, "calibration"), (Int8Options, {"calibration": [0], "min_top1": 1.01}, "min_top1"),

@@ -1,17 +1,16 @@
 """TVM target parsing (no TVM build): dict form, CLI strings, num-cores, -mcpu=native rejected."""
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from ofa_deploy.errors import ExportError
-from ofa_deploy.export.options import MAX_OPSET, MIN_OPSET, check_opset
+from ofa_deploy.export.options import DYNAMO_MIN_OPSET, MAX_OPSET, MIN_OPSET, check_opset
 from ofa_deploy.export.tvm import parse_target
+from ofa_deploy.hostinfo import read_host
 
 
 def test_default_target_is_plain_llvm_with_cores():
-    assert parse_target(None) == {"kind": "llvm", "num-cores": os.cpu_count()}
+    assert parse_target(None) == {"kind": "llvm", "num-cores": read_host().cores}
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -45,8 +44,10 @@ def test_malformed_targets(bad):
 
 @pytest.mark.parametrize("opset", [MIN_OPSET - 1, MAX_OPSET + 1, 99, "17", True])
 def test_unknown_opset_names_the_range(opset):
-    with pytest.raises(ExportError, match=f"{MIN_OPSET}..{MAX_OPSET}"):
-        check_opset(opset)
+    with pytest.raises(ExportError, match=f"classic .*{MIN_OPSET}..{MAX_OPSET}"):
+        check_opset(opset, exporter="torchscript")
+    with pytest.raises(ExportError, match=f"dynamo .*{DYNAMO_MIN_OPSET}..{MAX_OPSET}"):
+        check_opset(opset if opset != MIN_OPSET - 1 else DYNAMO_MIN_OPSET - 1, exporter="dynamo")
 
 
 def test_missing_tvm_is_backend_unavailable_with_install_hint(monkeypatch, tmp_path):

@@ -1,15 +1,14 @@
 """Hardware profiles: the shipped YAMLs load, hash stably, and bad fields fail with named errors."""
 from __future__ import annotations
 
-import os
-
 import pytest
 import yaml
 
 from ofa_deploy.errors import ConfigError, UnknownNameError
+from ofa_deploy.hostinfo import read_host
 from ofa_deploy.profiling.hardware import PACKAGED_PROFILE_DIR, HardwareProfile, list_profiles
 
-SHIPPED = ("ort-cpu-1t", "ort-cpu-all", "tvm-cpu", "ort-cuda", "ort-mobile-xnnpack", "torch-cpu")
+SHIPPED = ("ort-cpu-1t", "ort-cpu-1t-int8", "ort-cpu-all", "tvm-cpu", "ort-cuda", "ort-mobile-xnnpack", "torch-cpu")
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -22,7 +21,7 @@ def test_shipped_profiles_load(name):
 
 
 def test_resolved_fields():
-    assert HardwareProfile.load("ort-cpu-all").intra_op_threads == (os.cpu_count() or 1)
+    assert HardwareProfile.load("ort-cpu-all").intra_op_threads == read_host().cores
     assert HardwareProfile.load("tvm-cpu").tvm_target == "llvm"
     assert HardwareProfile.load("ort-cuda").device_kind == "gpu"
     assert HardwareProfile.load("ort-mobile-xnnpack").execution_provider == "XNNPACKExecutionProvider"

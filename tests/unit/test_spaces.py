@@ -133,3 +133,30 @@ def test_space_variant_overrides() -> None:
     cfg = space.max_config()
     assert cfg.depths == (2,) * 5 and set(cfg.kernel_sizes) == {5}
     assert space.walk_layers(cfg)[-1].out_channels == 10
+
+
+def test_spaces_import_without_torch():
+    """`spaces/` (space serialisation and alignment, the family registry) and the built-in family declarations
+    load without torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys, ofa_deploy.spaces, ofa_deploy.spaces.slots, ofa_deploy.spaces.serialization, "
+            "ofa_deploy.families; assert ofa_deploy.spaces.list_spaces(); "
+            "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("name", list_spaces())
+def test_space_dict_round_trip_and_alignment(name):
+    from ofa_deploy.spaces import align_space, space_differences, space_from_dict, space_to_dict
+
+    space = get_space(name)
+    again = space_from_dict(space_to_dict(space))
+    assert type(again) is type(space) and space_to_dict(again) == space_to_dict(space)
+    fewer = get_space(name, resolutions=space.resolutions[::2])
+    diffs = space_differences(fewer, space)
+    assert diffs and all(d.startswith("resolutions ") for d in diffs)
+    assert align_space(fewer, space).resolutions == fewer.resolutions
+    with pytest.raises(ConfigError, match="differs in"):
+        align_space(get_space(name, n_classes=10), space)

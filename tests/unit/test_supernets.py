@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ofa_deploy.compat.checkpoint import load_supernet_weights
-from ofa_deploy.compat.released import SUPERNET_WEIGHTS, cache_dir, download
+from ofa_deploy.compat.released import cache_dir, download, supernet_weights
 from ofa_deploy.errors import CheckpointError, ConfigError, UnknownNameError
 from ofa_deploy.nn.bn import recalibrate_bn
 from ofa_deploy.nn.layers import SubnetModel
@@ -275,7 +275,7 @@ def test_released_weights_use_the_cache_without_network(tmp_path, monkeypatch) -
     assert cache_dir() == tmp_path / "env-cache" and cache_dir(tmp_path) == tmp_path
     name = "ofa_proxyless_w13"
     released = randomize_for_parity(create_supernet(name), seed=8, input_shape=(2, 3, 64, 64))
-    cached = tmp_path / "env-cache" / "supernets" / SUPERNET_WEIGHTS[name].filename
+    cached = tmp_path / "env-cache" / "supernets" / supernet_weights()[name].filename
     cached.parent.mkdir(parents=True)
     torch.save({"state_dict": released.state_dict()}, cached)
     net = supernet_with_weights(name, weights="released")

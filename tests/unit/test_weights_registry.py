@@ -15,7 +15,7 @@ import ofa_deploy as od
 from ofa_deploy.compat.net_config import load_net_config
 from ofa_deploy.compat.static_layout import network_name
 from ofa_deploy.compat.static_weights import to_ofa_state_dict
-from ofa_deploy.compat.released import SUPERNET_WEIGHTS, download
+from ofa_deploy.compat.released import download, supernet_weights
 from ofa_deploy.compat.specialized import SPECIALIZED_NETS, fetch_specialized, parse_specialized_name
 from ofa_deploy.compat.zoo import get_weights, list_weights
 from ofa_deploy.errors import CheckpointError, ConfigError, UnknownNameError
@@ -45,7 +45,7 @@ def specialized_dir(ofa_reference_dir: Path) -> Path:
 
 # ---- supernets: every figure recomputed --------------------------------------------------------------------------
 def test_registry_lists_the_four_supernets() -> None:
-    assert SUPERNETS == sorted(od.list_supernets()) == sorted(SUPERNET_WEIGHTS)
+    assert SUPERNETS == sorted(od.list_supernets()) == sorted(supernet_weights())
 
 
 @pytest.mark.parametrize("name", SUPERNETS)
@@ -183,7 +183,7 @@ def test_entries_are_frozen_data(name: str) -> None:
     assert pickle.loads(pickle.dumps(entry)) == entry == copy.deepcopy(entry)
     with pytest.raises(dataclasses.FrozenInstanceError):
         entry.meta.top1 = 99.0  # type: ignore[misc]
-    for each in (*SUPERNET_WEIGHTS.values(), *SPECIALIZED_NETS.values()):
+    for each in (*supernet_weights().values(), *SPECIALIZED_NETS.values()):
         assert each.sha256 is None or re.fullmatch("[0-9a-f]{64}", each.sha256)
         assert each.url.startswith("https://") and each.url.endswith(each.filename)
 

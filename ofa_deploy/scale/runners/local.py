@@ -1,4 +1,8 @@
-"""The `local` runner: this machine's backend, optionally pinned to some CPUs (``cpus: [1]``)."""
+"""The `local` runner: this machine's backend, optionally pinned to some CPUs (``cpus: [1]``).
+
+The CPUs a device may pin to are the ones this process may run on (`ofa_deploy.hostinfo.read_host`); asking
+for others is a `DeviceUnavailableError` that names what this machine offers.
+"""
 from __future__ import annotations
 
 import os
@@ -7,8 +11,24 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ofa_deploy import hostinfo
 from ofa_deploy.profiling.devices import DeviceUnavailableError
 from ofa_deploy.scale.runners.base import DeviceRunner
+
+
+def pinned_cpus(device: str, cpus: Any, host: hostinfo.HostInfo) -> set[int]:
+    """The CPU ids `device` asks for (``cpus: [0, 2]``), checked against the CPUs `host` lets this process use."""
+    usable = f"this machine lets this process use CPUs {list(host.usable_cpus)} (of {host.cores})"
+    if isinstance(cpus, (str, bytes)) or not isinstance(cpus, Sequence) or not cpus \
+            or not all(isinstance(c, int) and not isinstance(c, bool) for c in cpus):
+        raise DeviceUnavailableError(f"device {device}: cpus {cpus!r} must be a non-empty list of CPU ids "
+                                     f"(integers); {usable}")
+    wanted = set(cpus)
+    missing = sorted(wanted - set(host.usable_cpus))
+    if missing:
+        raise DeviceUnavailableError(f"device {device}: cannot pin to cpus {sorted(wanted)}: {missing} not available; "
+                                     f"{usable}")
+    return wanted
 
 
 class LocalRunner(DeviceRunner):
@@ -21,16 +41,16 @@ class LocalRunner(DeviceRunner):
 
         cpus = self.device.settings.get("cpus")
         if cpus is not None:
+            wanted = pinned_cpus(self.device.name, cpus, hostinfo.read_host())
             try:
-                os.sched_setaffinity(0, {int(c) for c in cpus})
-            except (OSError, ValueError, TypeError) as exc:
-                raise DeviceUnavailableError(
-                    f"device {self.device.name}: cannot pin to cpus {cpus!r} ({exc}); this machine has CPUs "
-                    f"{sorted(os.sched_getaffinity(0))}") from None
+                os.sched_setaffinity(0, wanted)
+            except (OSError, AttributeError) as exc:  # AttributeError: no CPU pinning on this OS
+                raise DeviceUnavailableError(f"device {self.device.name}: cannot pin to cpus {sorted(wanted)} "
+                                             f"({exc})") from None
         self.backend = create_backend(self.profile)
         self._paired: Any = None
         self._runners: OrderedDict[tuple[str, tuple[int, ...]], Any] = OrderedDict()
-        return {"runner": "local", "pid": os.getpid(), "cpus": sorted(os.sched_getaffinity(0)),
+        return {"runner": "local", "pid": os.getpid(), "cpus": list(hostinfo.read_host().usable_cpus),
                 **self.backend.describe()}
 
     def _runner(self, model: Path, shape: Sequence[int]) -> Any:

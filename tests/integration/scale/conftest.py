@@ -1,4 +1,4 @@
-"""Fixtures of the scale-out tests: one local Ray cluster (2 CPUs) shared by the session, tiny jobs."""
+"""Fixtures of the scale-out tests: one local Ray cluster (2 CPU slots) shared by the session, tiny jobs."""
 from __future__ import annotations
 
 import os
@@ -13,6 +13,9 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 from ofa_deploy.profiling.timer import TimerSettings
 
 FAST = TimerSettings(warmup=1, repeats=3, rounds=2, anchor_every=8, seed=0)
+#: Ray's "CPU" resource of the test cluster: scheduling slots Ray counts (two workers at once), not the machine's
+#: cores; Ray pins nothing to them, so the tests run alike on 1 core and on 64 (slower on 1)
+RAY_CPU_SLOTS = 2
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +34,7 @@ def ray_local(_ray_shutdown):
     from ofa_deploy.scale.ray_executor import worker_runtime_env
 
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", runtime_env=worker_runtime_env(),
+        ray.init(num_cpus=RAY_CPU_SLOTS, include_dashboard=False, _node_ip_address="127.0.0.1", runtime_env=worker_runtime_env(),
                  log_to_driver=False)
     return ray
 

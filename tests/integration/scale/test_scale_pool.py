@@ -14,6 +14,8 @@ from ofa_deploy.profiling.builder import build_lut
 from ofa_deploy.profiling.devices import DeviceSpec, DeviceUnavailableError, flag_devices
 from ofa_deploy.scale.pool import DevicePool
 
+from tests.hosts import usable_cpus
+
 from .conftest import FAST
 
 
@@ -51,15 +53,19 @@ def local_build(tiny_space, profile, fast_protocol, tmp_path_factory):
                      progress=False, model_dir=tmp / "models", method="isolated", calibration_subnets=0)
 
 
-DEVICES = [DeviceSpec("dev-a", "local", {"cpus": [0]}), DeviceSpec("dev-b", "local", {"cpus": [1]})]
+@pytest.fixture
+def devices() -> list[DeviceSpec]:
+    """Two local devices, each pinned to one of two CPUs this process may use (skipped with fewer)."""
+    a, b = usable_cpus(2)
+    return [DeviceSpec("dev-a", "local", {"cpus": [a]}), DeviceSpec("dev-b", "local", {"cpus": [b]})]
 
 
-def test_pool_build_equals_local_and_flags_odd_anchors(cluster, tiny_space, profile, fast_protocol, tmp_path,
+def test_pool_build_equals_local_and_flags_odd_anchors(cluster, devices, tiny_space, profile, fast_protocol, tmp_path,
                                                        local_build):
     common = dict(timer=FAST, protocol=fast_protocol, progress=False, model_dir=tmp_path / "models",
                   calibration_subnets=0)
     unreachable = DeviceSpec("dev-gone", "ssh", {"host": "127.0.0.1", "port": closed_port(), "connect_timeout": 5})
-    pool = DevicePool([*DEVICES, unreachable], tolerance=10.0)  # no flagging here (a loaded host drifts)
+    pool = DevicePool([*devices, unreachable], tolerance=10.0)  # no flagging here (a loaded host drifts)
     result = build_lut(tiny_space, None, profile, tmp_path / "pool.json", executor=pool, **common)
     records = store_records(result)
     keys = [(r["id"], r["round"], r["seq"]) for r in records]
@@ -68,13 +74,14 @@ def test_pool_build_equals_local_and_flags_odd_anchors(cluster, tiny_space, prof
     assert set(result.table) == set(local_build.table) and len(result.table) == 26
     assert {r["device"] for r in records} == {"dev-a", "dev-b"}  # both devices took work
     assert "dev-gone" in result.pool["lost"] and "connecting failed" in result.pool["lost"]["dev-gone"]
-    assert result.pool["connected"]["dev-a"]["cpus"] == [0] and result.pool["connected"]["dev-b"]["cpus"] == [1]
+    for device in devices:  # each device ran pinned to its CPU
+        assert result.pool["connected"][device.name]["cpus"] == device.settings["cpus"]
     assert set(result.pool["devices"]) == {"dev-a", "dev-b"}
     provenance = json.loads(result.table.provenance.notes)["pool"]
     assert provenance["tolerance"] == pool.tolerance and provenance["reference_ms"] > 0
 
     # a strict tolerance flags the device whose anchor is slower: its entries stay in the store, out of the table
-    strict = DevicePool(DEVICES, tolerance=1e-6)
+    strict = DevicePool(devices, tolerance=1e-6)
     out = tmp_path / "strict.json"
     flagged = build_lut(tiny_space, None, profile, out, executor=strict, **common)
     (odd,) = flagged.pool["flagged"]
@@ -89,10 +96,11 @@ def test_pool_build_equals_local_and_flags_odd_anchors(cluster, tiny_space, prof
     assert devices[odd]["anchor_ms"] > devices[good]["anchor_ms"] == flagged.pool["reference_ms"]
 
 
-def test_device_disappearing_mid_build_is_replaced(cluster, tiny_space, profile, fast_protocol, tmp_path, local_build):
+def test_device_disappearing_mid_build_is_replaced(cluster, devices, tiny_space, profile, fast_protocol, tmp_path,
+                                                   local_build):
     import ray
 
-    pool = DevicePool(DEVICES, tolerance=10.0)  # about disappearing, not flagging
+    pool = DevicePool(devices, tolerance=10.0)  # about disappearing, not flagging
     out = tmp_path / "gone.json"
     store = out.with_name(out.name + ".measurements.jsonl")
     killed: list[str] = []
@@ -141,7 +149,9 @@ def test_flag_devices_uses_the_low_median():
 
 def test_pool_with_an_ssh_device(cluster, sshd, tiny_space, profile, fast_protocol, tmp_path, local_build):
     """A local device and a board reached over ssh (a real sshd on 127.0.0.1) build one table together."""
-    pool = DevicePool([DEVICES[0], DeviceSpec("pi-ssh", "ssh", sshd["settings"])], tolerance=10.0)
+    (cpu,) = usable_cpus(1)
+    pool = DevicePool([DeviceSpec("dev-a", "local", {"cpus": [cpu]}), DeviceSpec("pi-ssh", "ssh", sshd["settings"])],
+                      tolerance=10.0)
     result = build_lut(tiny_space, None, profile, tmp_path / "ssh.json", executor=pool, timer=FAST,
                        protocol=fast_protocol, progress=False, model_dir=tmp_path / "models", calibration_subnets=0)
     records = store_records(result)
