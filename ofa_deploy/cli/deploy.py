@@ -19,7 +19,7 @@ from ofa_deploy.cli.inputs import (
     parse_data,
     predictor_options,
 )
-from ofa_deploy.cli.options import format_option
+from ofa_deploy.cli.options import format_option, profile_option, seed_option, supernet_option, weights_option
 from ofa_deploy.errors import ConfigError
 
 
@@ -102,13 +102,10 @@ Examples:
 @click.option("--fleet", "fleet", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Deploy to every device of a fleet file (YAML: devices with profile, runner, budget, format, "
                    "table; supernet, weights, predictor and data once): a verified subnet per device, one bundle.")
-@click.option("--supernet", default=None, help="Registry name (e.g. ofa_mbv3_w12); with --fleet: overrides the file.")
-@click.option("--weights", default=None, metavar="NAME|PATH",
-              help="Supernet weights: a released name (ofa_mbv3_w12, or its file name; fetched once into the cache), "
-                   "an OFA checkpoint, or an ofa-deploy .pt with its .json sidecar.")
+@supernet_option(required=False, note="required without --fleet; with --fleet it overrides the file's")
+@weights_option()
 @predictor_options
-@click.option("--profile", default="ort-cpu-1t", show_default=True,
-              help="Hardware profile (name or YAML) of the target: where the model is exported for and measured.")
+@profile_option(note="of the target: where the model is exported for and measured")
 @click.option("--lut", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Latency table of the target (default: the profile's stored table; `ofa-deploy list tables`).")
 @click.option("--build-lut", is_flag=True, help="No stored table: build one for the target now (into the cache).")
@@ -124,7 +121,7 @@ Examples:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Run directory.")
 @click.option("--generations", type=int, default=500, show_default=True)
 @click.option("--population", type=int, default=100, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option()
 @click.option("--max-tries", type=int, default=4, show_default=True,
               help="Picks exported and measured at most while verifying the budget on the target.")
 @click.option("--allow-foreign-lut", is_flag=True,
@@ -140,7 +137,7 @@ Examples:
 @format_option
 @handle_errors
 def deploy_cmd(fleet: str | None, supernet: str | None, weights: str | None, predictor: str | None, ofa_predictor: str | None,
-               ofa_predictor_kind: str, profile: str, lut: str | None, build_lut: bool, ofa_luts: tuple[str, ...],
+               ofa_predictor_kind: str, profile_name: str, lut: str | None, build_lut: bool, ofa_luts: tuple[str, ...],
                other_luts: tuple[str, ...], latency_budgets: tuple[str, ...], macs_budget: float | None,
                resolutions: str | None, data: str, out_dir: str, generations: int, population: int, seed: int,
                max_tries: int, allow_foreign_lut: bool, adapt: bool, executor_kind: str, ray_address: str | None,
@@ -180,7 +177,7 @@ def deploy_cmd(fleet: str | None, supernet: str | None, weights: str | None, pre
     from ofa_deploy.spaces import get_space
 
     get_space(supernet)  # unknown names fail here, with suggestions
-    prof = HardwareProfile.load(profile)
+    prof = HardwareProfile.load(profile_name)
     res = _parse_res(resolutions)
     parse_data(data)  # a bad --data fails before anything slow
     budgets = parse_budgets(latency_budgets)
@@ -190,7 +187,7 @@ def deploy_cmd(fleet: str | None, supernet: str | None, weights: str | None, pre
     table, build_at = _target_table(prof, acc.space, lut, build_lut, res)
     splits = load_data(data, image_size=max(acc.space.resolutions), seed=seed,
                        preprocessing=preprocessing_of(supernet))
-    req = DeployRequest(out_dir=Path(out_dir), profile=profile, lut=table, lut_cache=build_at,
+    req = DeployRequest(out_dir=Path(out_dir), profile=profile_name, lut=table, lut_cache=build_at,
                         latency_budget_ms=target_budget, macs_budget=macs_budget, resolutions=res,
                         generations=generations, population=population, seed=seed, max_tries=max_tries,
                         allow_foreign_lut=allow_foreign_lut, adapt=adapt, ofa_luts=tuple(Path(p) for p in ofa_luts),
@@ -226,16 +223,16 @@ def _run_and_emit(req: Any, net: Any, predictor: Any, splits: Any, name: str, ou
               help="Run directory.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Demo cache (default $OFA_DEPLOY_CACHE/demo or ~/.cache/ofa-deploy/demo).")
-@click.option("--profile", default="ort-cpu-1t", show_default=True, help="Hardware profile name or YAML.")
+@profile_option()
 @click.option("--latency-budget", type=float, default=None, help="ms (default: 35% into the feasible range).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option()
 @click.option("--fleet", is_flag=True,
               help="Deploy to three devices of this machine instead (ORT 1 thread, ORT all threads in ORT format, "
                    "ORT int8), each with its own budget: a verified subnet per device, one bundle in --out.")
 @click.option("--resume", is_flag=True, help="--fleet: reuse every device already finished in --out.")
 @format_option
 @handle_errors
-def demo_cmd(quick: bool, out_dir: str, cache_dir: str | None, profile: str, latency_budget: float | None,
+def demo_cmd(quick: bool, out_dir: str, cache_dir: str | None, profile_name: str, latency_budget: float | None,
              seed: int, fleet: bool, resume: bool, output_format: str) -> None:
     """Run the whole toolchain on the built-in demo: train (or reuse) a small OFA supernet on digits and its
     accuracy predictor, build a latency table for this machine, search under a budget, export, measure, report.
@@ -249,7 +246,7 @@ def demo_cmd(quick: bool, out_dir: str, cache_dir: str | None, profile: str, lat
     _stderr(f"demo assets ready: {json.dumps(assets.timings)} (reused: {assets.reused})")
     recipe = QUICK_RECIPE if quick else DemoRecipe()
     if fleet:
-        if latency_budget is not None or profile != "ort-cpu-1t":
+        if latency_budget is not None or profile_name != "ort-cpu-1t":
             raise click.UsageError("--latency-budget and --profile are single-device options; demo --fleet sets a "
                                    "profile and a budget per device (see the fleet.yaml it writes)")
         from ofa_deploy.cli.fleet import run_demo_fleet
@@ -257,13 +254,13 @@ def demo_cmd(quick: bool, out_dir: str, cache_dir: str | None, profile: str, lat
         run_demo_fleet(assets, recipe, out_dir=out_dir, quick=quick, seed=seed, executor="local", resume=resume,
                        output_format=output_format)
         return
-    prof = HardwareProfile.load(profile)
+    prof = HardwareProfile.load(profile_name)
     if quick:
         settings: dict[str, Any] = {"generations": 60, "population": 40, "pareto_generations": 15, "n_checks": 1,
                                     "timing_rounds": 2, "timing_repeats": 10}
     else:
         settings = {"generations": 500, "population": 100, "pareto_generations": 60, "n_checks": 4}
-    req = DeployRequest(out_dir=Path(out_dir), profile=profile, latency_budget_ms=latency_budget, seed=seed,
+    req = DeployRequest(out_dir=Path(out_dir), profile=profile_name, latency_budget_ms=latency_budget, seed=seed,
                         lut_cache=Path(assets.weights).parent / f"lut-{prof.name}-{prof.sha256[:8]}.json", **settings)
     _run_and_emit(req, assets.load_supernet(), assets.load_predictor(), load_demo_data(recipe), DEMO_NAME,
                   output_format, extra={"demo": assets.to_dict()})

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from ofa_deploy.cli.common import emit, handle_errors
-from ofa_deploy.cli.options import format_option
+from ofa_deploy.cli.options import format_option, profile_option, seed_option, supernet_option
 from ofa_deploy.scale.cli import executor_options, make_executor
 
 
@@ -67,8 +67,8 @@ def profile_group() -> None:
 
 
 @profile_group.command("build")
-@click.option("--profile", "profile_name", required=True, help="Hardware profile name or YAML path.")
-@click.option("--supernet", required=True, help="Search space name (see `ofa-deploy list supernets`).")
+@profile_option(required=True)
+@supernet_option()
 @click.option("--resolutions", default=None, help="Comma-separated input sides (default: all of the space's).")
 @click.option("--out", default=None, type=click.Path(dir_okay=False),
               help="LUT JSON to write (default: $OFA_DEPLOY_CACHE or ~/.cache/ofa-deploy, luts/<profile>/<supernet>.json; "
@@ -133,12 +133,12 @@ def _build_human(d: dict[str, Any]) -> str:
 
 
 @profile_group.command("validate")
-@click.option("--profile", "profile_name", required=True, help="Hardware profile name or YAML path.")
-@click.option("--supernet", required=True, help="Search space name.")
+@profile_option(required=True)
+@supernet_option()
 @click.option("--lut", default=None, type=click.Path(dir_okay=False),
               help="LUT JSON (default: the stored table of the profile and supernet).")
 @click.option("-n", "n", type=int, default=50, show_default=True, help="Random subnets to measure.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option()
 @click.option("--resolutions", default=None, help="Resolutions to sample (default: the table's).")
 @click.option("--out", default=None, type=click.Path(dir_okay=False),
               help="Report JSON (default: <lut>.validation.json).")
@@ -188,8 +188,7 @@ def validate_cmd(profile_name: str, supernet: str, lut: str | None, n: int, seed
 
 @profile_group.command("check")
 @click.argument("table_path", metavar="TABLE", type=click.Path(dir_okay=False))
-@click.option("--profile", "profile_name", default=None,
-              help="Hardware profile to check against (default: the one the table was built with).")
+@profile_option(default=None, note="to check against (default: the one the table was built with)")
 @format_option
 @handle_errors
 def check_cmd(table_path: str, profile_name: str | None, output_format: str) -> None:
@@ -211,10 +210,10 @@ def check_cmd(table_path: str, profile_name: str | None, output_format: str) -> 
 
 
 @profile_group.command("plan")
-@click.option("--supernet", required=True, help="Search space name.")
+@supernet_option()
 @click.option("--resolutions", default=None, help="Comma-separated input sides (default: all of the space's).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for plan.json + models/.")
-@click.option("--profile", "profile_name", default=None, help="Hardware profile stored in the plan (batch size).")
+@profile_option(default=None, note="stored in the plan (batch size)")
 @click.option("--ort", "ort_format", is_flag=True, help="Also write .ort models (Runtime style, for ORT mobile).")
 @click.option("--in-context", "in_context", is_flag=True,
               help="Also export the covering subnets so the device can time layers in context (~25 MB each).")
@@ -263,8 +262,8 @@ def import_cmd(results: str, plan_dir: str, out: str, output_format: str) -> Non
 @profile_group.command("adapt")
 @click.option("--from", "source", required=True, type=click.Path(),
               help="Source table: an ofa-deploy table JSON (any host or backend) or an OFA YAML table directory/file.")
-@click.option("--profile", "profile_name", required=True, help="Target hardware profile name or YAML path.")
-@click.option("--supernet", default=None, help="Search space name (needed for OFA YAML tables, which name none).")
+@profile_option(required=True, note="the target")
+@supernet_option(required=False, note="needed for OFA YAML tables, which name none")
 @click.option("--resolutions", default=None, help="Comma-separated input sides (default: all the source covers).")
 @click.option("--out", default=None, type=click.Path(dir_okay=False),
               help="Adapted table JSON (default: the user's cache, luts/<profile>/<supernet>.json, where `predict` "
@@ -273,7 +272,7 @@ def import_cmd(results: str, plan_dir: str, out: str, output_format: str) -> Non
               help="Device seconds the adaptation may spend timing, held-out check included.")
 @click.option("--fallback", type=click.Choice(["stop", "build"]), default="stop", show_default=True,
               help="When the held-out goal is not met: stop with the figures (exit 1), or build the full table.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the measured subnets.")
+@seed_option(note="of the measured subnets")
 @format_option
 @handle_errors
 def adapt_cmd(source: str, profile_name: str, supernet: str | None, resolutions: str | None, out: str | None,
