@@ -147,7 +147,8 @@ def test_old_provenance_loads_with_each_host_fact_once(space, tmp_path):
     flat = _with_provenance(space, FLAT_PROVENANCE, tmp_path / "flat.json")
     assert flat.provenance.host == {"cpu_model": "Intel(R) Xeon(R) Processor", "backend": "onnxruntime",
                                     "backend_version": "1.0.0", "provider": "CPUExecutionProvider", "threads": 1}
-    legacy = json.loads(FLAT_PROVENANCE)  # the partial fingerprint the flat fields recorded, here and elsewhere
+    # the partial fingerprint the flat fields recorded, here and elsewhere (the machine only: no profile named)
+    legacy = {**json.loads(FLAT_PROVENANCE), "profile_name": ""}
     elsewhere = _with_provenance(space, json.dumps({**legacy, "cpu_model": another_cpu_model()}).encode(),
                                  tmp_path / "elsewhere.json")
     check = check_table_host(elsewhere, None)

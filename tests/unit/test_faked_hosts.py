@@ -65,7 +65,8 @@ def profile():
 
 def units_table(space, host_fp):
     """A table for every layer of `space` (0.01 anchor units per 1M MACs), with fingerprint `host_fp`."""
-    from ofa_deploy.profiling.anchor import AnchorInfo, default_anchor_config
+    from ofa_deploy.profiling.anchor import default_anchor_config
+    from ofa_deploy.tables.anchor import AnchorInfo
     from ofa_deploy.profiling.plan import make_plan
     from ofa_deploy.spaces.costs import layer_macs
     from ofa_deploy.tables.latency import LatencyStats, LatencyTable, Provenance
@@ -117,7 +118,7 @@ def test_fingerprint_provenance_and_env_describe_the_host(host, profile):
     assert fp["cpu_flags_sha256"] == host.flags_sha256 and bool(fp["cpu_flags_sha256"]) == bool(host.cpu_flags)
     assert backend_fingerprint(profile)["cpu_model"] == host.cpu_model
     prov = make_provenance(profile, None, "s", TimerSettings())
-    assert prov.cpu_model == host.cpu_model and prov.host["cores"] == host.cores and prov.device == host.node
+    assert prov.host["cpu_model"] == host.cpu_model and prov.host["cores"] == host.cores and prov.device == host.node
     assert cpu_info() == {"model": host.cpu_model, "cores": host.physical_cores, "threads": host.cores,
                           "available_threads": len(host.usable_cpus)}
 
