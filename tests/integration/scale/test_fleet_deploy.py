@@ -111,7 +111,7 @@ def test_fleet_two_local_devices_and_one_over_ssh(assets, sshd, tmp_path):
         assert artifact.is_file() and hashlib.sha256(artifact.read_bytes()).hexdigest() == row["artifact"]["sha256"]
         assert (out / row["dir"] / "model" / "export_report.json").is_file()
         assert row["table"]["path"] == str(assets["lut"]) and row["table"]["adapted_from"] is None
-        assert row["table"]["provenance"]["cpu_model"]
+        assert row["table"]["provenance"]["host"]["cpu_model"]
     assert rows["host-b"]["artifact"]["path"] == "host-b/model_ort/model.ort"
     assert (out / "host-b" / "model_ort" / "export_report.json").is_file()
     assert rows["board"]["runner"]["runner"] == "ssh"
