@@ -73,6 +73,8 @@ class AdaptResult:
         device_seconds: seconds the target spent timing.
         method: the ladder rung kept (``global_scale``, ``scale_offset``, ``class_ridge``) or ``full_build``.
         passed: whether the held-out goal was met (False when the table comes from the fallback build).
+        details: how it went: designed and held-out counts, host seconds, the fit and every rung's
+            cross-validated score, one global scale's held-out figures, the full-build estimate, the target.
     """
 
     table: LatencyTable
