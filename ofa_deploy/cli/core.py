@@ -78,8 +78,9 @@ def list_tables_cmd(output_format: str) -> None:
     def human(data: list[dict[str, str]]) -> str:
         if not data:
             return "no stored latency tables; build one with `ofa-deploy profile build --profile P --supernet S`"
-        lines = [f"{'profile':<20} {'supernet':<20} {'where':<9} path"]
-        lines += [f"{r['profile']:<20} {r['supernet']:<20} {r['where']:<9} {r['path']}" for r in data]
+        lines = [f"{'profile':<20} {'supernet':<20} {'host':<20} {'where':<9} path"]
+        lines += [f"{r['profile']:<20} {r['supernet']:<20} {r['host'] or '-':<20} {r['where']:<9} {r['path']}"
+                  for r in data]
         return "\n".join(lines)
 
     emit(rows, output_format, human)

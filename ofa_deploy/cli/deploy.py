@@ -65,13 +65,12 @@ def _target_table(profile: Any, space: Any, lut: str | None, build_lut: bool, re
                                                                                                      Path | None]:
     """(table to use, where to build one): --lut, else the profile's stored table, else --build-lut into the
     user's cache, else an error with the estimated build time and the command."""
-    from ofa_deploy.profiling.lut import table_path, table_search_path
+    from ofa_deploy.profiling.lut import find_table, table_path, table_search_path
 
     if lut is not None:
         return Path(lut), None
-    for path in table_search_path(profile.name, space.name):
-        if path.is_file():
-            return path, None
+    if any(path.is_file() for path in table_search_path(profile.name, space.name)):
+        return find_table(profile.name, space.name), None  # the one measured here, if any
     target = table_path(profile.name, space.name)
     if build_lut:
         return None, target

@@ -3,10 +3,16 @@ profiles). The table classes live in the torch-free `ofa_deploy.tables.latency`.
 """
 from __future__ import annotations
 
+import logging
 import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from ofa_deploy.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 def table_path(profile: str, supernet: str, *, root: str | os.PathLike[str] | None = None) -> Path:
@@ -21,23 +27,67 @@ def table_path(profile: str, supernet: str, *, root: str | os.PathLike[str] | No
 
 
 def table_search_path(profile: str, supernet: str) -> list[Path]:
-    """Where `find_table` looks, in order: the user's cache, the user's profile dir, the packaged tables."""
+    """Where `find_table` looks, in order: the user's cache, the user's profile dir, the packaged tables.
+
+    In each place, the table ``<supernet>.json`` comes first, then the tables measured on other hosts beside it,
+    ``<supernet>@<host>.json`` (`host_table_path`), in name order: `find_table` picks the one measured here.
+    """
     from ofa_deploy.paths import cache_root
     from ofa_deploy.profiling.hardware import profile_dirs
 
-    return [table_path(profile, supernet, root=d) for d in (cache_root(), *profile_dirs())]
+    paths: list[Path] = []
+    for root in (cache_root(), *profile_dirs()):
+        default = table_path(profile, supernet, root=root)
+        paths += [default, *sorted(p for p in default.parent.glob(f"{supernet}{HOST_SEPARATOR}*.json")
+                                   if not p.name.endswith(".validation.json"))]
+    return paths
 
 
-def find_table(profile: str, supernet: str) -> Path:
-    """The stored table for (`profile`, `supernet`): built here (user cache) first, then the packaged one."""
+#: separates a supernet's name from a host tag in a stored table's file name (``ofa_mbv3_w12@amd-epyc-fb86c92f``)
+HOST_SEPARATOR = "@"
+
+
+def host_tag(fingerprint: Mapping[str, Any]) -> str:
+    """A short, file-name-safe tag for the machine of a host fingerprint: vendor words and the CPU-flags hash."""
+    words = re.findall(r"[a-z0-9]+", str(fingerprint.get("cpu_model", "")).lower())
+    vendor = "-".join(w for w in words[:2] if w not in {"r", "tm", "cpu"}) or "host"
+    return f"{vendor}-{str(fingerprint.get('cpu_flags_sha256', ''))[:8] or 'noflags'}"
+
+
+def host_table_path(profile: str, supernet: str, fingerprint: Mapping[str, Any], *,
+                    root: str | os.PathLike[str] | None = None) -> Path:
+    """Where a table measured on the host of `fingerprint` is kept beside the default one:
+    ``<root>/luts/<profile>/<supernet>@<host_tag>.json``."""
+    default = table_path(profile, supernet, root=root)
+    return default.with_name(f"{supernet}{HOST_SEPARATOR}{host_tag(fingerprint)}.json")
+
+
+def find_table(profile: str, supernet: str, *, here: Mapping[str, Any] | None = None) -> Path:
+    """The stored table for (`profile`, `supernet`): the first one, in `table_search_path` order, measured on this
+    host (its fingerprint matches `here`, default: this machine with the profile's runtime); with none measured
+    here, the first usable one (callers then check its host and warn, refuse or adapt). Adapted tables whose
+    held-out check failed are never picked. The log says which table was picked and why."""
     candidates = table_search_path(profile, supernet)
+    usable: list[Path] = []
     refused: list[str] = []
     for path in candidates:
         if path.is_file():
             why = refused_adaptation(path)
-            if not why:
+            if why:
+                refused.append(f"{path}: {why}")
+            else:
+                usable.append(path)
+    if usable:
+        if len(usable) == 1:
+            return usable[0]
+        here = here if here is not None else _fingerprint_here(profile)
+        for path in usable:
+            if _measured_here(path, here):
+                log.info("latency table for %s on %s: %s (measured on this host)", supernet, profile, path)
                 return path
-            refused.append(f"{path}: {why}")
+        log.info("latency table for %s on %s: %s (none of the %d stored tables was measured on this host)",
+                 supernet, profile, usable[0], len(usable))
+        return usable[0]
     if refused:
         raise ConfigError(f"no usable latency table for hardware profile {profile!r} and supernet {supernet!r}: "
                           + "; ".join(refused))
@@ -46,6 +96,34 @@ def find_table(profile: str, supernet: str) -> Path:
         f"{', '.join(str(p) for p in candidates)}). Build it with "
         f"`ofa-deploy profile build --profile {profile} --supernet {supernet}`, or pass a table file with --lut"
     )
+
+
+def _fingerprint_here(profile: str) -> dict[str, Any]:
+    """This host's fingerprint with `profile`'s runtime (the machine alone when the profile or backend is not
+    available here)."""
+    from ofa_deploy.errors import OfaDeployError
+    from ofa_deploy.profiling.hardware import HardwareProfile
+    from ofa_deploy.profiling.host import backend_fingerprint, host_fingerprint
+
+    try:
+        return backend_fingerprint(HardwareProfile.load(profile))
+    except OfaDeployError:
+        return host_fingerprint()
+
+
+def _measured_here(path: Path, here: Mapping[str, Any]) -> bool:
+    """Whether the table at `path` records a fingerprint that matches `here` (unreadable: no)."""
+    from ofa_deploy.errors import OfaDeployError
+    from ofa_deploy.fileio import read_json_file
+    from ofa_deploy.profiling.host import compare, stored_fingerprint
+    from ofa_deploy.tables.latency import Provenance
+
+    try:
+        data = read_json_file(path, what="latency table")
+        provenance = Provenance.from_dict(data.get("provenance", {})) if isinstance(data, dict) else None
+    except OfaDeployError:
+        return False
+    return provenance is not None and compare(stored_fingerprint(provenance), here).ok
 
 
 def refused_adaptation(path: Path) -> str:
@@ -67,7 +145,8 @@ def refused_adaptation(path: Path) -> str:
 
 
 def stored_tables() -> list[dict[str, str]]:
-    """Every stored table found by `find_table`'s search path: profile, supernet, path, where (first wins)."""
+    """Every stored table found by `find_table`'s search path: profile, supernet, host (the tag of a table kept for
+    one host, "" for the default one), path, where (first wins)."""
     from ofa_deploy.paths import cache_root
     from ofa_deploy.profiling.hardware import profile_dirs
 
@@ -80,9 +159,12 @@ def stored_tables() -> list[dict[str, str]]:
         for path in sorted(luts.glob("*/*.json")):
             if path.name.endswith(".validation.json"):
                 continue
+            supernet, _, host = path.stem.partition(HOST_SEPARATOR)
             key = (path.parent.name, path.stem)
-            seen.setdefault(key, {"profile": key[0], "supernet": key[1], "path": str(path), "where": where})
-    return sorted(seen.values(), key=lambda d: (d["profile"], d["supernet"]))
+            seen.setdefault(key, {"profile": key[0], "supernet": supernet, "host": host, "path": str(path),
+                                  "where": where})
+    return sorted(seen.values(), key=lambda d: (d["profile"], d["supernet"], d["host"]))
 
 
-__all__ = ["find_table", "refused_adaptation", "stored_tables", "table_path", "table_search_path"]
+__all__ = ["HOST_SEPARATOR", "find_table", "host_table_path", "host_tag", "refused_adaptation", "stored_tables",
+           "table_path", "table_search_path"]

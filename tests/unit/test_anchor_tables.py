@@ -191,3 +191,26 @@ def test_an_anchor_that_cannot_run_names_the_profile(tmp_path):
     broken.write_bytes(b"not an onnx model")
     with pytest.raises(ConfigError, match="anchor model .*anchor.onnx of profile ort-cpu-1t cannot run"):
         measure_models({"x": (broken, (1, 3, 8, 8))}, (broken, (1, 3, 8, 8)), HardwareProfile.load("ort-cpu-1t"))
+
+
+def test_find_table_picks_the_table_measured_on_this_host(space, tmp_path, monkeypatch, caplog):
+    """Several stored tables for one (profile, supernet): the one whose fingerprint matches this host is picked
+    and the log says so; with none measured here, the default one (callers then warn, refuse or adapt)."""
+    from ofa_deploy.profiling.hardware import HardwareProfile
+    from ofa_deploy.profiling.lut import find_table, host_table_path, stored_tables, table_path
+
+    monkeypatch.setenv("OFA_DEPLOY_CACHE", str(tmp_path / "cache"))
+    here = backend_fingerprint(HardwareProfile.load("ort-cpu-1t"))
+    elsewhere = foreign_fingerprint(here)
+    default = units_table(space, host=elsewhere).save(table_path("ort-cpu-1t", space.name))
+    ours = host_table_path("ort-cpu-1t", space.name, here)
+    assert ours != default and ours.parent == default.parent and ours.name.startswith(f"{space.name}@")
+    assert find_table("ort-cpu-1t", space.name) == default  # only the other host's table: it is the one found
+    units_table(space, host=here).save(ours)
+    with caplog.at_level(logging.INFO, logger="ofa_deploy.profiling.lut"):
+        assert find_table("ort-cpu-1t", space.name) == ours
+    assert f"{ours} (measured on this host)" in caplog.text
+    # run as another machine (its fingerprint is neither table's): the default table, and the log says why
+    assert find_table("ort-cpu-1t", space.name, here=foreign_fingerprint(elsewhere)) == default
+    rows = [r for r in stored_tables() if r["where"] == "cache"]
+    assert sorted((r["supernet"], r["host"]) for r in rows) == [(space.name, ""), (space.name, ours.stem.split("@")[1])]
