@@ -70,10 +70,17 @@ def ofa_checkpoint(ofa_ref, tmp_path_factory) -> Path:
     return path
 
 
+def _stored_table() -> Path:
+    """The ort-cpu-1t table deploy finds: the packaged one measured on this host, if one is, else the default."""
+    from ofa_deploy.profiling.lut import find_table
+
+    return find_table("ort-cpu-1t", "ofa_mbv3_w12")
+
+
 def _host_table_flags() -> list[str]:
-    """The packaged ort-cpu-1t table was measured on this project's host; elsewhere it is foreign, and deploy
-    then needs --allow-foreign-lut (the report then says so)."""
-    proc = ofa_deploy("profile", "check", REPO / "ofa_deploy/hardware_profiles/luts/ort-cpu-1t/ofa_mbv3_w12.json")
+    """The packaged ort-cpu-1t tables were measured on this project's hosts; on another host the stored table is
+    foreign, and deploy then needs --allow-foreign-lut (the report then says so)."""
+    proc = ofa_deploy("profile", "check", _stored_table())
     return [] if proc.returncode == 0 else ["--allow-foreign-lut"]
 
 
@@ -106,7 +113,7 @@ def test_journey_a_deploy_released_predictor_note10_checkpoint_image_folder(jour
     assert report["searched_resolutions"] == [160, 176, 192, 208, 224]
     assert "the accuracy predictor covers those" in proc.stderr
     # the target is this host, with the profile's stored table; Note10 is a second device, predicted only
-    assert report["lut"]["path"].endswith("luts/ort-cpu-1t/ofa_mbv3_w12.json") and report["lut"]["built"] is False
+    assert report["lut"]["path"] == str(_stored_table()) and report["lut"]["built"] is False
     assert budget["latency_ms"] == 40
     note10 = {d["device"]: d for d in report["other_devices"]}["note10"]
     assert note10["budget_ms"] == 25 and 0 < note10["predicted_ms"] <= 25
