@@ -61,7 +61,7 @@ def pool_runs(rounds: int, tmp: Path) -> dict[str, float]:
     from ofa_deploy.profiling.hardware import HardwareProfile
     from ofa_deploy.profiling.protocol import ProtocolSettings
     from ofa_deploy.profiling.timer import TimerSettings
-    from ofa_deploy.profiling.devices import DeviceSpec
+    from ofa_deploy.profiling.hosts.devices import DeviceSpec
     from ofa_deploy.scale.pool import DevicePool
     from ofa_deploy.scale.ray_executor import worker_runtime_env
 

@@ -45,7 +45,7 @@ _EXPORTS: dict[str, str] = {
     "measure_models": "ofa_deploy.profiling.measure",
     "LatencyTable": "ofa_deploy.tables.latency",
     "find_table": "ofa_deploy.profiling.lut",
-    "check_table_host": "ofa_deploy.profiling.host",
+    "check_table_host": "ofa_deploy.profiling.hosts.fingerprint",
     "adapt_table": "ofa_deploy.adapt",
     "AdaptResult": "ofa_deploy.adapt",
     "AdaptationError": "ofa_deploy.errors",

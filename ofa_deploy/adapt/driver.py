@@ -31,7 +31,7 @@ from ofa_deploy.adapt.source import Source, load_source
 from ofa_deploy.adapt.target import Measurement, Target, open_target
 from ofa_deploy.adapt.validation import Goal, held_out_figures
 from ofa_deploy.errors import AdaptationError, ConfigError
-from ofa_deploy.profiling.host import adapt_command
+from ofa_deploy.profiling.hosts.fingerprint import adapt_command
 from ofa_deploy.spaces import SearchSpace, SubnetConfig
 from ofa_deploy.tables.latency import Calibration, LatencyStats, LatencyTable
 

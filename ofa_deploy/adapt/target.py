@@ -170,7 +170,7 @@ class DeviceTarget(Target):
     """The first reachable device of the profile's pool; ONNX models (int8 for int8 profiles) sent to it."""
 
     def open(self, backend: Any = None) -> DeviceTarget:
-        from ofa_deploy.profiling.devices import DeviceUnavailableError
+        from ofa_deploy.profiling.hosts.devices import DeviceUnavailableError
         from ofa_deploy.scale.runners import make_runner
 
         why = []

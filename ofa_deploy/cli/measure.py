@@ -83,7 +83,7 @@ def measure_cmd(model_path: str, profile_name: str, anchor: str | None, supernet
     shape = _shape(input_shape) or input_shape_of(model, int(profile.batch_size))
     table = None
     if lut is not None:
-        from ofa_deploy.profiling.host import warn_if_foreign
+        from ofa_deploy.profiling.hosts.fingerprint import warn_if_foreign
         from ofa_deploy.tables.latency import LatencyTable
 
         table = LatencyTable.load(lut)

@@ -195,7 +195,7 @@ def check_cmd(table_path: str, profile_name: str | None, output_format: str) -> 
     """Say whether TABLE was measured on this host with this runtime (exit 0) or elsewhere (exit 1)."""
     from ofa_deploy.errors import ForeignTableError
     from ofa_deploy.profiling.hardware import HardwareProfile
-    from ofa_deploy.profiling.host import check_table_host
+    from ofa_deploy.profiling.hosts.fingerprint import check_table_host
     from ofa_deploy.tables.latency import LatencyTable
 
     table = LatencyTable.load(table_path)

@@ -152,7 +152,7 @@ def check_fleet(spec: FleetSpec, space: Any, predictor: Any, progress: Progress 
             path = _table_path(device, space)
             table = LatencyTable.load(path)
             if not device.remote:
-                from ofa_deploy.profiling.host import check_table_host
+                from ofa_deploy.profiling.hosts.fingerprint import check_table_host
 
                 check = check_table_host(table, device.profile)
                 if not check.ok:

@@ -16,7 +16,7 @@ round and divide each layer by the anchor visits around it. Entries are stored i
 anchor's median absolute time (`AnchorInfo`), so a machine that is faster or slower for a while shifts the
 anchor and the items alike. Each round also times `calibration_subnets` random whole subnets against the
 anchor; a calibration ``scale * sum + offset + per_layer * n_layers`` is fitted on them, scored on held-out
-halves, and stored with the table. The table records the host's fingerprint (`profiling.host`).
+halves, and stored with the table. The table records the host's fingerprint (`profiling.hosts.fingerprint`).
 """
 from __future__ import annotations
 
@@ -157,7 +157,7 @@ def fit_table_calibration(space: SearchSpace, table: Any, cfgs: Sequence[Any], m
 
 def make_provenance(profile: Any, backend: Any, space_name: str, settings: TimerSettings, *, notes: str = "",
                     estimate: str = "", method: str = "isolated", protocol: ProtocolSettings | None = None) -> Any:
-    from ofa_deploy.profiling.host import host_fingerprint
+    from ofa_deploy.profiling.hosts.fingerprint import host_fingerprint
     from ofa_deploy.tables.latency import Provenance, tool_version
 
     desc = backend.describe() if backend is not None else {}

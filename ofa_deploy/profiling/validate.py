@@ -153,7 +153,7 @@ def validate_lut(
         out_path: save the report JSON here.
     """
     from ofa_deploy.predictors.latency import LatencyPredictor
-    from ofa_deploy.profiling.host import check_table_host
+    from ofa_deploy.profiling.hosts.fingerprint import check_table_host
     from ofa_deploy.profiling.measure import anchor_for
 
     start = time.perf_counter()

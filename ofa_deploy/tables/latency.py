@@ -131,8 +131,9 @@ class LatencyStats:
 class Provenance:
     """Where a table's numbers come from; stored with every table.
 
-    `host` is the machine and runtime the numbers were measured on (`profiling.host.host_fingerprint`: CPU model,
-    backend and its version, ...): each fact is kept there only. Tables imported from elsewhere record what they
+    `host` is the machine and runtime the numbers were measured on
+    (`profiling.hosts.fingerprint.host_fingerprint`: CPU model, backend and its version, ...): each fact is kept
+    there only. Tables imported from elsewhere record what they
     know (OFA's YAML tables: ``{"backend": "ofa-lut"}``).
     """
 

@@ -46,7 +46,7 @@ def quick(name: str) -> HardwareProfile:
 
 
 def test_demo_ort_table_adapted_to_eager_torch(demo_space, demo_ort_table, tmp_path, monkeypatch):
-    from ofa_deploy.profiling.host import check_table_host
+    from ofa_deploy.profiling.hosts.fingerprint import check_table_host
     from ofa_deploy.tables.latency import LatencyTable
 
     monkeypatch.setenv("OFA_DEPLOY_CACHE", str(tmp_path / "cache"))

@@ -12,7 +12,7 @@ import pytest
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.predictors.latency import LatencyPredictor, fit_linear_calibration
 from ofa_deploy.profiling.anchor import default_anchor_config, resolve_anchor_config
-from ofa_deploy.profiling.host import backend_fingerprint, check_table_host, compare, warn_if_foreign
+from ofa_deploy.profiling.hosts.fingerprint import backend_fingerprint, check_table_host, compare, warn_if_foreign
 from ofa_deploy.hostinfo import read_host
 from ofa_deploy.spaces import get_space
 from ofa_deploy.tables.anchor import AnchorInfo

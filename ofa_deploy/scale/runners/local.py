@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ofa_deploy import hostinfo
-from ofa_deploy.profiling.devices import DeviceUnavailableError
+from ofa_deploy.profiling.hosts.devices import DeviceUnavailableError
 from ofa_deploy.scale.runners.base import DeviceRunner
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from ofa_deploy.errors import ConfigError, OfaDeployError
 from ofa_deploy.profiling.models import write_identity_model
-from ofa_deploy.profiling.devices import DeviceSpec, DeviceUnavailableError, parse_devices
+from ofa_deploy.profiling.hosts.devices import DeviceSpec, DeviceUnavailableError, parse_devices
 from ofa_deploy.scale.runners import make_runner
 from ofa_deploy.scale.runners.adb import AdbRunner, parse_perf_test
 
