@@ -42,7 +42,7 @@ _EXPORTS: dict[str, str] = {
     "HardwareProfile": "ofa_deploy.profiling.hardware",
     "build_lut": "ofa_deploy.profiling.builder",
     "validate_lut": "ofa_deploy.profiling.validate",
-    "measure_models": "ofa_deploy.profiling.measure",
+    "measure_models": "ofa_deploy.profiling.timing.measure",
     "LatencyTable": "ofa_deploy.tables.latency",
     "find_table": "ofa_deploy.profiling.lut",
     "check_table_host": "ofa_deploy.profiling.hosts.fingerprint",

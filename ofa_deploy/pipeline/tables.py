@@ -87,7 +87,7 @@ def _load_or_build(source: TableSource, space: Any, profile: Any, out_dir: Path,
             return table, {"path": str(path), "built": False, "entries": len(table), "reused": True,
                            **_adapted_info(table)}
     from ofa_deploy.profiling.builder import build_lut
-    from ofa_deploy.profiling.timer import TimerSettings
+    from ofa_deploy.profiling.timing.timer import TimerSettings
 
     say(progress, f"building a latency table for {space.name} at {resolutions} on {profile.name} -> {path}")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ A profile is a small YAML file, read with `yaml.safe_load` and validated field b
     repeats: 50                     # timed runs per entry and round
     rounds: 3                       # rounds spread over time, interleaved across entries
     device_kind: host               # host | mobile | gpu
-    # the anchor-paired protocol (ofa_deploy.profiling.protocol); null: the protocol's defaults
+    # the anchor-paired protocol (ofa_deploy.profiling.timing.protocol); null: the protocol's defaults
     anchor: auto                    # the anchor subnet (a subnet string of the space) or auto (middle choices)
     interval_target: 0.03           # stop once the 95% interval of the median ratio is within ±3%
     min_rounds: 5                   # paired rounds before convergence is judged

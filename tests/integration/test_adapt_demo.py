@@ -30,7 +30,7 @@ def demo_space():
 def demo_ort_table(demo_space, profile, tmp_path_factory):
     """A real in-context ONNX Runtime build of the demo space (short timing plan)."""
     from ofa_deploy.profiling.builder import build_lut
-    from ofa_deploy.profiling.timer import TimerSettings
+    from ofa_deploy.profiling.timing.timer import TimerSettings
 
     tmp = tmp_path_factory.mktemp("demo-ort")
     timer = TimerSettings.from_profile(profile, rounds=2, repeats=5, warmup=2)

@@ -65,7 +65,7 @@ def profile():
 
 def units_table(space, host_fp):
     """A table for every layer of `space` (0.01 anchor units per 1M MACs), with fingerprint `host_fp`."""
-    from ofa_deploy.profiling.anchor import default_anchor_config
+    from ofa_deploy.profiling.timing.anchor import default_anchor_config
     from ofa_deploy.tables.anchor import AnchorInfo
     from ofa_deploy.profiling.plan import make_plan
     from ofa_deploy.spaces.costs import layer_macs
@@ -110,7 +110,7 @@ def test_fingerprint_provenance_and_env_describe_the_host(host, profile):
     from ofa_deploy.cli.core import cpu_info
     from ofa_deploy.profiling.builder import make_provenance
     from ofa_deploy.profiling.hosts.fingerprint import backend_fingerprint, host_fingerprint
-    from ofa_deploy.profiling.timer import TimerSettings
+    from ofa_deploy.profiling.timing.timer import TimerSettings
 
     fp = host_fingerprint()
     assert (fp["cpu_model"], fp["cores"], fp["os"], fp["machine"]) == (host.cpu_model, host.cores, host.os,
@@ -206,7 +206,7 @@ def test_deploy_refuses_a_foreign_table_unless_allowed(host, fingerprints, table
 
 def test_local_devices_pin_only_to_cpus_this_process_may_use(host, profile):
     from ofa_deploy.profiling.hosts.devices import DeviceSpec, DeviceUnavailableError
-    from ofa_deploy.profiling.protocol import ProtocolSettings
+    from ofa_deploy.profiling.timing.protocol import ProtocolSettings
     from ofa_deploy.scale.runners.local import LocalRunner, pinned_cpus
 
     for cpu in host.usable_cpus:

@@ -38,7 +38,7 @@ P999 Latency: 0.00342215 s
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory, tiny_space):
-    from ofa_deploy.profiling.anchor import anchor_model, default_anchor_config
+    from ofa_deploy.profiling.timing.anchor import anchor_model, default_anchor_config
 
     tmp = tmp_path_factory.mktemp("runner_models")
     cfg = default_anchor_config(tiny_space)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ofa_deploy.errors import ConfigError
-from ofa_deploy.profiling.backends.base import Runner
+from ofa_deploy.profiling.timing.backends.base import Runner
 
 MODEL_SUFFIXES = (".onnx", ".ort", ".so")
 
@@ -172,8 +172,8 @@ def time_model(model: Path, profile: Any, anchor: tuple[Any, Sequence[int]], *, 
                protocol: Any, table: Any = None, table_path: str | None = None,
                anchor_info: dict[str, Any] | None = None) -> ModelTiming:
     """Time `model` against `anchor` on `profile` with `protocol` (`measure_models`), recording the raw runs."""
-    from ofa_deploy.profiling.backends import create_backend
-    from ofa_deploy.profiling.measure import measure_models, reference_ms
+    from ofa_deploy.profiling.timing.backends import create_backend
+    from ofa_deploy.profiling.timing.measure import measure_models, reference_ms
 
     backend = _RecordingBackend(create_backend(profile), model, protocol.warmup, protocol.repeats)
     try:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ofa_deploy.profiling.protocol import PairedResult, PairedRun, ProtocolSettings, measure_paired, runner_visit
+from ofa_deploy.profiling.timing.protocol import PairedResult, PairedRun, ProtocolSettings, measure_paired, runner_visit
 from ofa_deploy.spaces import SearchSpace, SubnetConfig
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class Measured:
 
 def anchor_for(space: SearchSpace, table: Any, profile: Any) -> SubnetConfig:
     """The anchor to pair with: the table's own, else the profile's for the space."""
-    from ofa_deploy.profiling.anchor import resolve_anchor_config
+    from ofa_deploy.profiling.timing.anchor import resolve_anchor_config
 
     if table is not None and getattr(table, "anchor", None) is not None:
         return resolve_anchor_config(space, table.anchor.config, source="the latency table")
@@ -68,7 +68,7 @@ def measure_models(
     progress: bool = False,
 ) -> PairedRun:
     """Prepare every model and the anchor on `profile`'s backend and time them in paired rounds."""
-    from ofa_deploy.profiling.backends import create_backend
+    from ofa_deploy.profiling.timing.backends import create_backend
 
     settings = protocol or ProtocolSettings.from_profile(profile)
     own_backend = backend is None
@@ -110,7 +110,7 @@ def prepare_anchor(backend: Any, anchor: Model, profile: Any) -> Any:
 
 def space_anchor(space: SearchSpace, table: Any, profile: Any, model_dir: Path | None = None) -> Model:
     """The anchor model file (exported if needed) and its input shape for `space` on `profile`."""
-    from ofa_deploy.profiling.anchor import anchor_model
+    from ofa_deploy.profiling.timing.anchor import anchor_model
     from ofa_deploy.profiling.models import model_cache_dir
 
     cfg = anchor_for(space, table, profile)
