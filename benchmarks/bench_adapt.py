@@ -37,7 +37,7 @@ FIGURES = ("within_5pct", "within_10pct", "spearman", "bias")
 def pairs() -> dict[str, dict]:
     """name -> source, target profile, space (for OFA YAML), device-time budget, why it is a pair."""
     from ofa_deploy.profiling.hardware import HardwareProfile
-    from ofa_deploy.profiling.host import check_table_host
+    from ofa_deploy.profiling.hosts.fingerprint import check_table_host
     from ofa_deploy.tables.latency import LatencyTable
 
     committed = LatencyTable.load(COMMITTED)
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", default=None, help="directory to keep the adapted tables in (default: a temp dir)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    from ofa_deploy.profiling.host import cpu_model
+    from ofa_deploy.profiling.hosts.fingerprint import cpu_model
 
     available = pairs()
     if args.pairs:

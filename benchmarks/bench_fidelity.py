@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     from ofa_deploy.profiling.builder import build_lut
     from ofa_deploy.profiling.hardware import HardwareProfile
     from ofa_deploy.profiling.lut import find_table
-    from ofa_deploy.profiling.protocol import ProtocolSettings
+    from ofa_deploy.profiling.timing.protocol import ProtocolSettings
     from ofa_deploy.profiling.validate import validate_lut
     from ofa_deploy.tables.latency import LatencyTable
 

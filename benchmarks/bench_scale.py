@@ -59,9 +59,9 @@ def pool_runs(rounds: int, tmp: Path) -> dict[str, float]:
     from ofa_deploy.demo import DemoRecipe, create_demo_supernet
     from ofa_deploy.profiling.builder import build_lut
     from ofa_deploy.profiling.hardware import HardwareProfile
-    from ofa_deploy.profiling.protocol import ProtocolSettings
-    from ofa_deploy.profiling.timer import TimerSettings
-    from ofa_deploy.profiling.devices import DeviceSpec
+    from ofa_deploy.profiling.timing.protocol import ProtocolSettings
+    from ofa_deploy.profiling.timing.timer import TimerSettings
+    from ofa_deploy.profiling.hosts.devices import DeviceSpec
     from ofa_deploy.scale.pool import DevicePool
     from ofa_deploy.scale.ray_executor import worker_runtime_env
 
@@ -70,7 +70,7 @@ def pool_runs(rounds: int, tmp: Path) -> dict[str, float]:
     timer = TimerSettings(warmup=2, repeats=10, rounds=rounds, seed=0)
     protocol = ProtocolSettings.from_profile(profile, warmup=2, repeats=10)
     devices = [DeviceSpec("core0", "local", {"cpus": [0]}), DeviceSpec("core1", "local", {"cpus": [1]})]
-    from ofa_deploy.profiling.anchor import anchor_model, resolve_anchor_config
+    from ofa_deploy.profiling.timing.anchor import anchor_model, resolve_anchor_config
     from ofa_deploy.profiling.models import export_layer
     from ofa_deploy.profiling.plan import make_plan
 

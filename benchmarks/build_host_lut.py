@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     from ofa_deploy.profiling.hardware import HardwareProfile
     from ofa_deploy.profiling.hardware import PACKAGED_PROFILE_DIR
     from ofa_deploy.profiling.lut import table_path
-    from ofa_deploy.profiling.timer import TimerSettings
+    from ofa_deploy.profiling.timing.timer import TimerSettings
     from ofa_deploy.profiling.validate import validate_lut
     from ofa_deploy.spaces import get_space
 

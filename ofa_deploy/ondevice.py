@@ -49,7 +49,7 @@ ANCHOR_ID = "__anchor__"
 
 
 def device_fingerprint(ort, provider: str, threads: int) -> dict:
-    """The same fields as the toolchain's host fingerprint (ofa_deploy.profiling.host), from the device."""
+    """The same fields as the toolchain's host fingerprint (ofa_deploy.profiling.hosts.fingerprint), from the device."""
     model, flags = "", ""
     try:
         with open("/proc/cpuinfo", errors="replace") as fh:

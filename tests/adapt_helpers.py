@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ofa_deploy.adapt.classes import layer_classes
-from ofa_deploy.profiling.backends.base import Backend, Runner
+from ofa_deploy.profiling.timing.backends.base import Backend, Runner
 from ofa_deploy.spaces import LayerSpec, SearchSpace
 from ofa_deploy.tables.latency import LatencyStats, LatencyTable, Provenance
 

@@ -31,7 +31,7 @@ from ofa_deploy.adapt.source import Source, load_source
 from ofa_deploy.adapt.target import Measurement, Target, open_target
 from ofa_deploy.adapt.validation import Goal, held_out_figures
 from ofa_deploy.errors import AdaptationError, ConfigError
-from ofa_deploy.profiling.host import adapt_command
+from ofa_deploy.profiling.hosts.fingerprint import adapt_command
 from ofa_deploy.spaces import SearchSpace, SubnetConfig
 from ofa_deploy.tables.latency import Calibration, LatencyStats, LatencyTable
 
@@ -298,9 +298,9 @@ def adapt_table(source: str | os.PathLike[str] | LatencyTable, *, profile: Any,
         DeviceUnavailableError: no device of the profile's pool can be reached.
     """
     from ofa_deploy.profiling.lut import table_path
-    from ofa_deploy.profiling.measure import anchor_for
+    from ofa_deploy.profiling.timing.measure import anchor_for
     from ofa_deploy.profiling.models import model_cache_dir
-    from ofa_deploy.profiling.protocol import ProtocolSettings
+    from ofa_deploy.profiling.timing.protocol import ProtocolSettings
 
     if fallback not in FALLBACKS:
         raise ConfigError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
@@ -435,7 +435,7 @@ def _finish(src: Source, profile: Any, target: Target, attempt: Attempt, details
             anchor: SubnetConfig) -> LatencyTable:
     """The adapted table with its anchor (the target's visits) and provenance."""
     from ofa_deploy.profiling.builder import make_provenance
-    from ofa_deploy.profiling.timer import TimerSettings
+    from ofa_deploy.profiling.timing.timer import TimerSettings
     from ofa_deploy.tables.anchor import AnchorInfo
 
     assert attempt.table is not None and attempt.ladder is not None and attempt.figures is not None

@@ -29,7 +29,7 @@ class Source:
     label: str
 
     def describe(self) -> dict[str, Any]:
-        from ofa_deploy.profiling.host import stored_fingerprint
+        from ofa_deploy.profiling.hosts.fingerprint import stored_fingerprint
 
         prov = self.table.provenance
         return {"path": self.label, "files": {str(p): file_sha256(p) for p in self.files},

@@ -1,7 +1,7 @@
 """Measuring whole subnets on the adaptation target, with the anchor-paired protocol, wherever the target is.
 
 `open_target` gives the target of a hardware profile: this machine through the profile's backend
-(`LocalTarget`, timing with `profiling.measure.measure_models`), or the first reachable device of the
+(`LocalTarget`, timing with `profiling.timing.measure.measure_models`), or the first reachable device of the
 profile's pool (`DeviceTarget`: ssh boards with the on-device script, adb phones, local pinned cores), where
 each visit is the runner's own (A, item, A) on the device and rounds repeat until each item's median ratio
 converges by the protocol's rule. Both count the device seconds spent timing (session creation and model export
@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ofa_deploy.profiling.protocol import ProtocolSettings, median_interval, relative_halfwidth
+from ofa_deploy.profiling.timing.protocol import ProtocolSettings, median_interval, relative_halfwidth
 from ofa_deploy.spaces import SearchSpace, SubnetConfig
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ class LocalTarget(Target):
 
     def open(self, backend: Any = None) -> LocalTarget:
         """Create the profile's backend (or use `backend`, which the caller keeps and closes)."""
-        from ofa_deploy.profiling.backends import create_backend
+        from ofa_deploy.profiling.timing.backends import create_backend
 
         self._own_backend = backend is None
         self._backend = backend or create_backend(self.profile)
@@ -120,8 +120,8 @@ class LocalTarget(Target):
             self.host_seconds += time.perf_counter() - start
 
     def visit_seconds(self) -> float:
-        from ofa_deploy.profiling.measure import prepare_anchor
-        from ofa_deploy.profiling.protocol import runner_visit
+        from ofa_deploy.profiling.timing.measure import prepare_anchor
+        from ofa_deploy.profiling.timing.protocol import runner_visit
 
         visit = runner_visit(self.protocol)
         with prepare_anchor(self._backend, self._anchor_model, self.profile) as runner:
@@ -141,7 +141,7 @@ class LocalTarget(Target):
         return per_run * (1 + repeats)
 
     def measure(self, cfgs: Sequence[SubnetConfig], time_cap_s: float) -> dict[SubnetConfig, Measurement]:
-        from ofa_deploy.profiling.measure import measure_models
+        from ofa_deploy.profiling.timing.measure import measure_models
 
         out: dict[SubnetConfig, Measurement] = {}
         size = self.chunk.get(self._backend.model_format, 32)
@@ -170,7 +170,7 @@ class DeviceTarget(Target):
     """The first reachable device of the profile's pool; ONNX models (int8 for int8 profiles) sent to it."""
 
     def open(self, backend: Any = None) -> DeviceTarget:
-        from ofa_deploy.profiling.devices import DeviceUnavailableError
+        from ofa_deploy.profiling.hosts.devices import DeviceUnavailableError
         from ofa_deploy.scale.runners import make_runner
 
         why = []

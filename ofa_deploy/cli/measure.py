@@ -27,8 +27,8 @@ def _anchor(model: Path, profile: Any, anchor: str | None, supernet: str | None,
             ) -> tuple[tuple[Any, tuple[int, ...]], dict[str, Any]]:
     """The anchor model and its description: --anchor, else the anchor subnet of the table's / --supernet's /
     the model's own space on the profile."""
-    from ofa_deploy.profiling.measure import anchor_for, space_anchor
-    from ofa_deploy.profiling.model_timing import find_model_file, input_shape_of, space_of
+    from ofa_deploy.profiling.timing.measure import anchor_for, space_anchor
+    from ofa_deploy.profiling.timing.model_files import find_model_file, input_shape_of, space_of
     from ofa_deploy.spaces import get_space
 
     if anchor is not None:
@@ -74,8 +74,9 @@ def measure_cmd(model_path: str, profile_name: str, anchor: str | None, supernet
     rounds: the ratio to the anchor with its 95% interval, this run's milliseconds and wall-clock percentiles
     (p50/p90/p99 of the raw runs), and with --lut the milliseconds at the table's reference speed."""
     from ofa_deploy.profiling.hardware import HardwareProfile
-    from ofa_deploy.profiling.model_timing import check_backend, find_model_file, input_shape_of, time_model
-    from ofa_deploy.profiling.protocol import ProtocolSettings
+    from ofa_deploy.profiling.timing.measure import time_model
+    from ofa_deploy.profiling.timing.model_files import check_backend, find_model_file, input_shape_of
+    from ofa_deploy.profiling.timing.protocol import ProtocolSettings
 
     profile = HardwareProfile.load(profile_name)
     model = find_model_file(model_path, profile.backend)
@@ -83,7 +84,7 @@ def measure_cmd(model_path: str, profile_name: str, anchor: str | None, supernet
     shape = _shape(input_shape) or input_shape_of(model, int(profile.batch_size))
     table = None
     if lut is not None:
-        from ofa_deploy.profiling.host import warn_if_foreign
+        from ofa_deploy.profiling.hosts.fingerprint import warn_if_foreign
         from ofa_deploy.tables.latency import LatencyTable
 
         table = LatencyTable.load(lut)

@@ -28,7 +28,7 @@ def _space(name: str) -> Any:
 def _load_tables(space: Any, luts: tuple[str, ...], ofa_luts: tuple[str, ...], profiles: tuple[str, ...],
                  stat: str | None) -> list[tuple[str, str, Any]]:
     """(label, path, table) for every --lut, --ofa-lut and --profile, in that order."""
-    from ofa_deploy.profiling.host import warn_if_foreign
+    from ofa_deploy.profiling.hosts.fingerprint import warn_if_foreign
     from ofa_deploy.profiling.lut import find_table
     from ofa_deploy.tables.latency import LatencyTable
 

@@ -21,7 +21,7 @@ def _resolutions(text: str | None) -> list[int] | None:
 
 
 def _timer(profile: Any, rounds: int | None, repeats: int | None, warmup: int | None, clock: str | None) -> Any:
-    from ofa_deploy.profiling.timer import TimerSettings
+    from ofa_deploy.profiling.timing.timer import TimerSettings
 
     return TimerSettings.from_profile(profile, rounds=rounds, repeats=repeats, warmup=warmup, clock=clock)
 
@@ -39,7 +39,7 @@ def _timer_options(func: Any) -> Any:
 
 def _protocol(profile: Any, target: float | None, min_rounds: int | None, max_rounds: int | None,
               time_cap: float | None, visit_repeats: int | None, visit_warmup: int | None) -> Any:
-    from ofa_deploy.profiling.protocol import ProtocolSettings
+    from ofa_deploy.profiling.timing.protocol import ProtocolSettings
 
     return ProtocolSettings.from_profile(profile, target=target, min_rounds=min_rounds, max_rounds=max_rounds,
                                          time_cap_s=time_cap, repeats=visit_repeats, warmup=visit_warmup)
@@ -195,7 +195,7 @@ def check_cmd(table_path: str, profile_name: str | None, output_format: str) -> 
     """Say whether TABLE was measured on this host with this runtime (exit 0) or elsewhere (exit 1)."""
     from ofa_deploy.errors import ForeignTableError
     from ofa_deploy.profiling.hardware import HardwareProfile
-    from ofa_deploy.profiling.host import check_table_host
+    from ofa_deploy.profiling.hosts.fingerprint import check_table_host
     from ofa_deploy.tables.latency import LatencyTable
 
     table = LatencyTable.load(table_path)
@@ -233,7 +233,7 @@ def plan_cmd(supernet: str, resolutions: str | None, out: str, profile_name: str
     plan = make_plan(space, _resolutions(resolutions), batch_size=profile.batch_size if profile else 1, limit=limit)
     if in_context and limit is not None:
         raise click.UsageError("--in-context needs the full plan; drop --limit")
-    from ofa_deploy.profiling.anchor import resolve_anchor_config
+    from ofa_deploy.profiling.timing.anchor import resolve_anchor_config
 
     anchor = resolve_anchor_config(space, getattr(profile, "anchor", None),
                                    source=f"profile {profile.name}" if profile else "")

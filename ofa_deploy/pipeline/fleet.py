@@ -152,7 +152,7 @@ def check_fleet(spec: FleetSpec, space: Any, predictor: Any, progress: Progress 
             path = _table_path(device, space)
             table = LatencyTable.load(path)
             if not device.remote:
-                from ofa_deploy.profiling.host import check_table_host
+                from ofa_deploy.profiling.hosts.fingerprint import check_table_host
 
                 check = check_table_host(table, device.profile)
                 if not check.ok:
@@ -224,7 +224,7 @@ def connect_runner(device: FleetDevice, settings: FleetSettings, progress: Progr
     """A connected device-pool runner for ssh/adb devices and pinned local ones; None: this process times."""
     if device.runner.runner == "local" and not device.runner.settings:
         return None
-    from ofa_deploy.profiling.protocol import ProtocolSettings
+    from ofa_deploy.profiling.timing.protocol import ProtocolSettings
     from ofa_deploy.scale.runners import make_runner
 
     protocol = ProtocolSettings.from_profile(device.profile, repeats=settings.timing_repeats,

@@ -56,7 +56,7 @@ class FleetDevice:
 
     name: str
     profile: Any                       # a HardwareProfile
-    runner: Any                        # a DeviceSpec (`ofa_deploy.profiling.devices`)
+    runner: Any                        # a DeviceSpec (`ofa_deploy.profiling.hosts.devices`)
     latency_ms: float
     macs_m: float | None = None
     params_m: float | None = None
@@ -248,7 +248,7 @@ def _profile(value: Any, where: str, base: Path | None) -> Any:
 
 
 def _runner(value: Any, name: str, where: str) -> Any:
-    from ofa_deploy.profiling.devices import RUNNER_SETTINGS, parse_devices
+    from ofa_deploy.profiling.hosts.devices import RUNNER_SETTINGS, parse_devices
 
     if isinstance(value, str):
         entry: dict[str, Any] = {"name": name, "runner": value}

@@ -230,7 +230,7 @@ def other_tables(extra_luts: Sequence[Path], ofa_luts: Sequence[Path], space: An
                  ) -> tuple[OtherTable, ...]:
     """The other devices' tables (`extra_luts`: ofa-deploy JSON, `ofa_luts`: OFA YAML), labels unique."""
     from ofa_deploy.compat.ofa_lut import load_ofa_lut
-    from ofa_deploy.profiling.host import warn_if_foreign
+    from ofa_deploy.profiling.hosts.fingerprint import warn_if_foreign
     from ofa_deploy.tables.latency import LatencyTable
 
     loaded: list[tuple[str, Any]] = []

@@ -87,7 +87,7 @@ def _load_or_build(source: TableSource, space: Any, profile: Any, out_dir: Path,
             return table, {"path": str(path), "built": False, "entries": len(table), "reused": True,
                            **_adapted_info(table)}
     from ofa_deploy.profiling.builder import build_lut
-    from ofa_deploy.profiling.timer import TimerSettings
+    from ofa_deploy.profiling.timing.timer import TimerSettings
 
     say(progress, f"building a latency table for {space.name} at {resolutions} on {profile.name} -> {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -108,7 +108,7 @@ def _check_host(table: Any, profile: Any, source: TableSource, progress: Progres
                 ) -> tuple[dict[str, Any], bool]:
     """(the host check, whether to adapt): refuse a table measured on another host (or with no fingerprint)
     unless it is to be adapted or `allow_foreign`."""
-    from ofa_deploy.profiling.host import check_table_host
+    from ofa_deploy.profiling.hosts.fingerprint import check_table_host
 
     check = check_table_host(table, profile)
     if check.ok:
@@ -132,7 +132,7 @@ def _adapt(path: Path, space: Any, profile: Any, source: TableSource, out_dir: P
     """The table at `path` adapted to `profile` on this host (`ofa_deploy.adapt.adapt_table`), written into
     `out_dir`; an adaptation whose held-out check fails raises `AdaptationError`."""
     from ofa_deploy.adapt import adapt_table
-    from ofa_deploy.profiling.host import check_table_host
+    from ofa_deploy.profiling.hosts.fingerprint import check_table_host
 
     target = Path(source.build_at) if source.build_at is not None and source.adapt_from is not None \
         else out_dir / "lut-adapted.json"

@@ -78,8 +78,8 @@ class Meter:
 
     def __init__(self, space: Any, table: Any, profile: Any, settings: VerifySettings, progress: Progress | None,
                  out: Path | None = None, runner: Any = None) -> None:
-        from ofa_deploy.profiling.measure import reference_ms, space_anchor
-        from ofa_deploy.profiling.protocol import ProtocolSettings
+        from ofa_deploy.profiling.timing.measure import reference_ms, space_anchor
+        from ofa_deploy.profiling.timing.protocol import ProtocolSettings
 
         self.profile = profile
         self.progress = progress
@@ -112,7 +112,7 @@ class Meter:
 
     def measure(self, picks: Mapping[str, ExportedPick]) -> dict[str, Any]:
         """Key -> `Measured` of every pick (reused from the cache when measured before)."""
-        from ofa_deploy.profiling.measure import Measured
+        from ofa_deploy.profiling.timing.measure import Measured
 
         keys = {k: self._key(v) for k, v in picks.items()}
         found = {k: Measured(**{**self.cache[c], "interval_ms": tuple(self.cache[c]["interval_ms"])})
@@ -137,10 +137,10 @@ class Meter:
 
     def _time(self, models: dict[str, tuple[Path, tuple[int, ...]]]) -> Any:
         if self.runner is None:
-            from ofa_deploy.profiling.measure import measure_models
+            from ofa_deploy.profiling.timing.measure import measure_models
 
             return measure_models(models, self.anchor, self.profile, protocol=self.settings)
-        from ofa_deploy.profiling.protocol import measure_paired_visits
+        from ofa_deploy.profiling.timing.protocol import measure_paired_visits
 
         anchor, anchor_shape = self.anchor
         staging = self.cache_path.parent / "timed" if self.cache_path is not None else None

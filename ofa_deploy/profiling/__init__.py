@@ -1,5 +1,7 @@
-"""Profiling: hardware profiles, latency lookup tables (LUTs) and the per-layer profiler.
+"""Profiling: latency lookup tables (LUTs) built per hardware profile, with the per-layer plan and build methods.
 
-Import the submodules directly (`ofa_deploy.profiling.lut`, `ofa_deploy.profiling.hardware`);
-this package imports nothing heavy on its own.
+Its subpackages hold what a build stands on: `profiling.hosts` (host fingerprints, device pools) and
+`profiling.timing` (backends, timer, the anchor-paired protocol, timing model files). Import the submodules
+directly (`ofa_deploy.profiling.builder`, `ofa_deploy.profiling.hardware`); this package imports nothing heavy
+on its own.
 """

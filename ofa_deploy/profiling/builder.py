@@ -10,13 +10,13 @@ writes the table atomically with provenance. Methods:
   timed inside whole covering subnets with the ORT profiler; sums of these entries match whole-network latency.
 - ``"isolated"`` (`profiling.isolated`; any backend, device pools and the on-device script): one model per layer.
 
-Every measurement is tied to the profile's anchor model (`profiling.anchor`, `profiling.protocol`): in-context
-tasks time their subnet bracketed by the anchor (A, subnet, A), isolated builds visit the anchor through every
-round and divide each layer by the anchor visits around it. Entries are stored in anchor units with the
+Every measurement is tied to the profile's anchor model (`profiling.timing.anchor`, `profiling.timing.protocol`):
+in-context tasks time their subnet bracketed by the anchor (A, subnet, A), isolated builds visit the anchor
+through every round and divide each layer by the anchor visits around it. Entries are stored in anchor units with the
 anchor's median absolute time (`AnchorInfo`), so a machine that is faster or slower for a while shifts the
 anchor and the items alike. Each round also times `calibration_subnets` random whole subnets against the
 anchor; a calibration ``scale * sum + offset + per_layer * n_layers`` is fitted on them, scored on held-out
-halves, and stored with the table. The table records the host's fingerprint (`profiling.host`).
+halves, and stored with the table. The table records the host's fingerprint (`profiling.hosts.fingerprint`).
 """
 from __future__ import annotations
 
@@ -38,12 +38,12 @@ from ofa_deploy.errors import ConfigError
 from ofa_deploy.executors import Executor, LocalExecutor
 from ofa_deploy.profiling.incontext import InContextMethod
 from ofa_deploy.profiling.isolated import IsolatedMethod, task_model
-from ofa_deploy.profiling.measure import PairedVisits
+from ofa_deploy.profiling.timing.measure import PairedVisits
 from ofa_deploy.profiling.methods import BuildMethod, Task, task_key, task_record
 from ofa_deploy.profiling.models import model_cache_dir
 from ofa_deploy.profiling.plan import CALIBRATION_PREFIX
-from ofa_deploy.profiling.protocol import ProtocolSettings
-from ofa_deploy.profiling.timer import TimerSettings
+from ofa_deploy.profiling.timing.protocol import ProtocolSettings
+from ofa_deploy.profiling.timing.timer import TimerSettings
 from ofa_deploy.spaces import SearchSpace
 from ofa_deploy.spaces.family import family_of
 from ofa_deploy.store import JsonlStore
@@ -157,7 +157,7 @@ def fit_table_calibration(space: SearchSpace, table: Any, cfgs: Sequence[Any], m
 
 def make_provenance(profile: Any, backend: Any, space_name: str, settings: TimerSettings, *, notes: str = "",
                     estimate: str = "", method: str = "isolated", protocol: ProtocolSettings | None = None) -> Any:
-    from ofa_deploy.profiling.host import host_fingerprint
+    from ofa_deploy.profiling.hosts.fingerprint import host_fingerprint
     from ofa_deploy.tables.latency import Provenance, tool_version
 
     desc = backend.describe() if backend is not None else {}
@@ -198,7 +198,7 @@ class BuildJobFactory:
         return CalibrationJob(self.method.job(backend, paired), self.space, self.plan, paired, self.model_dir)
 
     def build(self) -> CalibrationJob:
-        from ofa_deploy.profiling.backends import create_backend
+        from ofa_deploy.profiling.timing.backends import create_backend
 
         return self.make(create_backend(self.profile))
 
@@ -277,9 +277,9 @@ def build_lut(
         calibration_subnets: random whole subnets timed against the anchor every round; the table's
             calibration is fitted on them (0: no calibration).
     """
-    from ofa_deploy.profiling.anchor import anchor_model, resolve_anchor_config
+    from ofa_deploy.profiling.timing.anchor import anchor_model, resolve_anchor_config
     from ofa_deploy.tables.anchor import AnchorInfo
-    from ofa_deploy.profiling.backends import create_backend
+    from ofa_deploy.profiling.timing.backends import create_backend
 
     start = time.perf_counter()
     out = Path(out_path)

@@ -17,7 +17,7 @@ A profile is a small YAML file, read with `yaml.safe_load` and validated field b
     repeats: 50                     # timed runs per entry and round
     rounds: 3                       # rounds spread over time, interleaved across entries
     device_kind: host               # host | mobile | gpu
-    # the anchor-paired protocol (ofa_deploy.profiling.protocol); null: the protocol's defaults
+    # the anchor-paired protocol (ofa_deploy.profiling.timing.protocol); null: the protocol's defaults
     anchor: auto                    # the anchor subnet (a subnet string of the space) or auto (middle choices)
     interval_target: 0.03           # stop once the 95% interval of the median ratio is within ±3%
     min_rounds: 5                   # paired rounds before convergence is judged
@@ -27,7 +27,7 @@ A profile is a small YAML file, read with `yaml.safe_load` and validated field b
     visit_repeats: 10               # timed runs per paired visit (their minimum is the visit's value)
     # optional: session_config (ORT session config entries), and the timer's statistic / clock /
     # anchor_every / seed (null: the profiler's defaults; validated by the profiler's TimerSettings)
-    # optional: devices, a pool of devices of this kind (ofa_deploy.profiling.devices), e.g.
+    # optional: devices, a pool of devices of this kind (ofa_deploy.profiling.hosts.devices), e.g.
     #   devices: [{name: pi4-01, runner: ssh, host: 10.0.0.21}, {name: pi4-02, runner: ssh, host: 10.0.0.22}]
 
 `HardwareProfile.load(name_or_path)` resolves a bare name against the user directory
@@ -150,7 +150,7 @@ def _threads(source: str, name: str, value: Any) -> int:
 
 
 def _devices(source: str, value: Any) -> tuple[Any, ...]:
-    from ofa_deploy.profiling.devices import parse_devices
+    from ofa_deploy.profiling.hosts.devices import parse_devices
 
     return parse_devices(value, source=source)
 
@@ -187,7 +187,7 @@ class HardwareProfile:
     time_cap_s: float | None
     visit_warmup: int | None
     visit_repeats: int | None
-    #: a device pool of this kind (`ofa_deploy.profiling.devices.DeviceSpec`); empty: this machine only
+    #: a device pool of this kind (`ofa_deploy.profiling.hosts.devices.DeviceSpec`); empty: this machine only
     devices: tuple[Any, ...]
     raw: Mapping[str, Any] = field(repr=False, compare=False)
     path: Path | None = field(default=None, compare=False)

@@ -13,7 +13,7 @@ configs) gets the median of its occurrences per round; the LUT value is the medi
 
 The time between kernels (ORT's executor work per node) is charged to the next kernel's layer, and each task
 also times the same subnet without the profiler, bracketed by the anchor model (A, subnet, A; see
-`profiling.protocol`): the layer values of that task are scaled so that they sum to the subnet's anchor ratio.
+`profiling.timing.protocol`): the layer values of that task are scaled so that they sum to the subnet's anchor ratio.
 This removes the profiler's own overhead and puts every entry in anchor units, immune to the machine's drift.
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ from ofa_deploy.errors import ConfigError
 from ofa_deploy.profiling.methods import MethodResult, Task, drift, task_record
 from ofa_deploy.profiling.models import export_config
 from ofa_deploy.profiling.plan import CALIBRATION_PREFIX, Plan, covering_set, make_plan
-from ofa_deploy.profiling.timer import TimerSettings
+from ofa_deploy.profiling.timing.timer import TimerSettings
 from ofa_deploy.spaces import SearchSpace, SubnetConfig
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from ofa_deploy.errors import ConfigError
 from ofa_deploy.profiling.methods import MethodResult, Task, drift, task_record
 from ofa_deploy.profiling.models import export_layer, export_subnet, layer_model, write_identity_model
 from ofa_deploy.profiling.plan import ANCHOR_ID, CALIBRATION_PREFIX, OVERHEAD_ID, Plan, make_plan
-from ofa_deploy.profiling.timer import CacheFlusher, TimerSettings, measure_round
+from ofa_deploy.profiling.timing.timer import CacheFlusher, TimerSettings, measure_round
 from ofa_deploy.spaces import SearchSpace, SubnetConfig
 
 ESTIMATE = ("isolated: median over rounds of per-round minima divided by the anchor visits around them, minus "

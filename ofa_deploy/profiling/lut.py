@@ -133,7 +133,7 @@ def refused_adaptation(path: Path) -> str:
     what is wrong with it)."""
     from ofa_deploy.errors import OfaDeployError
     from ofa_deploy.fileio import read_json_file
-    from ofa_deploy.profiling.host import adaptation_refusal
+    from ofa_deploy.profiling.hosts.fingerprint import adaptation_refusal
     from ofa_deploy.tables.latency import Provenance
 
     try:

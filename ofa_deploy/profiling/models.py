@@ -159,7 +159,7 @@ def write_plan(plan: Plan, out_dir: str | os.PathLike[str], *, profile: Any = No
     With `space`, the covering subnets are exported too (``subnets`` in plan.json, with the layer ids of each
     position) so the on-device script can time layers in context (about 20-30 MB per subnet: 9 per resolution
     for MobileNetV3). With `anchor` (a subnet of `space`, which is then required), the anchor model is
-    exported (``anchor`` in plan.json) and the device times every item against it (`profiling.protocol`).
+    exported (``anchor`` in plan.json) and the device times every item against it (`profiling.timing.protocol`).
     Returns the plan.json path.
     """
     in_context = space is not None if in_context is None else in_context

@@ -2,7 +2,7 @@
 
 N random subnets are exported whole (seeded random init: weights do not change latency; BN folded by the
 exporter) and timed against the table's anchor model in paired rounds until each converges
-(`profiling.protocol`). A measured ratio times the anchor's build-time median (stored with the table) is the
+(`profiling.timing.protocol`). A measured ratio times the anchor's build-time median (stored with the table) is the
 subnet's time at the table's reference speed, which is what the table predicts; the wall-clock figure of this
 run is kept beside it. The protocol's own test-retest noise floor compares the even rounds with the odd ones.
 Figures: share within ±5% / ±10%, raw and after one global scale, Spearman, Kendall, bias. Tables without an
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ofa_deploy.errors import ConfigError
-from ofa_deploy.profiling.protocol import PairedRun, ProtocolSettings
+from ofa_deploy.profiling.timing.protocol import PairedRun, ProtocolSettings
 from ofa_deploy.spaces import SearchSpace, SubnetConfig
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def measure_subnets(space: SearchSpace, cfgs: Sequence[SubnetConfig], profile: A
                     progress: bool = False) -> tuple[PairedRun, float | None]:
     """Time whole subnets against the table's (or profile's) anchor; returns the run and the reference anchor ms
     (the table's, or None for a table without an anchor)."""
-    from ofa_deploy.profiling.measure import measure_models, reference_ms, space_anchor
+    from ofa_deploy.profiling.timing.measure import measure_models, reference_ms, space_anchor
     from ofa_deploy.profiling.models import export_subnet, model_cache_dir
 
     batch = int(getattr(profile, "batch_size", 1))
@@ -153,8 +153,8 @@ def validate_lut(
         out_path: save the report JSON here.
     """
     from ofa_deploy.predictors.latency import LatencyPredictor
-    from ofa_deploy.profiling.host import check_table_host
-    from ofa_deploy.profiling.measure import anchor_for
+    from ofa_deploy.profiling.hosts.fingerprint import check_table_host
+    from ofa_deploy.profiling.timing.measure import anchor_for
 
     start = time.perf_counter()
     res = list(resolutions or table_resolutions(table))

@@ -46,7 +46,7 @@ class DeviceExecutor(Executor):
         offered = ray.cluster_resources()
         missing = [r for r in resources if offered.get(r, 0) < 1]
         if missing:
-            from ofa_deploy.profiling.devices import DeviceUnavailableError
+            from ofa_deploy.profiling.hosts.devices import DeviceUnavailableError
 
             raise DeviceUnavailableError(
                 f"no node of the Ray cluster offers {', '.join(missing)}; start the node next to each device with "

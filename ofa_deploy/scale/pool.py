@@ -21,7 +21,7 @@ from typing import Any
 
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.executors import Executor
-from ofa_deploy.profiling.devices import DEFAULT_TOLERANCE, DeviceSpec, DeviceUnavailableError, flag_devices
+from ofa_deploy.profiling.hosts.devices import DEFAULT_TOLERANCE, DeviceSpec, DeviceUnavailableError, flag_devices
 from ofa_deploy.profiling.methods import task_key
 from ofa_deploy.scale.ray_executor import dispatch, init_ray, require_ray
 

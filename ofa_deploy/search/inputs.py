@@ -41,7 +41,7 @@ def load_latency(space: SearchSpace, *, luts: Sequence[str | os.PathLike[str]] =
     from ofa_deploy.predictors.latency import LatencyPredictor
     from ofa_deploy.tables.latency import LatencyTable
 
-    from ofa_deploy.profiling.host import warn_if_foreign
+    from ofa_deploy.profiling.hosts.fingerprint import warn_if_foreign
 
     tables = [LatencyTable.load(p) for p in luts]
     for path, table in zip(luts, tables):

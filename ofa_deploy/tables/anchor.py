@@ -1,6 +1,6 @@
 """`AnchorInfo`: the anchor subnet of a latency table and its absolute time during the build (torch-free).
 
-Building and timing the anchor model is `ofa_deploy.profiling.anchor`, which re-exports this class.
+Building and timing the anchor model is `ofa_deploy.profiling.timing.anchor`, which re-exports this class.
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ when predicting a subnet at one input resolution: OFA's tables were measured per
 some identical layers differently in different files, so `compat.ofa_lut.load_ofa_lut` keeps those per resolution to
 reproduce OFA's predictions exactly. `lookup(spec, resolution)` prefers the scoped entry.
 
-Tables built with the anchor-paired protocol (`profiling.protocol`) store every entry in *anchor units*
+Tables built with the anchor-paired protocol (`profiling.timing.protocol`) store every entry in *anchor units*
 (the layer's time divided by the anchor model's, timed alongside it) plus `AnchorInfo`: the anchor subnet and
 its absolute median time during the build. `ms_per_unit` converts: ``ms = units * anchor.ms``. Tables
 without an anchor (OFA's, or built before anchors) are in milliseconds (`ms_per_unit` 1) and say so. A table
@@ -131,8 +131,9 @@ class LatencyStats:
 class Provenance:
     """Where a table's numbers come from; stored with every table.
 
-    `host` is the machine and runtime the numbers were measured on (`profiling.host.host_fingerprint`: CPU model,
-    backend and its version, ...): each fact is kept there only. Tables imported from elsewhere record what they
+    `host` is the machine and runtime the numbers were measured on
+    (`profiling.hosts.fingerprint.host_fingerprint`: CPU model, backend and its version, ...): each fact is kept
+    there only. Tables imported from elsewhere record what they
     know (OFA's YAML tables: ``{"backend": "ofa-lut"}``).
     """
 

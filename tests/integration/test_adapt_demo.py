@@ -30,7 +30,7 @@ def demo_space():
 def demo_ort_table(demo_space, profile, tmp_path_factory):
     """A real in-context ONNX Runtime build of the demo space (short timing plan)."""
     from ofa_deploy.profiling.builder import build_lut
-    from ofa_deploy.profiling.timer import TimerSettings
+    from ofa_deploy.profiling.timing.timer import TimerSettings
 
     tmp = tmp_path_factory.mktemp("demo-ort")
     timer = TimerSettings.from_profile(profile, rounds=2, repeats=5, warmup=2)
@@ -46,7 +46,7 @@ def quick(name: str) -> HardwareProfile:
 
 
 def test_demo_ort_table_adapted_to_eager_torch(demo_space, demo_ort_table, tmp_path, monkeypatch):
-    from ofa_deploy.profiling.host import check_table_host
+    from ofa_deploy.profiling.hosts.fingerprint import check_table_host
     from ofa_deploy.tables.latency import LatencyTable
 
     monkeypatch.setenv("OFA_DEPLOY_CACHE", str(tmp_path / "cache"))

@@ -8,7 +8,7 @@ import pytest
 
 from ofa_deploy.adapt import AdaptationError, adapt_table
 from ofa_deploy.errors import ConfigError
-from ofa_deploy.profiling.devices import DeviceUnavailableError
+from ofa_deploy.profiling.hosts.devices import DeviceUnavailableError
 from ofa_deploy.profiling.hardware import HardwareProfile
 from tests.adapt_helpers import synthetic_source
 

@@ -18,8 +18,8 @@ from ofa_deploy.profiling.hardware import HardwareProfile
 from ofa_deploy.tables.latency import LatencyTable
 from ofa_deploy.profiling.models import write_plan
 from ofa_deploy.profiling.plan import ANCHOR_ID, CALIBRATION_PREFIX, make_plan, read_plan
-from ofa_deploy.profiling.protocol import ProtocolSettings
-from ofa_deploy.profiling.timer import TimerSettings
+from ofa_deploy.profiling.timing.protocol import ProtocolSettings
+from ofa_deploy.profiling.timing.timer import TimerSettings
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "ofa_deploy" / "ondevice.py"
@@ -171,7 +171,7 @@ def test_resume_with_other_settings_is_refused(space, profile, models_dir, full_
 def test_ondevice_script_runs_without_torch_and_imports(space, profile, tmp_path):
     from ofa_deploy.profiling.ondevice_import import import_results
 
-    from ofa_deploy.profiling.anchor import default_anchor_config
+    from ofa_deploy.profiling.timing.anchor import default_anchor_config
 
     plan = make_plan(space, limit=6)
     write_plan(plan, tmp_path / "plan", profile=profile, space=space, anchor=default_anchor_config(space),
@@ -202,7 +202,7 @@ def test_ondevice_script_runs_without_torch_and_imports(space, profile, tmp_path
 def test_ondevice_script_in_context_mode(space, profile, tmp_path):
     from ofa_deploy.profiling.ondevice_import import import_results
 
-    from ofa_deploy.profiling.anchor import default_anchor_config
+    from ofa_deploy.profiling.timing.anchor import default_anchor_config
 
     plan = make_plan(space)
     write_plan(plan, tmp_path / "plan", profile=profile, space=space, anchor=default_anchor_config(space))

@@ -179,7 +179,7 @@ def test_toy_family_runs_through_the_toolchain(tiny, profile, tmp_path):
     from ofa_deploy.predictors.macs import count_module, count_subnet
     from ofa_deploy.profiling.builder import build_lut
     from ofa_deploy.profiling.plan import make_plan
-    from ofa_deploy.profiling.timer import TimerSettings
+    from ofa_deploy.profiling.timing.timer import TimerSettings
     from ofa_deploy.spaces import get_space, space_from_dict, space_to_dict
     from ofa_deploy.spaces.slots import SlotTables
     from ofa_deploy.supernets import create_supernet

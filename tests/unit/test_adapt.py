@@ -104,7 +104,7 @@ def test_goal_names_what_it_misses():
 def test_the_foreign_table_warning_names_the_adapt_command(demo_space, source, caplog):
     from dataclasses import replace
 
-    from ofa_deploy.profiling.host import host_fingerprint, warn_if_foreign
+    from ofa_deploy.profiling.hosts.fingerprint import host_fingerprint, warn_if_foreign
 
     here = host_fingerprint()
     foreign = source.copy(provenance=replace(source.provenance, profile_name="ort-cpu-1t", supernet="ofa_mbv3_w12",

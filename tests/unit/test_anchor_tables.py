@@ -11,8 +11,8 @@ import pytest
 
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.predictors.latency import LatencyPredictor, fit_linear_calibration
-from ofa_deploy.profiling.anchor import default_anchor_config, resolve_anchor_config
-from ofa_deploy.profiling.host import backend_fingerprint, check_table_host, compare, warn_if_foreign
+from ofa_deploy.profiling.timing.anchor import default_anchor_config, resolve_anchor_config
+from ofa_deploy.profiling.hosts.fingerprint import backend_fingerprint, check_table_host, compare, warn_if_foreign
 from ofa_deploy.hostinfo import read_host
 from ofa_deploy.spaces import get_space
 from ofa_deploy.tables.anchor import AnchorInfo
@@ -185,7 +185,7 @@ def test_profile_check_cli(space, tmp_path):
 
 def test_an_anchor_that_cannot_run_names_the_profile(tmp_path):
     from ofa_deploy.profiling.hardware import HardwareProfile
-    from ofa_deploy.profiling.measure import measure_models
+    from ofa_deploy.profiling.timing.measure import measure_models
 
     broken = tmp_path / "anchor.onnx"
     broken.write_bytes(b"not an onnx model")

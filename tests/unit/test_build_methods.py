@@ -15,7 +15,7 @@ from ofa_deploy.profiling.incontext import InContextMethod
 from ofa_deploy.profiling.isolated import IsolatedMethod, table_from_records
 from ofa_deploy.profiling.methods import BuildMethod, Task
 from ofa_deploy.profiling.plan import ANCHOR_ID, CALIBRATION_PREFIX, OVERHEAD_ID, spec_id
-from ofa_deploy.profiling.timer import TimerSettings
+from ofa_deploy.profiling.timing.timer import TimerSettings
 
 SETTINGS = TimerSettings(warmup=1, repeats=2, rounds=3, anchor_every=5, seed=7)
 

@@ -65,7 +65,7 @@ def profile():
 
 def units_table(space, host_fp):
     """A table for every layer of `space` (0.01 anchor units per 1M MACs), with fingerprint `host_fp`."""
-    from ofa_deploy.profiling.anchor import default_anchor_config
+    from ofa_deploy.profiling.timing.anchor import default_anchor_config
     from ofa_deploy.tables.anchor import AnchorInfo
     from ofa_deploy.profiling.plan import make_plan
     from ofa_deploy.spaces.costs import layer_macs
@@ -83,7 +83,7 @@ def units_table(space, host_fp):
 @pytest.fixture
 def fingerprints(host, profile) -> SimpleNamespace:
     """This host's fingerprint (`here`), and two of other hosts: another CPU model, another core count."""
-    from ofa_deploy.profiling.host import backend_fingerprint
+    from ofa_deploy.profiling.hosts.fingerprint import backend_fingerprint
 
     here = backend_fingerprint(profile)
     other_cpu = foreign_fingerprint(here)
@@ -109,8 +109,8 @@ def names_both(key: str, table_fp, here_fp) -> str:
 def test_fingerprint_provenance_and_env_describe_the_host(host, profile):
     from ofa_deploy.cli.core import cpu_info
     from ofa_deploy.profiling.builder import make_provenance
-    from ofa_deploy.profiling.host import backend_fingerprint, host_fingerprint
-    from ofa_deploy.profiling.timer import TimerSettings
+    from ofa_deploy.profiling.hosts.fingerprint import backend_fingerprint, host_fingerprint
+    from ofa_deploy.profiling.timing.timer import TimerSettings
 
     fp = host_fingerprint()
     assert (fp["cpu_model"], fp["cores"], fp["os"], fp["machine"]) == (host.cpu_model, host.cores, host.os,
@@ -124,7 +124,7 @@ def test_fingerprint_provenance_and_env_describe_the_host(host, profile):
 
 
 def test_a_table_is_valid_on_its_own_host_and_foreign_elsewhere(host, profile, fingerprints, tables):
-    from ofa_deploy.profiling.host import check_table_host
+    from ofa_deploy.profiling.hosts.fingerprint import check_table_host
     from ofa_deploy.tables.latency import LatencyTable
 
     fp = fingerprints
@@ -138,7 +138,7 @@ def test_a_table_is_valid_on_its_own_host_and_foreign_elsewhere(host, profile, f
 
 
 def host_warnings(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "ofa_deploy.profiling.host"]
+    return [r.getMessage() for r in caplog.records if r.name == "ofa_deploy.profiling.hosts.fingerprint"]
 
 
 def test_search_and_predict_warn_on_a_foreign_table(host, space, fingerprints, tables, tmp_path, caplog):
@@ -146,7 +146,7 @@ def test_search_and_predict_warn_on_a_foreign_table(host, space, fingerprints, t
     from ofa_deploy.search.inputs import load_latency
     from ofa_deploy.spaces import get_space
 
-    with caplog.at_level(logging.WARNING, logger="ofa_deploy.profiling.host"):
+    with caplog.at_level(logging.WARNING, logger="ofa_deploy.profiling.hosts.fingerprint"):
         load_latency(space, luts=[tables.own])  # what `search --lut` loads
         assert host_warnings(caplog) == []  # this host's table: no warning
         load_latency(space, luts=[tables.other_cpu])
@@ -155,7 +155,7 @@ def test_search_and_predict_warn_on_a_foreign_table(host, space, fingerprints, t
                                                                             fingerprints.here), warning)
     caplog.clear()
     w10 = units_table(get_space("ofa_mbv3_w10", resolutions=(160,)), fingerprints.other_cpu).save(tmp_path / "w10.json")
-    with caplog.at_level(logging.WARNING, logger="ofa_deploy.profiling.host"):
+    with caplog.at_level(logging.WARNING, logger="ofa_deploy.profiling.hosts.fingerprint"):
         result = CliRunner().invoke(cli, ["predict", "latency", "--supernet", "ofa_mbv3_w10", "--subnet", "min", "-r",
                                           "160", "--lut", str(w10)])
     assert result.exit_code == 0, result.output  # a warning, not a refusal
@@ -205,8 +205,8 @@ def test_deploy_refuses_a_foreign_table_unless_allowed(host, fingerprints, table
 
 
 def test_local_devices_pin_only_to_cpus_this_process_may_use(host, profile):
-    from ofa_deploy.profiling.devices import DeviceSpec, DeviceUnavailableError
-    from ofa_deploy.profiling.protocol import ProtocolSettings
+    from ofa_deploy.profiling.hosts.devices import DeviceSpec, DeviceUnavailableError
+    from ofa_deploy.profiling.timing.protocol import ProtocolSettings
     from ofa_deploy.scale.runners.local import LocalRunner, pinned_cpus
 
     for cpu in host.usable_cpus:

@@ -10,7 +10,7 @@ import yaml
 
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.profiling.plan import distinct_specs, make_plan, spec_id
-from ofa_deploy.profiling.timer import TimerSettings, round_statistic, time_runs
+from ofa_deploy.profiling.timing.timer import TimerSettings, round_statistic, time_runs
 from ofa_deploy.profiling.validate import agreement
 from ofa_deploy.spaces import get_space
 from ofa_deploy.store import JsonlStore
@@ -77,7 +77,7 @@ class _Spin:
 
 
 def test_paired_protocol_ranks_real_work_against_an_anchor():
-    from ofa_deploy.profiling.protocol import ProtocolSettings, measure_paired
+    from ofa_deploy.profiling.timing.protocol import ProtocolSettings, measure_paired
 
     runners = {"short": _Spin(0.0005), "mid": _Spin(0.002), "long": _Spin(0.004)}
     anchor = _Spin(0.002)

@@ -8,7 +8,7 @@ import torch
 from ofa_deploy.errors import BackendUnavailableError, ConfigError, UnknownNameError
 from ofa_deploy.export.onnx import torch_to_onnx
 from ofa_deploy.nn.layers import build_layer
-from ofa_deploy.profiling.backends import create_backend, make_backend
+from ofa_deploy.profiling.timing.backends import create_backend, make_backend
 from ofa_deploy.profiling.hardware import HardwareProfile
 from ofa_deploy.spaces import LayerSpec
 

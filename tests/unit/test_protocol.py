@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from ofa_deploy.errors import ConfigError
-from ofa_deploy.profiling.protocol import ProtocolSettings, measure_paired, median_interval, relative_halfwidth
+from ofa_deploy.profiling.timing.protocol import ProtocolSettings, measure_paired, median_interval, relative_halfwidth
 
 
 class DriftingMachine:
@@ -123,7 +123,7 @@ def test_settings_from_profile_fields():
 
 def test_real_onnx_runtime_sessions(tmp_path):
     """The protocol on real ORT sessions: a subnet twice as deep as another measures a larger ratio."""
-    from ofa_deploy.profiling.backends import create_backend
+    from ofa_deploy.profiling.timing.backends import create_backend
     from ofa_deploy.profiling.hardware import HardwareProfile
     from ofa_deploy.profiling.models import export_subnet
     from ofa_deploy.supernets import create_supernet

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ofa_deploy.profiling.devices import DeviceSpec
+from ofa_deploy.profiling.hosts.devices import DeviceSpec
 from ofa_deploy.scale.runners.base import DeviceRunner
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ofa_deploy.errors import ConfigError
-from ofa_deploy.profiling.devices import DeviceUnavailableError
+from ofa_deploy.profiling.hosts.devices import DeviceUnavailableError
 from ofa_deploy.scale.runners.base import DeviceRunner
 
 _LINE = re.compile(r"^\s*(Min|Max|P50|P90|P95|P99|P999) Latency:\s*([0-9.eE+-]+)\s*s\s*$", re.M)

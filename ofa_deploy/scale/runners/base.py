@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ofa_deploy.profiling.devices import DeviceSpec
+from ofa_deploy.profiling.hosts.devices import DeviceSpec
 
 
 class DeviceRunner(abc.ABC):

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ofa_deploy import hostinfo
-from ofa_deploy.profiling.devices import DeviceUnavailableError
+from ofa_deploy.profiling.hosts.devices import DeviceUnavailableError
 from ofa_deploy.scale.runners.base import DeviceRunner
 
 
@@ -37,7 +37,7 @@ class LocalRunner(DeviceRunner):
     max_sessions = 64
 
     def connect(self) -> dict[str, Any]:
-        from ofa_deploy.profiling.backends import create_backend
+        from ofa_deploy.profiling.timing.backends import create_backend
 
         cpus = self.device.settings.get("cpus")
         if cpus is not None:
@@ -64,7 +64,7 @@ class LocalRunner(DeviceRunner):
 
     def paired_visit(self, model: Path, shape: Sequence[int], anchor: Path, anchor_shape: Sequence[int]
                      ) -> dict[str, float]:
-        from ofa_deploy.profiling.measure import PairedVisits
+        from ofa_deploy.profiling.timing.measure import PairedVisits
 
         if self._paired is None:
             self._paired = PairedVisits(self.backend, anchor, anchor_shape, self.protocol)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ofa_deploy.errors import ConfigError
-from ofa_deploy.profiling.devices import DeviceUnavailableError
+from ofa_deploy.profiling.hosts.devices import DeviceUnavailableError
 from ofa_deploy.scale.runners.base import DeviceRunner
 
 SCRIPT = Path(__file__).resolve().parents[2] / "ondevice.py"

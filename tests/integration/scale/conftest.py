@@ -10,7 +10,7 @@ import pytest
 # set before Ray is imported anywhere in the session.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
-from ofa_deploy.profiling.timer import TimerSettings
+from ofa_deploy.profiling.timing.timer import TimerSettings
 
 FAST = TimerSettings(warmup=1, repeats=3, rounds=2, anchor_every=8, seed=0)
 #: Ray's "CPU" resource of the test cluster: scheduling slots Ray counts (two workers at once), not the machine's
@@ -41,7 +41,7 @@ def ray_local(_ray_shutdown):
 
 @pytest.fixture(scope="module")
 def fast_protocol(profile):
-    from ofa_deploy.profiling.protocol import ProtocolSettings
+    from ofa_deploy.profiling.timing.protocol import ProtocolSettings
 
     return ProtocolSettings.from_profile(profile, repeats=3, warmup=1)
 

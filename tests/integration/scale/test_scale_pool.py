@@ -11,7 +11,7 @@ import time
 import pytest
 
 from ofa_deploy.profiling.builder import build_lut
-from ofa_deploy.profiling.devices import DeviceSpec, DeviceUnavailableError, flag_devices
+from ofa_deploy.profiling.hosts.devices import DeviceSpec, DeviceUnavailableError, flag_devices
 from ofa_deploy.scale.pool import DevicePool
 
 from tests.hosts import usable_cpus

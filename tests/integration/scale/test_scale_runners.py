@@ -8,7 +8,7 @@ import pytest
 
 from ofa_deploy.errors import ConfigError, OfaDeployError
 from ofa_deploy.profiling.models import write_identity_model
-from ofa_deploy.profiling.devices import DeviceSpec, DeviceUnavailableError, parse_devices
+from ofa_deploy.profiling.hosts.devices import DeviceSpec, DeviceUnavailableError, parse_devices
 from ofa_deploy.scale.runners import make_runner
 from ofa_deploy.scale.runners.adb import AdbRunner, parse_perf_test
 
@@ -38,7 +38,7 @@ P999 Latency: 0.00342215 s
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory, tiny_space):
-    from ofa_deploy.profiling.anchor import anchor_model, default_anchor_config
+    from ofa_deploy.profiling.timing.anchor import anchor_model, default_anchor_config
 
     tmp = tmp_path_factory.mktemp("runner_models")
     cfg = default_anchor_config(tiny_space)

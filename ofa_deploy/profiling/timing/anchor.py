@@ -1,7 +1,7 @@
 """The anchor model of a space, and what a latency table records about it.
 
 The anchor is a fixed subnet of the space (by default the middle choice of every gene at the middle
-resolution) that every timed item is paired with (`profiling.protocol`). A table built with it stores its
+resolution) that every timed item is paired with (`profiling.timing.protocol`). A table built with it stores its
 entries in anchor units and `AnchorInfo`: which subnet the anchor is and its absolute median time during the
 build, so ``ms = units * AnchorInfo.ms`` and a later measurement can be compared at the same reference speed.
 """

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ofa_deploy.errors import BackendUnavailableError, ConfigError
-from ofa_deploy.profiling.backends.base import Backend, Runner
+from ofa_deploy.profiling.timing.backends.base import Backend, Runner
 
 
 class TorchRunner(Runner):

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ofa_deploy.errors import ConfigError
-from ofa_deploy.profiling.timer import TimerSettings, measure_round
+from ofa_deploy.profiling.timing.timer import TimerSettings, measure_round
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 A visit warms the entry up, times `repeats` single runs and keeps one robust value (the minimum by default, or
 a low percentile such as ``"p10"``), with the garbage collector paused. Rounds, random visiting orders and the
 anchor model that ties every visit to the machine's speed at that moment are the job of
-`ofa_deploy.profiling.protocol` (and of the LUT builder's schedules), which call `measure_round`.
+`ofa_deploy.profiling.timing.protocol` (and of the LUT builder's schedules), which call `measure_round`.
 
 Clocks: ``"wall"`` (``perf_counter_ns``) or ``"thread"`` (``thread_time_ns``: CPU time of the calling thread,
 valid when the backend computes on the calling thread only, e.g. ONNX Runtime / torch with 1 thread; it does not

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ofa_deploy.errors import BackendUnavailableError, ConfigError
-from ofa_deploy.profiling.backends.base import Backend, Runner
+from ofa_deploy.profiling.timing.backends.base import Backend, Runner
 
 log = logging.getLogger(__name__)
 

@@ -45,7 +45,7 @@ def host_fingerprint(*, backend: Mapping[str, Any] | None = None, profile: Any =
 
 def backend_fingerprint(profile: Any) -> dict[str, Any]:
     """The fingerprint here for `profile`, with its backend's versions (backend created and closed)."""
-    from ofa_deploy.profiling.backends import create_backend
+    from ofa_deploy.profiling.timing.backends import create_backend
 
     backend = create_backend(profile)
     try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ofa_deploy.errors import unknown_name
-from ofa_deploy.profiling.backends.base import Backend, Runner
+from ofa_deploy.profiling.timing.backends.base import Backend, Runner
 
 BACKENDS = ("onnxruntime", "tvm", "torch")
 _ALIASES = {"ort": "onnxruntime", "onnx": "onnxruntime", "onnxruntime": "onnxruntime", "tvm": "tvm",
@@ -21,14 +21,14 @@ def make_backend(name: str, **options: Any) -> Backend:
     if key is None:
         raise unknown_name("backend", name, BACKENDS)
     if key == "onnxruntime":
-        from ofa_deploy.profiling.backends.onnxruntime import OrtBackend
+        from ofa_deploy.profiling.timing.backends.onnxruntime import OrtBackend
 
         return OrtBackend(**options)
     if key == "tvm":
-        from ofa_deploy.profiling.backends.tvm import TvmBackend
+        from ofa_deploy.profiling.timing.backends.tvm import TvmBackend
 
         return TvmBackend(**options)
-    from ofa_deploy.profiling.backends.torch import TorchBackend
+    from ofa_deploy.profiling.timing.backends.torch import TorchBackend
 
     return TorchBackend(**options)
 
