@@ -103,7 +103,7 @@ def _fingerprint_here(profile: str) -> dict[str, Any]:
     available here)."""
     from ofa_deploy.errors import OfaDeployError
     from ofa_deploy.profiling.hardware import HardwareProfile
-    from ofa_deploy.profiling.host import backend_fingerprint, host_fingerprint
+    from ofa_deploy.profiling.hosts.fingerprint import backend_fingerprint, host_fingerprint
 
     try:
         return backend_fingerprint(HardwareProfile.load(profile))
@@ -115,7 +115,7 @@ def _measured_here(path: Path, here: Mapping[str, Any]) -> bool:
     """Whether the table at `path` records a fingerprint that matches `here` (unreadable: no)."""
     from ofa_deploy.errors import OfaDeployError
     from ofa_deploy.fileio import read_json_file
-    from ofa_deploy.profiling.host import compare, stored_fingerprint
+    from ofa_deploy.profiling.hosts.fingerprint import compare, stored_fingerprint
     from ofa_deploy.tables.latency import Provenance
 
     try:
