@@ -165,7 +165,30 @@ def dispatch(ray: Any, actors: dict[str, Any], items: Iterable[Any], *, max_retr
         yield value
 
 
-class RayExecutor(Executor):
+class RayClient(Executor):
+    """An executor on Ray: `close` shuts down the local Ray instance its `map` started (``_started``)."""
+
+    _started: bool = False
+
+    def close(self) -> None:
+        if self._started:
+            require_ray().shutdown()
+            self._started = False
+
+
+def require_resources(ray: Any, resources: Iterable[str]) -> None:
+    """Raise `DeviceUnavailableError` naming the device resources no node of the Ray cluster offers."""
+    offered = ray.cluster_resources()
+    missing = [r for r in resources if offered.get(r, 0) < 1]
+    if missing:
+        from ofa_deploy.profiling.devices import DeviceUnavailableError
+
+        raise DeviceUnavailableError(
+            f"no node of the Ray cluster offers {', '.join(missing)}; start the node next to each device with "
+            f"`ray start --address <head> --resources '{{\"{missing[0]}\": 1}}'`")
+
+
+class RayExecutor(RayClient):
     """`workers` Ray actors (default: one per free CPU of the cluster, at most one per item).
 
     Args:
@@ -220,11 +243,6 @@ class RayExecutor(Executor):
                 ray.kill(actor)
             self.actors = {}
 
-    def close(self) -> None:
-        if self._started:
-            require_ray().shutdown()
-            self._started = False
 
-
-__all__ = ["JobActor", "RayExecutor", "check_reachable", "dispatch", "init_ray", "require_ray",
-           "worker_runtime_env"]
+__all__ = ["JobActor", "RayClient", "RayExecutor", "check_reachable", "dispatch", "init_ray", "require_ray",
+           "require_resources", "worker_runtime_env"]
