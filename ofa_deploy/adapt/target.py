@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ofa_deploy.profiling.protocol import ProtocolSettings
+from ofa_deploy.profiling.protocol import ProtocolSettings, measure_paired_visits
 from ofa_deploy.spaces import SearchSpace, SubnetConfig
 
 log = logging.getLogger(__name__)
@@ -210,8 +210,6 @@ class DeviceTarget(Target):
         return (time.perf_counter() - start) / 3
 
     def measure(self, cfgs: Sequence[SubnetConfig], time_cap_s: float) -> dict[SubnetConfig, Measurement]:
-        from ofa_deploy.profiling.protocol import measure_paired_visits
-
         if not cfgs:
             return {}
         models = {c: self._model(c) for c in cfgs}

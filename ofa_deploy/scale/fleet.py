@@ -11,7 +11,8 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from ofa_deploy.scale.ray_executor import JobActor, RayClient, init_ray, require_ray, require_resources
+from ofa_deploy.scale.pool import require_resources
+from ofa_deploy.scale.ray_executor import JobActor, RayClient, init_ray, require_ray
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from typing import Any
 from ofa_deploy.errors import ConfigError
 from ofa_deploy.profiling.devices import DEFAULT_TOLERANCE, DeviceSpec, DeviceUnavailableError, flag_devices
 from ofa_deploy.profiling.methods import task_key
-from ofa_deploy.scale.ray_executor import RayClient, dispatch, init_ray, require_ray, require_resources
+from ofa_deploy.scale.ray_executor import RayClient, dispatch, init_ray, require_ray
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,16 @@ class DeviceActor:
 
     def close(self) -> None:
         self.runner.close()
+
+
+def require_resources(ray: Any, resources: Iterable[str]) -> None:
+    """Raise `DeviceUnavailableError` naming the device resources no node of the Ray cluster offers."""
+    offered = ray.cluster_resources()
+    missing = [r for r in resources if offered.get(r, 0) < 1]
+    if missing:
+        raise DeviceUnavailableError(
+            f"no node of the Ray cluster offers {', '.join(missing)}; start the node next to each device with "
+            f"`ray start --address <head> --resources '{{\"{missing[0]}\": 1}}'`")
 
 
 class DevicePool(RayClient):
@@ -217,4 +227,4 @@ def pool_provenance(provenance: Any, pool: dict[str, Any]) -> Any:
     return dataclasses.replace(provenance, device="pool:" + ",".join(good), notes=json.dumps({**notes, "pool": pool}))
 
 
-__all__ = ["DeviceActor", "DevicePool", "PoolJob", "pool_job", "pool_provenance", "run_pooled"]
+__all__ = ["DeviceActor", "DevicePool", "PoolJob", "pool_job", "pool_provenance", "require_resources", "run_pooled"]

@@ -176,18 +176,6 @@ class RayClient(Executor):
             self._started = False
 
 
-def require_resources(ray: Any, resources: Iterable[str]) -> None:
-    """Raise `DeviceUnavailableError` naming the device resources no node of the Ray cluster offers."""
-    offered = ray.cluster_resources()
-    missing = [r for r in resources if offered.get(r, 0) < 1]
-    if missing:
-        from ofa_deploy.profiling.devices import DeviceUnavailableError
-
-        raise DeviceUnavailableError(
-            f"no node of the Ray cluster offers {', '.join(missing)}; start the node next to each device with "
-            f"`ray start --address <head> --resources '{{\"{missing[0]}\": 1}}'`")
-
-
 class RayExecutor(RayClient):
     """`workers` Ray actors (default: one per free CPU of the cluster, at most one per item).
 
@@ -245,4 +233,4 @@ class RayExecutor(RayClient):
 
 
 __all__ = ["JobActor", "RayClient", "RayExecutor", "check_reachable", "dispatch", "init_ray", "require_ray",
-           "require_resources", "worker_runtime_env"]
+           "worker_runtime_env"]
