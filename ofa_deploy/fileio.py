@@ -7,6 +7,7 @@ file, a directory, a FIFO, undecodable bytes or a parse error is always a `Confi
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import secrets
@@ -65,6 +66,15 @@ def atomic_write_json(path: str | os.PathLike[str], data: Any, *, indent: int | 
 
 
 # ---- reading ---------------------------------------------------------------------------------------
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The sha256 hex digest of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def is_regular_file(path: str | os.PathLike[str]) -> bool:
     """True if `path` names a regular file (after symlinks); never raises, never opens the file.
 

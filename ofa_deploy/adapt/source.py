@@ -7,7 +7,6 @@ profile, device, backend, and the sha256 of every file read.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 from ofa_deploy.compat.ofa_lut import load_ofa_lut
 from ofa_deploy.errors import ConfigError
+from ofa_deploy.fileio import file_sha256
 from ofa_deploy.spaces import SearchSpace
 from ofa_deploy.tables.latency import LatencyTable
 
@@ -38,14 +38,6 @@ class Source:
                 "supernet": prov.supernet,
                 "date": prov.date, "unit": self.table.unit, "stat": self.table.stat,
                 "anchor": self.table.anchor.to_dict() if self.table.anchor else None}
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def resolve_space(supernet: str | SearchSpace | None, named: str) -> SearchSpace:
@@ -92,4 +84,4 @@ def load_source(source: str | os.PathLike[str] | LatencyTable, supernet: str | S
     return Source(table, resolve_space(supernet, table.provenance.supernet), (path,), str(path))
 
 
-__all__ = ["Source", "file_sha256", "load_source", "ofa_files", "resolve_space"]
+__all__ = ["Source", "load_source", "ofa_files", "resolve_space"]

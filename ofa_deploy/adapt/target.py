@@ -12,14 +12,14 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ofa_deploy.profiling.timing.protocol import ProtocolSettings, median_interval, relative_halfwidth
+from ofa_deploy.profiling.timing.protocol import ProtocolSettings, measure_paired_visits
 from ofa_deploy.spaces import SearchSpace, SubnetConfig
 
 log = logging.getLogger(__name__)
@@ -210,50 +210,21 @@ class DeviceTarget(Target):
         return (time.perf_counter() - start) / 3
 
     def measure(self, cfgs: Sequence[SubnetConfig], time_cap_s: float) -> dict[SubnetConfig, Measurement]:
+        if not cfgs:
+            return {}
         models = {c: self._model(c) for c in cfgs}
         start = time.perf_counter()
-        results, anchors = paired_rounds({c: (lambda m=m: self._visit(m)) for c, m in models.items()},
-                                         replace(self.protocol, time_cap_s=max(time_cap_s, 1.0)))
+        run = measure_paired_visits(list(models), lambda c: self._visit(models[c]),
+                                    replace(self.protocol, time_cap_s=max(time_cap_s, 1.0)))
         self.device_seconds += time.perf_counter() - start
-        self.anchor_visits_ms += anchors
+        self.anchor_visits_ms += run.anchor_visits_ms
         self.measured += len(cfgs)
-        return results  # type: ignore[return-value]
+        return {c: Measurement(r.ratio, r.converged, r.rounds, tuple(r.ratios)) for c, r in run.results.items()}
 
     def close(self) -> None:
         runner = getattr(self, "_runner", None)
         if runner is not None:
             runner.close()
-
-
-def paired_rounds(visits: Mapping[Hashable, Callable[[], dict[str, float]]], settings: ProtocolSettings, *,
-                  now: Callable[[], float] = time.perf_counter) -> tuple[dict[Hashable, Measurement], list[float]]:
-    """Rounds of (A, item, A) visits done by the device, in a fresh random order each round, until each item's
-    median ratio is within ``±settings.target`` (the protocol's bootstrap rule) or the rounds or time run out.
-    Returns each item's measurement and the anchor times (ms) of every visit."""
-    rng = np.random.default_rng(settings.seed)
-    ratios: dict[Hashable, list[float]] = {k: [] for k in visits}
-    anchors: list[float] = []
-    active = list(visits)
-    converged: set[Hashable] = set()
-    start = now()
-    rounds = 0
-    while active and rounds < settings.max_rounds:
-        if rounds >= settings.min_rounds and now() - start > settings.time_cap_s:
-            break
-        for i in rng.permutation(len(active)):
-            answer = visits[active[i]]()
-            ratios[active[i]].append(float(answer["ratio"]))
-            anchors.append(float(answer["anchor_ms"]))
-        rounds += 1
-        if rounds >= settings.min_rounds:
-            for key in list(active):
-                med = float(np.median(ratios[key]))
-                ci = median_interval(ratios[key], confidence=settings.confidence, n_boot=settings.bootstrap, rng=rng)
-                if relative_halfwidth(med, ci) <= settings.target:
-                    converged.add(key)
-                    active.remove(key)
-    return ({k: Measurement(float(np.median(v)), k in converged, len(v), tuple(v)) for k, v in ratios.items()},
-            anchors)
 
 
 def open_target(space: SearchSpace, profile: Any, anchor: SubnetConfig, protocol: ProtocolSettings,
@@ -265,4 +236,4 @@ def open_target(space: SearchSpace, profile: Any, anchor: SubnetConfig, protocol
     return LocalTarget(space, profile, anchor, protocol, model_dir).open(backend)
 
 
-__all__ = ["DeviceTarget", "LocalTarget", "Measurement", "Target", "open_target", "paired_rounds"]
+__all__ = ["DeviceTarget", "LocalTarget", "Measurement", "Target", "open_target"]

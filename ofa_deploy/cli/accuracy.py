@@ -73,7 +73,8 @@ def build_dataset_cmd(supernet_name: str | None, weights: str, data_spec: str, n
                       max_per_class: int | None, max_items: int | None, threads: int, progress: bool,
                       executor_kind: str, workers: int | None, ray_address: str | None, output_format: str) -> None:
     """Measure top-1 of sampled subnets × resolutions after BN recalibration (resumable)."""
-    from ofa_deploy.compat.released import preprocessing_of, sha256_of
+    from ofa_deploy.compat.released import preprocessing_of
+    from ofa_deploy.fileio import file_sha256
     from ofa_deploy.data import load_dataset
     from ofa_deploy.predictors.dataset import build_accuracy_dataset
     from ofa_deploy.predictors.training import torch_threads
@@ -86,7 +87,7 @@ def build_dataset_cmd(supernet_name: str | None, weights: str, data_spec: str, n
                             preprocessing=preprocessing_of(name))
         with make_executor(executor_kind, workers, ray_address) as executor:
             summary = build_accuracy_dataset(supernet, data, out, n_subnets=n_subnets, resolutions=res, seed=seed,
-                                             resume=resume, supernet_name=name, weights_sha256=sha256_of(weights),
+                                             resume=resume, supernet_name=name, weights_sha256=file_sha256(weights),
                                              progress=progress, max_items=max_items, executor=executor)
     emit(summary.to_dict(), output_format,
          lambda s: (f"{s['path']}: {s['n_stored_before'] + s['n_evaluated']}/{s['n_items']} subnets "

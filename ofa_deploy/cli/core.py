@@ -38,6 +38,17 @@ NOT_INSTALLED = "not installed"
 # ---------------------------------------------------------------------------------------------
 # list
 # ---------------------------------------------------------------------------------------------
+def _emit_table(rows: list[dict[str, Any]], output_format: str, header: str, line: Callable[[dict[str, Any]], str],
+                *, empty: str | None = None) -> None:
+    """Print `rows` in `output_format`; for people, `header` then `line(row)` for each row (`empty` when none)."""
+    def human(data: list[dict[str, Any]]) -> str:
+        if not data and empty is not None:
+            return empty
+        return "\n".join([header, *(line(r) for r in data)])
+
+    emit(rows, output_format, human)
+
+
 @click.group("list")
 def list_group() -> None:
     """List registered things: supernets, hardware profiles, stored latency tables."""
@@ -56,14 +67,9 @@ def list_profiles_cmd(output_format: str) -> None:
         rows.append({"name": prof.name, "backend": prof.backend, "device_kind": prof.device_kind,
                      "threads": prof.intra_op_threads, "precision": prof.precision, "path": str(prof.path),
                      "description": prof.description})
-
-    def human(data: list[dict[str, Any]]) -> str:
-        lines = [f"{'name':<20} {'backend':<12} {'device':<7} {'threads':>7}  description"]
-        lines += [f"{r['name']:<20} {r['backend']:<12} {r['device_kind']:<7} {r['threads']!s:>7}  {r['description']}"
-                  for r in data]
-        return "\n".join(lines)
-
-    emit(rows, output_format, human)
+    _emit_table(rows, output_format, f"{'name':<20} {'backend':<12} {'device':<7} {'threads':>7}  description",
+                lambda r: f"{r['name']:<20} {r['backend']:<12} {r['device_kind']:<7} {r['threads']!s:>7}  "
+                          f"{r['description']}")
 
 
 @list_group.command("tables")
@@ -74,16 +80,9 @@ def list_tables_cmd(output_format: str) -> None:
     from ofa_deploy.profiling.lut import stored_tables
 
     rows = stored_tables()
-
-    def human(data: list[dict[str, str]]) -> str:
-        if not data:
-            return "no stored latency tables; build one with `ofa-deploy profile build --profile P --supernet S`"
-        lines = [f"{'profile':<20} {'supernet':<20} {'host':<20} {'where':<9} path"]
-        lines += [f"{r['profile']:<20} {r['supernet']:<20} {r['host'] or '-':<20} {r['where']:<9} {r['path']}"
-                  for r in data]
-        return "\n".join(lines)
-
-    emit(rows, output_format, human)
+    _emit_table(rows, output_format, f"{'profile':<20} {'supernet':<20} {'host':<20} {'where':<9} path",
+                lambda r: f"{r['profile']:<20} {r['supernet']:<20} {r['host'] or '-':<20} {r['where']:<9} {r['path']}",
+                empty="no stored latency tables; build one with `ofa-deploy profile build --profile P --supernet S`")
 
 
 @list_group.command("supernets")
@@ -100,15 +99,12 @@ def list_supernets_cmd(output_format: str) -> None:
                      "log10_size": round(float(info["log10_size"]), 2),  # type: ignore[arg-type]
                      "resolution_min": lo, "resolution_max": hi, "n_resolutions": n_res,
                      "n_genes": info["n_genes"]})
+    def line(r: dict[str, Any]) -> str:
+        res = f"{r['resolution_min']}-{r['resolution_max']} ({r['n_resolutions']})"
+        return f"{r['name']:<20} {r['family']:<10} {r['log10_size']:>10.1f}  {res:<16} {r['description']}"
 
-    def human(data: list[dict[str, Any]]) -> str:
-        lines = [f"{'name':<20} {'family':<10} {'log10 size':>10}  {'resolutions':<16} description"]
-        for r in data:
-            res = f"{r['resolution_min']}-{r['resolution_max']} ({r['n_resolutions']})"
-            lines.append(f"{r['name']:<20} {r['family']:<10} {r['log10_size']:>10.1f}  {res:<16} {r['description']}")
-        return "\n".join(lines)
-
-    emit(rows, output_format, human)
+    _emit_table(rows, output_format, f"{'name':<20} {'family':<10} {'log10 size':>10}  {'resolutions':<16} description",
+                line)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -264,6 +264,29 @@ def _source_onnx(tmp: Path, *, onnx_path: str | None, opset: int | None, exporte
     return rep.path("model"), model, info, notes
 
 
+def _convert_onnx(fmt: str, source: dict[str, Any], out_dir: str, *, overwrite: bool, output_format: str,
+                  no_validate: bool, tolerance: dict[str, float],
+                  prepare: Callable[[Path], tuple[dict[str, Any], str]] | None = None, **format_args: Any) -> None:
+    """Convert the source ONNX (`source`: the command's source flags, ``--onnx``/``--opset``/``--exporter``/
+    ``--seed`` and `_source_options`, as `_source_onnx` takes them) to `fmt` in `out_dir`, validated, and print
+    the report. `prepare(onnx file)` gives more `export_model` arguments and a
+    note (int8: the calibration inputs); `format_args` go to `export_model` as they are."""
+    from ofa_deploy.export.api import export_model
+    from ofa_deploy.export.artifacts import check_out_dir
+
+    check_out_dir(out_dir, overwrite=overwrite)
+    with tempfile.TemporaryDirectory(prefix="ofa-export-") as tmp:
+        src, ref, info, notes = _source_onnx(Path(tmp), **source)
+        if prepare is not None:
+            more, note = prepare(src)
+            format_args.update(more)
+            notes = [*notes, note]
+        options = _export_options(no_validate=no_validate, seed=source["seed"], overwrite=overwrite, info=info,
+                                  notes=notes, **tolerance)
+        report = export_model(src, out_dir, format=fmt, options=options, reference=ref, **format_args)
+    _finish(report, output_format)
+
+
 @export_group.command("ort")
 @_source_options
 @_tolerance_options
@@ -273,25 +296,12 @@ def _source_onnx(tmp: Path, *, onnx_path: str | None, opset: int | None, exporte
 @click.option("--target-platform", type=click.Choice(["amd64", "arm"]), default="amd64", show_default=True)
 @handle_errors
 @_with_report_on_failure
-def export_ort_cmd(supernet: str | None, subnet: str | None, weights: str | None, net_config: str | None,
-                   run_config: str | None, resolution: int | None, out_dir: str, overwrite: bool, opset: int | None,
-                   exporter: str | None,
-                   atol: float, rtol: float, no_validate: bool, seed: int, output_format: str, onnx_path: str | None,
-                   optimization_style: str, target_platform: str) -> None:
+def export_ort_cmd(out_dir: str, overwrite: bool, output_format: str, no_validate: bool, atol: float, rtol: float,
+                   optimization_style: str, target_platform: str, **source: Any) -> None:
     """ONNX → ORT format (.ort) with onnxruntime's converter, validated in ONNX Runtime."""
-    from ofa_deploy.export.api import export_model
-    from ofa_deploy.export.artifacts import check_out_dir
-
-    check_out_dir(out_dir, overwrite=overwrite)
-    with tempfile.TemporaryDirectory(prefix="ofa-export-") as tmp:
-        src, ref, info, notes = _source_onnx(Path(tmp), onnx_path=onnx_path, opset=opset, exporter=exporter, seed=seed,
-                                             supernet=supernet, subnet=subnet, weights=weights,
-                                             net_config=net_config, run_config=run_config, resolution=resolution)
-        options = _export_options(no_validate=no_validate, seed=seed, overwrite=overwrite, info=info, notes=notes,
-                                  atol=atol, rtol=rtol)
-        report = export_model(src, out_dir, format="ort", options=options, reference=ref,
-                        optimization_style=optimization_style, target_platform=target_platform)
-    _finish(report, output_format)
+    _convert_onnx("ort", source, out_dir, overwrite=overwrite, output_format=output_format, no_validate=no_validate,
+                  tolerance={"atol": atol, "rtol": rtol},
+                  optimization_style=optimization_style, target_platform=target_platform)
 
 
 @export_group.command("int8")
@@ -304,30 +314,20 @@ def export_ort_cmd(supernet: str | None, subnet: str | None, weights: str | None
               help="Required top-1 agreement with fp32 on the validation inputs.")
 @handle_errors
 @_with_report_on_failure
-def export_int8_cmd(supernet: str | None, subnet: str | None, weights: str | None, net_config: str | None,
-                    run_config: str | None, resolution: int | None, out_dir: str, overwrite: bool, opset: int | None,
-                    exporter: str | None,
-                    no_validate: bool, seed: int, output_format: str, onnx_path: str | None, calib_batches: int,
-                    min_top1: float) -> None:
+def export_int8_cmd(out_dir: str, overwrite: bool, output_format: str, no_validate: bool, calib_batches: int,
+                    min_top1: float, **source: Any) -> None:
     """ONNX → int8 ONNX (static QDQ, per-channel), judged by top-1 agreement (--min-top1); fp32/int8 latency."""
     import numpy as np
 
-    from ofa_deploy.export.api import export_model
-    from ofa_deploy.export.artifacts import check_out_dir
     from ofa_deploy.export.common import load_onnx_checked, resolve_input_shape
 
-    check_out_dir(out_dir, overwrite=overwrite)
-    with tempfile.TemporaryDirectory(prefix="ofa-export-") as tmp:
-        src, ref, info, notes = _source_onnx(Path(tmp), onnx_path=onnx_path, opset=opset, exporter=exporter, seed=seed,
-                                             supernet=supernet, subnet=subnet, weights=weights,
-                                             net_config=net_config, run_config=run_config, resolution=resolution)
+    def calibrate(src: Path) -> tuple[dict[str, Any], str]:
         shape, _ = resolve_input_shape(load_onnx_checked(src), None)
-        calib = np.random.default_rng(seed + 1).standard_normal((calib_batches, *shape[1:]), dtype=np.float32)
-        notes = [*notes, f"calibrated on {calib_batches} seeded random inputs, not real images"]
-        options = _export_options(no_validate=no_validate, seed=seed, overwrite=overwrite, info=info, notes=notes)
-        report = export_model(src, out_dir, format="int8", options=options, reference=ref, calibration=calib,
-                        min_top1=min_top1)
-    _finish(report, output_format)
+        calib = np.random.default_rng(source["seed"] + 1).standard_normal((calib_batches, *shape[1:]), dtype=np.float32)
+        return {"calibration": calib}, f"calibrated on {calib_batches} seeded random inputs, not real images"
+
+    _convert_onnx("int8", source, out_dir, overwrite=overwrite, output_format=output_format, no_validate=no_validate,
+                  tolerance={}, prepare=calibrate, min_top1=min_top1)
 
 
 @export_group.command("tvm")
@@ -343,26 +343,14 @@ def export_int8_cmd(supernet: str | None, subnet: str | None, weights: str | Non
               help="Persistent MetaSchedule database dir: tune once, later builds reuse it.")
 @handle_errors
 @_with_report_on_failure
-def export_tvm_cmd(supernet: str | None, subnet: str | None, weights: str | None, net_config: str | None,
-                   run_config: str | None, resolution: int | None, out_dir: str, overwrite: bool, opset: int | None,
-                   exporter: str | None,
-                   atol: float, rtol: float, no_validate: bool, seed: int, output_format: str,
-                   onnx_path: str | None, target: str | None, tune_trials: int, tune_max_tasks: int | None,
-                   tuning_db: str | None) -> None:
+def export_tvm_cmd(out_dir: str, overwrite: bool, output_format: str, no_validate: bool, atol: float, rtol: float,
+                   target: str | None, tune_trials: int, tune_max_tasks: int | None, tuning_db: str | None,
+                   **source: Any) -> None:
     """ONNX → TVM Relax shared library (.so), reloaded in a fresh VM and validated."""
-    from ofa_deploy.export.api import export_model
-    from ofa_deploy.export.artifacts import check_out_dir
     from ofa_deploy.export.tvm import import_tvm, parse_target
 
     tgt = parse_target(target)  # reject -mcpu=native before any expensive work
     import_tvm()
-    check_out_dir(out_dir, overwrite=overwrite)
-    with tempfile.TemporaryDirectory(prefix="ofa-export-") as tmp:
-        src, ref, info, notes = _source_onnx(Path(tmp), onnx_path=onnx_path, opset=opset, exporter=exporter, seed=seed,
-                                             supernet=supernet, subnet=subnet, weights=weights,
-                                             net_config=net_config, run_config=run_config, resolution=resolution)
-        options = _export_options(no_validate=no_validate, seed=seed, overwrite=overwrite, info=info, notes=notes,
-                                  atol=atol, rtol=rtol)
-        report = export_model(src, out_dir, format="tvm", options=options, reference=ref, target=tgt,
-                        tune_trials=tune_trials, tune_max_tasks=tune_max_tasks, tuning_db=tuning_db)
-    _finish(report, output_format)
+    _convert_onnx("tvm", source, out_dir, overwrite=overwrite, output_format=output_format, no_validate=no_validate,
+                  tolerance={"atol": atol, "rtol": rtol},
+                  target=tgt, tune_trials=tune_trials, tune_max_tasks=tune_max_tasks, tuning_db=tuning_db)

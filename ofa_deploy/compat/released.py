@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ofa_deploy.errors import CheckpointError, unknown_name
+from ofa_deploy.fileio import file_sha256
 from ofa_deploy.preprocessing import OFA_IMAGENET, Preprocessing
 from ofa_deploy.spaces.family import FAMILIES
 
@@ -103,14 +104,6 @@ def cache_dir(override: str | os.PathLike[str] | None = None) -> Path:
     return Path(override) if override is not None else cache_root()
 
 
-def sha256_of(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def download(url: str, dest: str | os.PathLike[str], *, sha256: str | None = None, timeout: float = 60.0,
              cache_root: str | os.PathLike[str] | None = None) -> Path:
     """Fetch `url` to `dest` unless it is already there (and matches `sha256`, if given).
@@ -122,7 +115,7 @@ def download(url: str, dest: str | os.PathLike[str], *, sha256: str | None = Non
     dest = Path(dest)
     relative = dest.relative_to(cache_root) if cache_root is not None else Path(dest.parent.name, dest.name)
     if dest.is_file():
-        if sha256 is None or sha256_of(dest) == sha256.lower():
+        if sha256 is None or file_sha256(dest) == sha256.lower():
             return dest
         log.warning("cached %s does not match sha256 %s; downloading again", dest, sha256)
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -60,6 +60,15 @@ def resolve_input_shape(model: Any, input_shape: tuple[int, ...] | None) -> tupl
     return (1 if dynamic else int(dims[0]), *(int(d) for d in dims[1:])), dynamic
 
 
+def load_source(onnx_path: str | os.PathLike[str], input_shape: tuple[int, ...] | None
+                ) -> tuple[Path, Any, tuple[int, ...], bool]:
+    """An exporter's source ONNX: (path, checked model, input shape, whether the batch is dynamic)."""
+    src = Path(onnx_path)
+    proto = load_onnx_checked(src)
+    shape, dynamic = resolve_input_shape(proto, input_shape)
+    return src, proto, shape, dynamic
+
+
 def reference_for(reference: Any, onnx_path: Path) -> tuple[Any, str]:
     """The validation reference: the given torch module/runner, else the source ONNX run in ORT."""
     if reference is not None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from ofa_deploy.errors import ExportError
 from ofa_deploy.export.artifacts import ExportReport, check_out_dir
-from ofa_deploy.export.common import copy_source, load_onnx_checked, reference_for, resolve_input_shape, timed
+from ofa_deploy.export.common import copy_source, load_onnx_checked, load_source, reference_for, timed
 from ofa_deploy.export.onnx import export_copy_onnx
 from ofa_deploy.export.options import ORT_PLATFORMS, ORT_STYLES, ExportOptions, OrtOptions, common_options
 from ofa_deploy.export.run import Check, export_and_publish, new_report, source_exporter
@@ -114,9 +114,7 @@ def run_ort(onnx_path: str | os.PathLike[str], out_dir: str | os.PathLike[str], 
             fmt: OrtOptions, *, reference: Any = None) -> ExportReport:
     """`export_ort` with its options as the two option objects (what `export` calls for ``format="ort"``)."""
     options = options.resolve(fmt)
-    src = Path(onnx_path)
-    proto = load_onnx_checked(src)
-    shape, dynamic = resolve_input_shape(proto, options.input_shape)
+    src, proto, shape, dynamic = load_source(onnx_path, options.input_shape)
     out = check_out_dir(out_dir, overwrite=options.overwrite)
     report = new_report("ort", out, options, files={"model": "model.ort"}, input_shape=shape,
                         subnet=options.subnet_info, source=src, opset=_opset(proto), dynamic_batch=dynamic,

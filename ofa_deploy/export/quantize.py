@@ -19,9 +19,9 @@ from ofa_deploy.export.artifacts import ExportReport, check_out_dir
 from ofa_deploy.export.common import (
     copy_source,
     load_onnx_checked,
+    load_source,
     onnx_input_shape,
     reference_for,
-    resolve_input_shape,
     timed,
 )
 from ofa_deploy.export.onnx import export_copy_onnx
@@ -156,9 +156,7 @@ def run_int8(onnx_path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
              fmt: Int8Options, *, reference: Any = None) -> ExportReport:
     """`export_int8` with its options as the two option objects (what `export` calls for ``format="int8"``)."""
     options = options.resolve(fmt)
-    src = Path(onnx_path)
-    proto = load_onnx_checked(src)
-    shape, dynamic = resolve_input_shape(proto, options.input_shape)
+    src, proto, shape, dynamic = load_source(onnx_path, options.input_shape)
     batches = calibration_batches(fmt.calibration)
     out = check_out_dir(out_dir, overwrite=options.overwrite)
     report = new_report("int8", out, options, files={"model": "model_int8.onnx"}, input_shape=shape,

@@ -35,7 +35,19 @@ def _conv_bn_act(conv: nn.Module, bn: nn.Module, act: str) -> nn.Sequential:
     return nn.Sequential(parts)
 
 
-class DynamicMBConv(nn.Module):
+class _ElasticLayer(nn.Module):
+    """An elastic layer: `active_state(spec)` gives the weights of setting `spec`, `copy_to` writes them."""
+
+    def active_state(self, spec: LayerSpec) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def copy_to(self, layer: nn.Module, spec: LayerSpec) -> None:
+        """Write the weights of setting `spec` into the static layer (`MBConvLayer`, `ConvLayer`...) built from
+        `spec`."""
+        write_state(layer, self.active_state(spec))
+
+
+class DynamicMBConv(_ElasticLayer):
     """Inverted residual with elastic kernel size and expand ratio (OFA's DynamicMBConvLayer).
 
     Built from the block's largest spec (largest kernel and mid width); the residual add is done by
@@ -87,12 +99,8 @@ class DynamicMBConv(nn.Module):
         state.update(prefixed("point_linear.bn", self.point_linear.bn.active_state(cout)))
         return state
 
-    def copy_to(self, layer: nn.Module, spec: LayerSpec) -> None:
-        """Write the weights of setting `spec` into a static `MBConvLayer` built from `spec`."""
-        write_state(layer, self.active_state(spec))
 
-
-class DynamicConvLayer(nn.Module):
+class DynamicConvLayer(_ElasticLayer):
     """conv + [bn] + act with elastic output width (OFA's DynamicConvLayer; ResNet stem)."""
 
     def __init__(self, max_spec: LayerSpec, *, bn_eps: float = 1e-5, bn_momentum: float = 0.1) -> None:
@@ -115,12 +123,8 @@ class DynamicConvLayer(nn.Module):
             state.update(prefixed("bn", self.bn.active_state(spec.out_channels)))
         return state
 
-    def copy_to(self, layer: nn.Module, spec: LayerSpec) -> None:
-        """Write the weights of setting `spec` into a static `ConvLayer`."""
-        write_state(layer, self.active_state(spec))
 
-
-class DynamicLinearLayer(nn.Module):
+class DynamicLinearLayer(_ElasticLayer):
     """Flatten + linear with elastic input width (OFA's DynamicLinearLayer; ResNet classifier)."""
 
     def __init__(self, max_spec: LayerSpec) -> None:
@@ -135,12 +139,8 @@ class DynamicLinearLayer(nn.Module):
         """State dict of the static `LinearLayer` built from `spec`."""
         return prefixed("linear", self.linear.active_state(spec.out_channels, spec.in_channels))
 
-    def copy_to(self, layer: nn.Module, spec: LayerSpec) -> None:
-        """Write the weights of setting `spec` into a static `LinearLayer`."""
-        write_state(layer, self.active_state(spec))
 
-
-class DynamicBottleneck(nn.Module):
+class DynamicBottleneck(_ElasticLayer):
     """ResNet-D bottleneck with elastic in/mid/out width (OFA's DynamicResNetBottleneckBlock)."""
 
     def __init__(self, max_spec: LayerSpec, *, bn_eps: float = 1e-5, bn_momentum: float = 0.1) -> None:
@@ -187,12 +187,8 @@ class DynamicBottleneck(nn.Module):
             state.update(prefixed("downsample.bn", self.downsample.bn.active_state(cout)))
         return state
 
-    def copy_to(self, layer: nn.Module, spec: LayerSpec) -> None:
-        """Write the weights of setting `spec` into a static `BottleneckLayer`."""
-        write_state(layer, self.active_state(spec))
 
-
-class ResidualBlock(nn.Module):
+class ResidualBlock(_ElasticLayer):
     """``conv(x) [+ x]``: OFA's ResidualBlock with an identity shortcut (no parameters of its own).
 
     `conv` is a dynamic layer (called with the spec) or a static one (called without).
@@ -213,9 +209,6 @@ class ResidualBlock(nn.Module):
         if hasattr(self.conv, "active_state"):
             return self.conv.active_state(spec)
         return static_state(self.conv)
-
-    def copy_to(self, layer: nn.Module, spec: LayerSpec) -> None:
-        write_state(layer, self.active_state(spec))
 
 
 @torch.no_grad()

@@ -2,12 +2,11 @@
 ``fleet.png`` (each device's predicted front, budget, pick, and predicted → measured latency)."""
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ofa_deploy.fileio import atomic_path, atomic_write_json, atomic_write_text
+from ofa_deploy.fileio import atomic_path, atomic_write_json, atomic_write_text, file_sha256
 
 
 @dataclass
@@ -62,7 +61,7 @@ def device_record(device: Any, result: Any, setup: Any, outcome: Any, table: Any
         "predicted": {"top1": result.predicted["accuracy"], "latency_ms": result.predicted["latency_ms"]},
         "measured": {"top1": pick.top1, "latency_ms": m.ms, "interval_ms": list(m.interval_ms), "wall_ms": m.wall_ms,
                      "converged": m.converged, "rounds": m.rounds},
-        "artifact": {"path": str(artifact.relative_to(root)), "format": pick.format, "sha256": _sha256(artifact)},
+        "artifact": {"path": str(artifact.relative_to(root)), "format": pick.format, "sha256": file_sha256(artifact)},
         "table": {**{k: v for k, v in table.info.items() if k not in ("anchor", "calibration")},
                   "adapted_from": table.info.get("adapted_from"),
                   "provenance": provenance.to_dict() if provenance is not None else None},
@@ -72,14 +71,6 @@ def device_record(device: Any, result: Any, setup: Any, outcome: Any, table: Any
         "dir": str(result.out_dir.relative_to(root)), "report": str((result.out_dir / "report.json").relative_to(root)),
         "timings_s": {k: round(v, 3) for k, v in result.report["timings_s"].items()},
     }
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def write_bundle(out: Path, spec: Any, records: list[dict[str, Any]], *, job_info: dict[str, Any]) -> Any:

@@ -109,6 +109,15 @@ class _SlotPredictor:
             self._raise_missing(self.space.from_genes(np.atleast_2d(genes)[bad[:1]])[0])
         return total
 
+    def predict(self, cfgs: Sequence[SubnetConfig] | SubnetConfig, resolution: int | None = None) -> np.ndarray:
+        """Each subnet's walk sum (at `resolution`, else the subnet's own)."""
+        cfgs = [cfgs] if isinstance(cfgs, SubnetConfig) else list(cfgs)
+        return np.array([self.walk_sum(c, resolution) for c in cfgs], dtype=np.float64)
+
+    def predict_genes(self, genes: np.ndarray) -> np.ndarray:
+        """Each gene row's walk sum (rows of shape (N, n_genes))."""
+        return self._raw_genes(genes)
+
     def _raise_missing(self, cfg: SubnetConfig) -> None:
         self.walk_sum(cfg)  # raises the miss error naming the first missing layer
         raise ConfigError(f"internal error: NaN prediction for {cfg.to_string()}")  # pragma: no cover
@@ -125,9 +134,6 @@ class LayerCounter(_SlotPredictor):
 
     def predict(self, cfgs: Sequence[SubnetConfig]) -> np.ndarray:
         return np.array([len(self.space.walk_layers(c)) for c in cfgs], dtype=np.float64)
-
-    def predict_genes(self, genes: np.ndarray) -> np.ndarray:
-        return self._raw_genes(genes)
 
 
 class LatencyPredictor(_SlotPredictor):
@@ -271,14 +277,6 @@ class MacsPredictor(_SlotPredictor):
     def _layer_value(self, spec: LayerSpec, resolution: int) -> float:
         return layer_macs(spec) / 1e6
 
-    def predict(self, cfgs: Sequence[SubnetConfig] | SubnetConfig, resolution: int | None = None) -> np.ndarray:
-        cfgs = [cfgs] if isinstance(cfgs, SubnetConfig) else list(cfgs)
-        return np.array([self.walk_sum(c, resolution) for c in cfgs], dtype=np.float64)
-
-    def predict_genes(self, genes: np.ndarray) -> np.ndarray:
-        """MMACs of each gene row (N, n_genes)."""
-        return self._raw_genes(genes)
-
     def breakdown(self, cfg: SubnetConfig, resolution: int | None = None) -> list[tuple[LayerSpec, float]]:
         return self.walk_values(cfg, resolution)
 
@@ -291,13 +289,6 @@ class ParamsPredictor(_SlotPredictor):
 
     def _layer_value(self, spec: LayerSpec, resolution: int) -> float:
         return layer_params(spec) / 1e6
-
-    def predict(self, cfgs: Sequence[SubnetConfig] | SubnetConfig, resolution: int | None = None) -> np.ndarray:
-        cfgs = [cfgs] if isinstance(cfgs, SubnetConfig) else list(cfgs)
-        return np.array([self.walk_sum(c, resolution) for c in cfgs], dtype=np.float64)
-
-    def predict_genes(self, genes: np.ndarray) -> np.ndarray:
-        return self._raw_genes(genes)
 
 
 __all__ = ["CalibrationFit", "EfficiencyPredictor", "LatencyPredictor", "LayerCounter", "MacsPredictor",

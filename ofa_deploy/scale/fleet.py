@@ -11,13 +11,13 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from ofa_deploy.executors import Executor
-from ofa_deploy.scale.ray_executor import JobActor, init_ray, require_ray
+from ofa_deploy.scale.pool import require_resources
+from ofa_deploy.scale.ray_executor import JobActor, RayClient, init_ray, require_ray
 
 log = logging.getLogger(__name__)
 
 
-class DeviceExecutor(Executor):
+class DeviceExecutor(RayClient):
     """One Ray actor per device item, placed by the resource ``device:<item.name>``.
 
     Args:
@@ -43,14 +43,7 @@ class DeviceExecutor(Executor):
             return
         resources = {f"device:{item.name}": 1 for item in items}
         self._started = init_ray(self.address, resources=resources) or self._started
-        offered = ray.cluster_resources()
-        missing = [r for r in resources if offered.get(r, 0) < 1]
-        if missing:
-            from ofa_deploy.profiling.hosts.devices import DeviceUnavailableError
-
-            raise DeviceUnavailableError(
-                f"no node of the Ray cluster offers {', '.join(missing)}; start the node next to each device with "
-                f"`ray start --address <head> --resources '{{\"{missing[0]}\": 1}}'`")
+        require_resources(ray, resources)
         job_ref = ray.put(job)
         actor_cls = ray.remote(JobActor)
         actors = {item.name: actor_cls.options(num_cpus=0, resources={f"device:{item.name}": 1}, max_restarts=0,
@@ -71,11 +64,6 @@ class DeviceExecutor(Executor):
         finally:
             for actor in actors.values():
                 ray.kill(actor)
-
-    def close(self) -> None:
-        if self._started:
-            require_ray().shutdown()
-            self._started = False
 
 
 __all__ = ["DeviceExecutor"]

@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from ofa_deploy.errors import ConfigError
-from ofa_deploy.executors import Executor
 from ofa_deploy.profiling.hosts.devices import DEFAULT_TOLERANCE, DeviceSpec, DeviceUnavailableError, flag_devices
 from ofa_deploy.profiling.methods import task_key
-from ofa_deploy.scale.ray_executor import dispatch, init_ray, require_ray
+from ofa_deploy.scale.ray_executor import RayClient, dispatch, init_ray, require_ray
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +74,17 @@ class DeviceActor:
         self.runner.close()
 
 
-class DevicePool(Executor):
+def require_resources(ray: Any, resources: Iterable[str]) -> None:
+    """Raise `DeviceUnavailableError` naming the device resources no node of the Ray cluster offers."""
+    offered = ray.cluster_resources()
+    missing = [r for r in resources if offered.get(r, 0) < 1]
+    if missing:
+        raise DeviceUnavailableError(
+            f"no node of the Ray cluster offers {', '.join(missing)}; start the node next to each device with "
+            f"`ray start --address <head> --resources '{{\"{missing[0]}\": 1}}'`")
+
+
+class DevicePool(RayClient):
     """Executor over devices: items spread over the pool, one in flight per device.
 
     Args:
@@ -124,13 +133,8 @@ class DevicePool(Executor):
         log.warning("device %s left the pool: %s", name, error)
 
     def _start(self, ray: Any, job: Any, names: Iterable[str]) -> dict[str, Any]:
-        offered = ray.cluster_resources()
         wanted = [d for d in self.devices if d.name in set(names)]
-        missing = [d.resource for d in wanted if offered.get(d.resource, 0) < 1]
-        if missing:
-            raise DeviceUnavailableError(
-                f"no node of the Ray cluster offers {', '.join(missing)}; start the node next to each device with "
-                f"`ray start --address <head> --resources '{{\"{missing[0]}\": 1}}'`")
+        require_resources(ray, [d.resource for d in wanted])
         actor_cls = ray.remote(DeviceActor)
         job_ref = ray.put(job)
         actors = {d.name: actor_cls.options(num_cpus=0, resources={d.resource: 1}, max_restarts=0,
@@ -172,11 +176,6 @@ class DevicePool(Executor):
                     pass
                 ray.kill(actor)
             self.actors = {}
-
-    def close(self) -> None:
-        if self._started:
-            require_ray().shutdown()
-            self._started = False
 
 
 def run_pooled(pool: DevicePool, job: PoolJob, tasks: Sequence[Any], all_tasks: Sequence[Any], store: Any, *,
@@ -228,4 +227,4 @@ def pool_provenance(provenance: Any, pool: dict[str, Any]) -> Any:
     return dataclasses.replace(provenance, device="pool:" + ",".join(good), notes=json.dumps({**notes, "pool": pool}))
 
 
-__all__ = ["DeviceActor", "DevicePool", "PoolJob", "pool_job", "pool_provenance", "run_pooled"]
+__all__ = ["DeviceActor", "DevicePool", "PoolJob", "pool_job", "pool_provenance", "require_resources", "run_pooled"]

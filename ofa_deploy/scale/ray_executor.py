@@ -165,7 +165,18 @@ def dispatch(ray: Any, actors: dict[str, Any], items: Iterable[Any], *, max_retr
         yield value
 
 
-class RayExecutor(Executor):
+class RayClient(Executor):
+    """An executor on Ray: `close` shuts down the local Ray instance its `map` started (``_started``)."""
+
+    _started: bool = False
+
+    def close(self) -> None:
+        if self._started:
+            require_ray().shutdown()
+            self._started = False
+
+
+class RayExecutor(RayClient):
     """`workers` Ray actors (default: one per free CPU of the cluster, at most one per item).
 
     Args:
@@ -220,11 +231,6 @@ class RayExecutor(Executor):
                 ray.kill(actor)
             self.actors = {}
 
-    def close(self) -> None:
-        if self._started:
-            require_ray().shutdown()
-            self._started = False
 
-
-__all__ = ["JobActor", "RayExecutor", "check_reachable", "dispatch", "init_ray", "require_ray",
+__all__ = ["JobActor", "RayClient", "RayExecutor", "check_reachable", "dispatch", "init_ray", "require_ray",
            "worker_runtime_env"]

@@ -194,6 +194,64 @@ def runner_visit(settings: ProtocolSettings) -> Visit:
     return lambda runner: measure_round(runner, timer)[0]
 
 
+def run_rounds(
+    keys: Sequence[Hashable],
+    visit_round: Callable[[list[Hashable]], list[float]],
+    settings: ProtocolSettings,
+    *,
+    now: Callable[[], float] = time.perf_counter,
+) -> tuple[dict[Hashable, list[float]], dict[Hashable, tuple[float, float]], int, float]:
+    """The protocol's loop: rounds over the still-active keys in a fresh random order until each key's median
+    ratio is within ``±settings.target`` (bootstrap interval) or the rounds or time run out.
+
+    Args:
+        keys: the items to time.
+        visit_round: visits the given keys in that order and returns each one's ratio to the anchor, in order.
+        settings: the stopping rule and the seed of the visiting order and the bootstrap.
+        now: the clock the time cap reads.
+
+    Returns:
+        each key's ratios, the converged keys with their interval at convergence, the rounds run, and the
+        `now()` reading when the rounds started.
+    """
+    rng = np.random.default_rng(settings.seed)
+    ratios: dict[Hashable, list[float]] = {k: [] for k in keys}
+    done: dict[Hashable, tuple[float, float]] = {}  # converged items → their interval at convergence
+    start = now()
+    rounds = 0
+    active = list(keys)
+    while active and rounds < settings.max_rounds:
+        if rounds >= settings.min_rounds and now() - start > settings.time_cap_s:
+            break
+        order = [active[i] for i in rng.permutation(len(active))]
+        for key, ratio in zip(order, visit_round(order), strict=True):
+            ratios[key].append(ratio)
+        rounds += 1
+        if rounds >= settings.min_rounds:
+            for key in list(active):
+                med = float(np.median(ratios[key]))
+                ci = median_interval(ratios[key], confidence=settings.confidence, n_boot=settings.bootstrap, rng=rng)
+                if relative_halfwidth(med, ci) <= settings.target:
+                    done[key] = ci
+                    active.remove(key)
+    return ratios, done, rounds, start
+
+
+def _results(keys: Sequence[Hashable], ratios: Mapping[Hashable, list[float]],
+             item_ms: Mapping[Hashable, list[float]], brackets: Mapping[Hashable, list[float]],
+             done: Mapping[Hashable, tuple[float, float]], settings: ProtocolSettings) -> dict[Hashable, PairedResult]:
+    """Each key's `PairedResult`: its interval at convergence, else one bootstrapped from all its rounds."""
+    results = {}
+    for key in keys:
+        ci = done.get(key) or median_interval(ratios[key], confidence=settings.confidence,
+                                              n_boot=settings.bootstrap, rng=np.random.default_rng(settings.seed))
+        results[key] = PairedResult(ratio=float(np.median(ratios[key])), interval=ci,
+                                    anchor_ms=float(np.median(brackets[key])), rounds=len(ratios[key]),
+                                    converged=key in done, ratios=ratios[key], item_ms=item_ms[key],
+                                    anchor_visits_ms=brackets[key])
+    return results
+
+
 def measure_paired(
     items: Mapping[Hashable, Any],
     anchor: Any,
@@ -216,20 +274,14 @@ def measure_paired(
     if not items:
         raise ConfigError("measure_paired needs at least one item to time")
     visit = visit or runner_visit(settings)
-    rng = np.random.default_rng(settings.seed)
     keys = list(items)
-    ratios: dict[Hashable, list[float]] = {k: [] for k in keys}
     item_ms: dict[Hashable, list[float]] = {k: [] for k in keys}
     brackets: dict[Hashable, list[float]] = {k: [] for k in keys}
     anchor_series: list[float] = []
-    done: dict[Hashable, tuple[float, float]] = {}  # converged items → their interval at convergence
-    start = now()
-    rounds = 0
-    active = list(keys)
-    while active and rounds < settings.max_rounds:
-        if rounds >= settings.min_rounds and now() - start > settings.time_cap_s:
-            break
-        order = [active[i] for i in rng.permutation(len(active))]
+
+    def visit_round(order: list[Hashable]) -> list[float]:
+        """A I1 A I2 A ...: each item bracketed by the anchor visits before and after it."""
+        out = []
         before = visit(anchor)
         anchor_series.append(before)
         for key in order:
@@ -237,28 +289,16 @@ def measure_paired(
             after = visit(anchor)
             anchor_series.append(after)
             bracket = (before + after) / 2
-            ratios[key].append(value / bracket)
+            out.append(value / bracket)
             item_ms[key].append(value)
             brackets[key].append(bracket)
             before = after
             if progress is not None:
                 progress(1)
-        rounds += 1
-        if rounds >= settings.min_rounds:
-            for key in list(active):
-                med = float(np.median(ratios[key]))
-                ci = median_interval(ratios[key], confidence=settings.confidence, n_boot=settings.bootstrap, rng=rng)
-                if relative_halfwidth(med, ci) <= settings.target:
-                    done[key] = ci
-                    active.remove(key)
-    results = {}
-    for key in keys:
-        med = float(np.median(ratios[key]))
-        ci = done.get(key) or median_interval(ratios[key], confidence=settings.confidence,
-                                              n_boot=settings.bootstrap, rng=np.random.default_rng(settings.seed))
-        results[key] = PairedResult(ratio=med, interval=ci, anchor_ms=float(np.median(brackets[key])),
-                                    rounds=len(ratios[key]), converged=key in done,
-                                    ratios=ratios[key], item_ms=item_ms[key], anchor_visits_ms=brackets[key])
+        return out
+
+    ratios, done, rounds, start = run_rounds(keys, visit_round, settings, now=now)
+    results = _results(keys, ratios, item_ms, brackets, done, settings)
     unconverged = [k for k in keys if k not in done]
     if unconverged:
         log.warning("%d of %d items did not reach ±%.1f%% within %d rounds / %.0f s (e.g. %s: ±%.1f%%)",
@@ -284,42 +324,24 @@ def measure_paired_visits(
     """
     if not items:
         raise ConfigError("measure_paired_visits needs at least one item to time")
-    rng = np.random.default_rng(settings.seed)
     keys = list(items)
-    ratios: dict[Hashable, list[float]] = {k: [] for k in keys}
     item_ms: dict[Hashable, list[float]] = {k: [] for k in keys}
     brackets: dict[Hashable, list[float]] = {k: [] for k in keys}
-    done: dict[Hashable, tuple[float, float]] = {}
-    start = now()
-    rounds = 0
-    active = list(keys)
-    while active and rounds < settings.max_rounds:
-        if rounds >= settings.min_rounds and now() - start > settings.time_cap_s:
-            break
-        for key in [active[i] for i in rng.permutation(len(active))]:
+
+    def visit_round(order: list[Hashable]) -> list[float]:
+        out = []
+        for key in order:
             visit = paired_visit(key)
-            ratios[key].append(float(visit["ratio"]))
+            out.append(float(visit["ratio"]))
             item_ms[key].append(float(visit["item_ms"]))
             brackets[key].append(float(visit["anchor_ms"]))
-        rounds += 1
-        if rounds >= settings.min_rounds:
-            for key in list(active):
-                med = float(np.median(ratios[key]))
-                ci = median_interval(ratios[key], confidence=settings.confidence, n_boot=settings.bootstrap, rng=rng)
-                if relative_halfwidth(med, ci) <= settings.target:
-                    done[key] = ci
-                    active.remove(key)
-    results = {}
-    for key in keys:
-        ci = done.get(key) or median_interval(ratios[key], confidence=settings.confidence,
-                                              n_boot=settings.bootstrap, rng=np.random.default_rng(settings.seed))
-        results[key] = PairedResult(ratio=float(np.median(ratios[key])), interval=ci,
-                                    anchor_ms=float(np.median(brackets[key])), rounds=len(ratios[key]),
-                                    converged=key in done, ratios=ratios[key], item_ms=item_ms[key],
-                                    anchor_visits_ms=brackets[key])
-    return PairedRun(results=results, anchor_visits_ms=[v for k in keys for v in brackets[k]], settings=settings,
+        return out
+
+    ratios, done, rounds, start = run_rounds(keys, visit_round, settings, now=now)
+    return PairedRun(results=_results(keys, ratios, item_ms, brackets, done, settings),
+                     anchor_visits_ms=[v for k in keys for v in brackets[k]], settings=settings,
                      rounds=rounds, seconds=now() - start)
 
 
 __all__ = ["PairedResult", "PairedRun", "ProtocolSettings", "measure_paired", "measure_paired_visits",
-           "median_interval", "relative_halfwidth", "runner_visit"]
+           "median_interval", "relative_halfwidth", "run_rounds", "runner_visit"]
