@@ -63,12 +63,13 @@ def host_table_path(profile: str, supernet: str, fingerprint: Mapping[str, Any],
 
 
 def find_table(profile: str, supernet: str, *, here: Mapping[str, Any] | None = None) -> Path:
-    """The stored table for (`profile`, `supernet`): the first one, in `table_search_path` order, measured on this
-    host (its fingerprint matches `here`, default: this machine with the profile's runtime); with none measured
-    here, the first usable one (callers then check its host and warn, refuse or adapt). Adapted tables whose
-    held-out check failed are never picked. The log says which table was picked and why."""
+    """The stored table for (`profile`, `supernet`) from the first place in `table_search_path` that has a usable
+    one (the user's cache, then the user's profile dir, then the packaged tables). Within that place, the table
+    measured on this host (its fingerprint matches `here`, default: this machine with the profile's runtime);
+    with none measured here, its default table (callers then check its host and warn, refuse or adapt). Adapted
+    tables whose held-out check failed are never picked. The log says which table was picked and why."""
     candidates = table_search_path(profile, supernet)
-    usable: list[Path] = []
+    places: dict[Path, list[Path]] = {}
     refused: list[str] = []
     for path in candidates:
         if path.is_file():
@@ -76,8 +77,9 @@ def find_table(profile: str, supernet: str, *, here: Mapping[str, Any] | None = 
             if why:
                 refused.append(f"{path}: {why}")
             else:
-                usable.append(path)
-    if usable:
+                places.setdefault(path.parent, []).append(path)
+    if places:
+        usable = next(iter(places.values()))
         if len(usable) == 1:
             return usable[0]
         here = here if here is not None else _fingerprint_here(profile)
@@ -85,8 +87,8 @@ def find_table(profile: str, supernet: str, *, here: Mapping[str, Any] | None = 
             if _measured_here(path, here):
                 log.info("latency table for %s on %s: %s (measured on this host)", supernet, profile, path)
                 return path
-        log.info("latency table for %s on %s: %s (none of the %d stored tables was measured on this host)",
-                 supernet, profile, usable[0], len(usable))
+        log.info("latency table for %s on %s: %s (none of the %d tables in %s was measured on this host)",
+                 supernet, profile, usable[0], len(usable), usable[0].parent)
         return usable[0]
     if refused:
         raise ConfigError(f"no usable latency table for hardware profile {profile!r} and supernet {supernet!r}: "
