@@ -1,4 +1,4 @@
-"""The deploy pipeline as named steps, composed into `deploy` (one target) and `deploy_fleet` (one subnet per
+"""The deploy pipeline as named steps, composed into `deploy` (one target, `single.py`) and `deploy_fleet` (one subnet per
 device of a fleet).
 
 Steps (one module each, typed inputs and outputs): `tables` (resolve the latency table: load, reuse, build,
@@ -9,7 +9,7 @@ Fleets add `fleet_spec` (the fleet file), `subnets` (work shared across devices)
 summary, plot).
 """
 from ofa_deploy.pipeline.bundle import FleetResult
-from ofa_deploy.pipeline.deploy import deploy
+from ofa_deploy.pipeline.single import deploy
 from ofa_deploy.pipeline.fleet import deploy_fleet
 from ofa_deploy.pipeline.fleet_spec import FleetSpec, load_fleet, parse_fleet
 from ofa_deploy.pipeline.request import DeployRequest, DeployResult
