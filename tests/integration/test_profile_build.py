@@ -258,5 +258,8 @@ def test_in_context_build_covers_the_space_and_resumes(space, profile, full_buil
                       model_dir=tmp_path / "models", context_subnets=2, calibration_subnets=0)
     assert extra.measured == FAST.rounds * (n_cfgs + 2) and set(extra.table) == set(table)
     # in context, each layer costs about what it costs alone or more (colder caches), never ~0
-    ratio = sorted(table.latency(s) / full_build.table.latency(s) for s in table)
+    # (the isolated build may clip its one tiniest layer to 0 within the overhead's noise: that entry is left out)
+    alone = {s: full_build.table.latency(s) for s in table}
+    assert sum(ms == 0 for ms in alone.values()) <= 1
+    ratio = sorted(table.latency(s) / ms for s, ms in alone.items() if ms > 0)
     assert ratio[len(ratio) // 2] > 0.5
