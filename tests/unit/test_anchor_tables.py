@@ -126,12 +126,12 @@ def test_foreign_host_is_named_with_both_fingerprints(space, caplog):
 
 
 # Provenance as ofa-deploy 0.1.0 wrote it: before host fingerprints (flat fields only), then with both.
-FLAT_PROVENANCE = (b'{"device": "vm", "cpu_model": "Intel(R) Xeon(R) Processor", "backend": "onnxruntime", '
+FLAT_PROVENANCE = (b'{"device": "vm", "cpu_model": "Build Host CPU (0.1.0 flat fields)", "backend": "onnxruntime", '
                    b'"backend_version": "1.0.0", "execution_provider": "CPUExecutionProvider", "threads": 1, '
                    b'"precision": "fp32", "batch_size": 1, "profile_name": "ort-cpu-1t", "supernet": "ofa_mbv3_w10"}')
-BOTH_PROVENANCE = (b'{"device": "vm", "cpu_model": "AMD EPYC", "backend": "onnxruntime", "backend_version": "1.32.0", '
+BOTH_PROVENANCE = (b'{"device": "vm", "cpu_model": "Build Host CPU (0.1.0 both)", "backend": "onnxruntime", "backend_version": "1.32.0", '
                    b'"execution_provider": "CPUExecutionProvider", "threads": 1, "profile_name": "ort-cpu-1t", '
-                   b'"host": {"cpu_model": "AMD EPYC", "cores": 2, "backend": "onnxruntime", '
+                   b'"host": {"cpu_model": "Build Host CPU (0.1.0 both)", "cores": 2, "backend": "onnxruntime", '
                    b'"backend_version": "1.32.0", "provider": "CPUExecutionProvider", "threads": 1}}')
 OFA_PROVENANCE = b'{"device": "note10", "backend": "ofa-lut", "supernet": "ofa_mbv3_w12"}'
 
@@ -145,7 +145,7 @@ def _with_provenance(space, raw: bytes, path):
 
 def test_old_provenance_loads_with_each_host_fact_once(space, tmp_path):
     flat = _with_provenance(space, FLAT_PROVENANCE, tmp_path / "flat.json")
-    assert flat.provenance.host == {"cpu_model": "Intel(R) Xeon(R) Processor", "backend": "onnxruntime",
+    assert flat.provenance.host == {"cpu_model": "Build Host CPU (0.1.0 flat fields)", "backend": "onnxruntime",
                                     "backend_version": "1.0.0", "provider": "CPUExecutionProvider", "threads": 1}
     # the partial fingerprint the flat fields recorded, here and elsewhere (the machine only: no profile named)
     legacy = {**json.loads(FLAT_PROVENANCE), "profile_name": ""}
@@ -157,7 +157,7 @@ def test_old_provenance_loads_with_each_host_fact_once(space, tmp_path):
                             tmp_path / "here.json")
     assert check_table_host(here, None).ok  # the same machine, as far as a legacy provenance can tell
     both = _with_provenance(space, BOTH_PROVENANCE, tmp_path / "both.json")
-    assert both.provenance.host["cpu_model"] == "AMD EPYC" and both.provenance.host["cores"] == 2
+    assert both.provenance.host["cpu_model"] == "Build Host CPU (0.1.0 both)" and both.provenance.host["cores"] == 2
     ofa = _with_provenance(space, OFA_PROVENANCE, tmp_path / "ofa.json")
     assert ofa.provenance.host == {"backend": "ofa-lut"} and not check_table_host(ofa, None).known
     for table in (flat, both, ofa):
